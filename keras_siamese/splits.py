@@ -1,0 +1,149 @@
+"""Class splits: which classes are seen in training and which are held out.
+
+A split `SEEN_UNSEEN` (e.g. `80_20`) divides the classes of a data set. As in
+the reference project, the default order puts the first class indices in the
+seen part and the last ones in the unseen part; `order="random"` draws a
+seeded partition instead. The seen classes' train images are further divided
+into a train part and a validation part (for checkpoint selection and, later,
+threshold calibration); unseen classes only ever appear in test data.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+import numpy as np
+
+from keras_siamese.datasets import ImageDataset
+from keras_siamese.errors import ConfigError
+
+SPLIT_ORDERS = ("sequential", "random")
+
+
+@dataclasses.dataclass(frozen=True)
+class ClassSplit:
+    """Seen and unseen class indices of one data set."""
+
+    seen: tuple[int, ...]
+    unseen: tuple[int, ...]
+
+    @property
+    def name(self) -> str:
+        return f"{len(self.seen)}_{len(self.unseen)}"
+
+
+def parse_split(spec: str, num_classes: int) -> tuple[int, int]:
+    """Parses `SEEN_UNSEEN` and checks that it covers every class.
+
+    Raises:
+        ConfigError: for a malformed string or counts that do not sum up.
+    """
+    match = re.fullmatch(r"(\d+)_(\d+)", spec.strip())
+    if not match:
+        raise ConfigError(
+            f"--split={spec} is not of the form SEEN_UNSEEN (for example 80_20 or 100_0)."
+        )
+    seen, unseen = int(match.group(1)), int(match.group(2))
+    if seen + unseen != num_classes:
+        raise ConfigError(
+            f"--split={spec} covers {seen + unseen} classes but the data set has "
+            f"{num_classes}: the two numbers must sum to {num_classes}."
+        )
+    if seen < 2:
+        raise ConfigError(
+            f"--split={spec} leaves {seen} seen class(es): training needs at least 2."
+        )
+    return seen, unseen
+
+
+def make_split(spec: str, num_classes: int, order: str = "sequential", seed: int = 0) -> ClassSplit:
+    """Builds the class split named by `spec`.
+
+    Args:
+        spec: `SEEN_UNSEEN`, e.g. `90_10`.
+        num_classes: number of classes in the data set.
+        order: `sequential` (seen = first indices, as the reference) or `random`.
+        seed: seed of the random partition.
+    """
+    num_seen, _ = parse_split(spec, num_classes)
+    if order == "sequential":
+        classes = np.arange(num_classes)
+    elif order == "random":
+        classes = np.random.default_rng(seed).permutation(num_classes)
+    else:
+        raise ConfigError(f"--split_order={order} is unknown: choose sequential or random.")
+    seen = tuple(sorted(int(c) for c in classes[:num_seen]))
+    unseen = tuple(sorted(int(c) for c in classes[num_seen:]))
+    return ClassSplit(seen=seen, unseen=unseen)
+
+
+@dataclasses.dataclass(frozen=True)
+class Partition:
+    """The arrays of one run, divided by role.
+
+    Attributes:
+        split: the class split.
+        train_images/train_labels: seen classes' train images minus validation.
+        val_images/val_labels: validation images carved from seen train images.
+        test_seen_images/test_seen_labels: test images of the seen classes.
+        test_unseen_images/test_unseen_labels: test images of the unseen classes.
+    """
+
+    split: ClassSplit
+    train_images: np.ndarray
+    train_labels: np.ndarray
+    val_images: np.ndarray
+    val_labels: np.ndarray
+    test_seen_images: np.ndarray
+    test_seen_labels: np.ndarray
+    test_unseen_images: np.ndarray
+    test_unseen_labels: np.ndarray
+
+
+def partition(
+    dataset: ImageDataset, split: ClassSplit, val_fraction: float, seed: int = 0
+) -> Partition:
+    """Divides a data set's arrays by the roles of `split`.
+
+    Validation takes `round(val_fraction * n)` images of each seen class
+    (seeded, at least one when `val_fraction > 0`), and every seen class keeps
+    at least two train images so that a positive pair exists. Test images keep
+    their order, so "the first test image of a class" stays the official one.
+
+    Raises:
+        ConfigError: for a bad fraction or a class too small to train on.
+    """
+    if not 0.0 <= val_fraction < 1.0:
+        raise ConfigError(f"--val_fraction={val_fraction} must be in [0, 1).")
+    rng = np.random.default_rng(seed)
+    train_idx, val_idx = [], []
+    for c in split.seen:
+        idx = np.flatnonzero(dataset.train_labels == c)
+        num_val = round(val_fraction * len(idx))
+        if val_fraction > 0:
+            num_val = max(num_val, 1)
+        if len(idx) - num_val < 2:
+            raise ConfigError(
+                f"Class {c} ({dataset.class_names[c]}) has {len(idx)} train image(s): "
+                f"after validation it keeps {len(idx) - num_val}, and training needs at least 2."
+            )
+        chosen = np.zeros(len(idx), dtype=bool)
+        chosen[rng.choice(len(idx), size=num_val, replace=False)] = True
+        val_idx.append(idx[chosen])
+        train_idx.append(idx[~chosen])
+    train = np.sort(np.concatenate(train_idx))
+    val = np.sort(np.concatenate(val_idx))
+    seen_test = np.flatnonzero(np.isin(dataset.test_labels, split.seen))
+    unseen_test = np.flatnonzero(np.isin(dataset.test_labels, split.unseen))
+    return Partition(
+        split=split,
+        train_images=dataset.train_images[train],
+        train_labels=dataset.train_labels[train],
+        val_images=dataset.train_images[val],
+        val_labels=dataset.train_labels[val],
+        test_seen_images=dataset.test_images[seen_test],
+        test_seen_labels=dataset.test_labels[seen_test],
+        test_unseen_images=dataset.test_images[unseen_test],
+        test_unseen_labels=dataset.test_labels[unseen_test],
+    )
