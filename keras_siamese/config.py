@@ -1,0 +1,129 @@
+"""The configuration of one training run, validated before anything is written.
+
+`TrainConfig` mirrors the flags of `train_main.py` one to one, so a run's
+resolved configuration can be written as a flagfile that reproduces it.
+Defaults are the reference project's protocol.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+from keras_siamese import splits
+from keras_siamese.datasets import SOURCES, dataset_info
+from keras_siamese.errors import ConfigError
+
+# The choices are defined here, with no Keras import, so that flags can be
+# checked in a fraction of a second before TensorFlow loads.
+DISTANCES = ("cosine", "euclidean")
+DEFAULT_MARGINS = {"cosine": 0.3, "euclidean": 1.0}
+EMBEDDINGS = ("gap", "dense")
+
+
+def check_distance(distance: str) -> None:
+    """Raises ConfigError unless `distance` is a known distance."""
+    if distance not in DISTANCES:
+        raise ConfigError(
+            f"--distance={distance} is unknown: choose one of {', '.join(DISTANCES)}."
+        )
+
+
+def check_margin(margin: float) -> None:
+    """Raises ConfigError unless `margin` is a positive number."""
+    if not margin > 0:
+        raise ConfigError(f"--margin={margin} must be greater than 0.")
+
+
+def check_depth(depth: int) -> None:
+    """Raises ConfigError unless `depth` is a CIFAR ResNet depth, 6n + 2 with n >= 1."""
+    if depth < 8 or (depth - 2) % 6:
+        raise ConfigError(
+            f"--depth={depth} is not a CIFAR ResNet depth: use 6n+2 (8, 20, 56, ...)."
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Every setting of a training run (see train_main.py for each flag's help)."""
+
+    workdir: str
+    dataset: str = "cifar100"
+    data_dir: str | None = None
+    data_source: str = "auto"
+    split: str = "90_10"
+    split_order: str = "sequential"
+    split_seed: int = 0
+    val_fraction: float = 0.1
+    depth: int = 56
+    embedding: str = "gap"
+    embedding_dim: int = 64
+    l2_normalize: bool = False
+    distance: str = "cosine"
+    margin: float | None = None
+    learning_rate: float = 1e-3
+    batch_size: int = 128
+    epochs: int = 150
+    steps_per_epoch: int = 0
+    flip: bool = True
+    crop: bool = False
+    seed: int = 0
+
+    @property
+    def resolved_margin(self) -> float:
+        """The margin, or the reference's default for the distance."""
+        return DEFAULT_MARGINS[self.distance] if self.margin is None else self.margin
+
+    def validate(self) -> None:
+        """Raises ConfigError (one clear sentence) for any invalid setting.
+
+        Checks everything that can be checked without reading data.
+        """
+        info = dataset_info(self.dataset)
+        if self.data_source not in SOURCES:
+            raise ConfigError(
+                f"--data_source={self.data_source} is unknown: choose one of {', '.join(SOURCES)}."
+            )
+        splits.parse_split(self.split, info.num_classes)
+        if self.split_order not in splits.SPLIT_ORDERS:
+            raise ConfigError(
+                f"--split_order={self.split_order} is unknown: choose sequential or random."
+            )
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise ConfigError(f"--val_fraction={self.val_fraction} must be in [0, 1).")
+        check_depth(self.depth)
+        if self.embedding not in EMBEDDINGS:
+            raise ConfigError(f"--embedding={self.embedding} is unknown: choose gap or dense.")
+        if self.embedding_dim < 1:
+            raise ConfigError(f"--embedding_dim={self.embedding_dim} must be at least 1.")
+        check_distance(self.distance)
+        check_margin(self.resolved_margin)
+        if not self.learning_rate > 0:
+            raise ConfigError(f"--learning_rate={self.learning_rate} must be greater than 0.")
+        for name in ("batch_size", "epochs"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"--{name}={getattr(self, name)} must be at least 1.")
+        if self.steps_per_epoch < 0:
+            raise ConfigError(
+                f"--steps_per_epoch={self.steps_per_epoch} must be 0 (one pass over the seen "
+                "train images) or positive."
+            )
+        if not self.workdir:
+            raise ConfigError("--workdir is required: the folder that will hold this run.")
+        if os.path.exists(self.workdir) and not os.path.isdir(self.workdir):
+            raise ConfigError(f"--workdir={self.workdir} is a file, not a folder.")
+
+    def to_flagfile(self) -> str:
+        """The configuration as flagfile lines (`--name=value`), one per setting."""
+        lines = []
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if field.name == "margin":
+                value = self.resolved_margin
+            if value is None:
+                continue
+            if isinstance(value, bool):
+                lines.append(f"--{field.name}" if value else f"--no{field.name}")
+            else:
+                lines.append(f"--{field.name}={value}")
+        return "\n".join(lines) + "\n"
