@@ -1,0 +1,176 @@
+"""tf.data pipelines of triplets (anchor, positive, negative) of uint8 images.
+
+Triplets are drawn with TensorFlow's stateless random ops from a seed that is
+a function of `(seed, epoch)`: the same seed gives the same triplets, each
+epoch gets new ones, and an epoch can be regenerated on its own (for example
+after resuming). Anchor and positive are two different images of one class;
+the negative is an image of another class. Augmentation (random horizontal
+flip, optional 4-pixel-padded random crop) is drawn per sample and per epoch
+the same way. Images stay uint8: the model normalises them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import tensorflow as tf
+
+from keras_siamese.errors import ConfigError
+
+INPUT_NAMES = ("anchor", "positive", "negative")
+CROP_PADDING = 4
+
+
+@dataclasses.dataclass(frozen=True)
+class Augmentation:
+    """Per-sample augmentation settings."""
+
+    flip: bool = True
+    crop: bool = False
+
+
+class TripletSampler:
+    """Draws triplet indices into a labelled image array.
+
+    Args:
+        labels: int array `[N]`; every class present needs at least two images.
+        seed: base seed; triplets are a function of `(seed, epoch)`.
+    """
+
+    def __init__(self, labels: np.ndarray, seed: int = 0):
+        labels = np.asarray(labels)
+        classes, counts = np.unique(labels, return_counts=True)
+        if len(classes) < 2:
+            raise ConfigError("Triplets need at least two classes in the training data.")
+        small = classes[counts < 2]
+        if len(small):
+            raise ConfigError(
+                f"Class {int(small[0])} has fewer than two train images: no positive pair "
+                "can be drawn from it."
+            )
+        self.order = np.argsort(labels, kind="stable")
+        self.classes = classes
+        self._counts = tf.constant(counts, tf.int64)
+        self._offsets = tf.constant(np.concatenate([[0], np.cumsum(counts)[:-1]]), tf.int64)
+        self._order = tf.constant(self.order, tf.int64)
+        self.seed = seed
+
+    def epoch_seed(self, epoch) -> tf.Tensor:
+        """The stateless seed of one epoch, shape `[2]`."""
+        base = tf.constant([self.seed, 0x5EED], tf.int64)
+        return tf.random.experimental.stateless_fold_in(base, tf.cast(epoch, tf.int64))
+
+    def sample(self, num_triplets: int, epoch) -> tf.Tensor:
+        """Returns int64 `[num_triplets, 3]` indices (anchor, positive, negative)."""
+        seeds = tf.random.experimental.stateless_split(self.epoch_seed(epoch), num=4)
+        shape = [num_triplets]
+        num_classes = tf.cast(tf.size(self._counts), tf.int64)
+
+        def uniform_below(seed, upper):
+            # Integers in [0, upper) with a per-element upper bound.
+            u = tf.random.stateless_uniform(shape, seed, dtype=tf.float64)
+            return tf.minimum(tf.cast(u * tf.cast(upper, tf.float64), tf.int64), upper - 1)
+
+        anchor_class = uniform_below(seeds[0], tf.fill(shape, num_classes))
+        count = tf.gather(self._counts, anchor_class)
+        anchor = uniform_below(seeds[1], count)
+        positive = (anchor + 1 + uniform_below(seeds[2], count - 1)) % count
+        shift = 1 + uniform_below(seeds[3], tf.fill(shape, num_classes - 1))
+        negative_class = (anchor_class + shift) % num_classes
+        negative_count = tf.gather(self._counts, negative_class)
+        negative = uniform_below(
+            tf.random.experimental.stateless_fold_in(seeds[3], 1), negative_count
+        )
+        offset = tf.gather(self._offsets, anchor_class)
+        negative_offset = tf.gather(self._offsets, negative_class)
+        positions = tf.stack(
+            [offset + anchor, offset + positive, negative_offset + negative], axis=1
+        )
+        return tf.gather(self._order, positions)
+
+
+def augment(image: tf.Tensor, seed: tf.Tensor, augmentation: Augmentation) -> tf.Tensor:
+    """Applies the random flip and crop of `augmentation` to one uint8 image."""
+    flip_seed, crop_seed = tf.unstack(tf.random.experimental.stateless_split(seed, num=2))
+    if augmentation.crop:
+        size = tf.shape(image)
+        padded = tf.pad(image, [[CROP_PADDING, CROP_PADDING], [CROP_PADDING, CROP_PADDING], [0, 0]])
+        image = tf.image.stateless_random_crop(padded, size, crop_seed)
+    if augmentation.flip:
+        image = tf.image.stateless_random_flip_left_right(image, flip_seed)
+    return image
+
+
+def triplet_dataset(
+    images: np.ndarray,
+    labels: np.ndarray,
+    batch_size: int,
+    steps_per_epoch: int,
+    seed: int = 0,
+    augmentation: Augmentation | None = None,
+    first_epoch: int = 0,
+) -> tf.data.Dataset:
+    """An endless dataset of training triplet batches, new triplets each epoch.
+
+    Each element is `({"anchor", "positive", "negative"}: uint8 [B, H, W, C],
+    zeros [B])`; the zeros are the dummy targets of the identity loss.
+
+    Args:
+        images: uint8 `[N, H, W, C]`; only these images are ever used.
+        labels: int `[N]`.
+        batch_size: triplets per batch.
+        steps_per_epoch: batches per epoch; each epoch draws
+            `batch_size * steps_per_epoch` triplets.
+        seed: base seed of triplets and augmentation.
+        augmentation: per-sample augmentation; None for none.
+        first_epoch: the epoch the dataset starts at (to resume a run).
+    """
+    sampler = TripletSampler(labels, seed)
+    augmentation = augmentation or Augmentation(flip=False, crop=False)
+    images_t = tf.constant(images)
+    per_epoch = batch_size * steps_per_epoch
+
+    def epoch_elements(epoch):
+        triplets = sampler.sample(per_epoch, epoch)
+        element_seed = sampler.epoch_seed(epoch + 1_000_003)
+        return (
+            tf.data.Dataset.from_tensor_slices(triplets)
+            .enumerate()
+            .map(lambda i, t: (t, tf.random.experimental.stateless_fold_in(element_seed, i)))
+        )
+
+    def load(triplet, seed_pair):
+        seeds = tf.random.experimental.stateless_split(seed_pair, num=3)
+        return {
+            name: augment(tf.gather(images_t, triplet[k]), seeds[k], augmentation)
+            for k, name in enumerate(INPUT_NAMES)
+        }
+
+    return (
+        tf.data.Dataset.range(first_epoch, np.iinfo(np.int64).max)
+        .flat_map(epoch_elements)
+        .map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        .batch(batch_size, drop_remainder=True)
+        .map(lambda x: (x, tf.zeros([batch_size], tf.float32)))
+        .prefetch(tf.data.AUTOTUNE)
+    )
+
+
+def fixed_triplet_dataset(
+    images: np.ndarray, labels: np.ndarray, num_triplets: int, batch_size: int, seed: int = 0
+) -> tf.data.Dataset:
+    """A finite dataset of the same `num_triplets` triplets every time (validation)."""
+    triplets = TripletSampler(labels, seed).sample(num_triplets, epoch=0)
+    images_t = tf.constant(images)
+
+    def load(triplet):
+        return {name: tf.gather(images_t, triplet[k]) for k, name in enumerate(INPUT_NAMES)}
+
+    return (
+        tf.data.Dataset.from_tensor_slices(triplets)
+        .map(load, num_parallel_calls=tf.data.AUTOTUNE)
+        .batch(batch_size)
+        .map(lambda x: (x, tf.zeros([tf.shape(x["anchor"])[0]], tf.float32)))
+        .prefetch(tf.data.AUTOTUNE)
+    )

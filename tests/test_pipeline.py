@@ -1,0 +1,144 @@
+import numpy as np
+import pytest
+
+from keras_siamese import pipeline
+from keras_siamese.errors import ConfigError
+
+
+def _indexed_images(labels):
+    """Images whose pixels encode their own index (row 0, col 0: index // 256, index % 256)."""
+    n = len(labels)
+    images = np.zeros((n, 8, 8, 3), np.uint8)
+    images[:, :, :, 0] = (np.arange(n) // 256)[:, None, None]
+    images[:, :, :, 1] = (np.arange(n) % 256)[:, None, None]
+    return images
+
+
+def _decode(batch):
+    return batch[:, 0, 0, 0].astype(np.int64) * 256 + batch[:, 0, 0, 1]
+
+
+def _first_batches(dataset, count):
+    return [({k: v.numpy() for k, v in x.items()}, y.numpy()) for x, y in dataset.take(count)]
+
+
+LABELS = np.repeat(np.arange(6), [2, 3, 5, 4, 7, 2])
+
+
+def test_sampler_draws_valid_triplets():
+    sampler = pipeline.TripletSampler(LABELS, seed=3)
+    triplets = sampler.sample(2000, epoch=0).numpy()
+    a, p, n = triplets.T
+    assert np.all(LABELS[a] == LABELS[p])
+    assert np.all(a != p)
+    assert np.all(LABELS[a] != LABELS[n])
+    # Every class serves as anchor and as negative.
+    assert set(LABELS[a]) == set(LABELS) and set(LABELS[n]) == set(LABELS)
+
+
+def test_sampler_is_seeded_and_new_each_epoch():
+    first = pipeline.TripletSampler(LABELS, seed=3).sample(100, epoch=0).numpy()
+    again = pipeline.TripletSampler(LABELS, seed=3).sample(100, epoch=0).numpy()
+    next_epoch = pipeline.TripletSampler(LABELS, seed=3).sample(100, epoch=1).numpy()
+    other_seed = pipeline.TripletSampler(LABELS, seed=4).sample(100, epoch=0).numpy()
+    np.testing.assert_array_equal(first, again)
+    assert not np.array_equal(first, next_epoch)
+    assert not np.array_equal(first, other_seed)
+
+
+def test_sampler_refuses_a_class_with_one_image():
+    with pytest.raises(ConfigError, match="fewer than two"):
+        pipeline.TripletSampler(np.array([0, 0, 1]))
+
+
+def test_triplet_dataset_batches_only_given_images_with_valid_labels():
+    # Only the images passed in may appear: pass a subset (the "seen" part).
+    labels = np.repeat(np.arange(5), 6)
+    images = _indexed_images(labels)
+    seen = labels < 3
+    ds = pipeline.triplet_dataset(
+        images[seen],
+        labels[seen],
+        batch_size=8,
+        steps_per_epoch=4,
+        seed=0,
+        augmentation=pipeline.Augmentation(flip=False),
+    )
+    seen_index = np.flatnonzero(seen)
+    for x, y in _first_batches(ds, 8):
+        assert set(x) == {"anchor", "positive", "negative"}
+        assert x["anchor"].shape == (8, 8, 8, 3) and x["anchor"].dtype == np.uint8
+        assert y.shape == (8,)
+        a, p, n = (seen_index[_decode(x[k])] for k in ("anchor", "positive", "negative"))
+        assert np.all(labels[a] == labels[p]) and np.all(a != p)
+        assert np.all(labels[a] != labels[n])
+        assert np.all(labels[np.concatenate([a, p, n])] < 3)
+
+
+def test_triplet_dataset_is_deterministic_and_epochs_differ():
+    labels = np.repeat(np.arange(4), 5)
+    images = _indexed_images(labels)
+
+    def anchors(first_epoch=0):
+        ds = pipeline.triplet_dataset(
+            images, labels, batch_size=4, steps_per_epoch=2, seed=7, first_epoch=first_epoch
+        )
+        return [_decode(x["anchor"]) for x, _ in _first_batches(ds, 4)]
+
+    run1, run2 = anchors(), anchors()
+    for b1, b2 in zip(run1, run2, strict=True):
+        np.testing.assert_array_equal(b1, b2)
+    epoch0 = np.concatenate(run1[:2])
+    epoch1 = np.concatenate(run1[2:])
+    assert not np.array_equal(epoch0, epoch1)
+    # Starting at epoch 1 reproduces epoch 1 exactly (what resuming needs).
+    np.testing.assert_array_equal(np.concatenate(anchors(first_epoch=1)[:2]), epoch1)
+
+
+def test_augmentation_changes_pixels_between_epochs():
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(2), 2)
+    images = rng.integers(0, 256, (4, 16, 16, 3), dtype=np.uint8)
+    ds = pipeline.triplet_dataset(
+        images,
+        labels,
+        batch_size=64,
+        steps_per_epoch=1,
+        seed=1,
+        augmentation=pipeline.Augmentation(flip=True, crop=True),
+    )
+    (x0, _), (x1, _) = _first_batches(ds, 2)
+    # The same source image appears many times per batch; flipped/cropped
+    # copies must differ from the original and between epochs.
+    originals = {img.tobytes() for img in images}
+    changed = [img.tobytes() not in originals for img in x0["anchor"]]
+    assert 0 < sum(changed) < len(changed)
+    assert not np.array_equal(x0["anchor"], x1["anchor"])
+
+
+def test_flip_only_produces_originals_or_their_mirror_images():
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(2), 2)
+    images = rng.integers(0, 256, (4, 8, 8, 1), dtype=np.uint8)
+    ds = pipeline.triplet_dataset(
+        images,
+        labels,
+        batch_size=32,
+        steps_per_epoch=1,
+        seed=2,
+        augmentation=pipeline.Augmentation(flip=True, crop=False),
+    )
+    allowed = {img.tobytes() for img in images} | {img[:, ::-1].tobytes() for img in images}
+    ((x, _),) = _first_batches(ds, 1)
+    assert all(img.tobytes() in allowed for img in x["positive"])
+
+
+def test_fixed_triplet_dataset_repeats_the_same_triplets():
+    labels = np.repeat(np.arange(3), 4)
+    images = _indexed_images(labels)
+    ds = pipeline.fixed_triplet_dataset(images, labels, num_triplets=10, batch_size=4, seed=0)
+    first = [_decode(x["negative"].numpy()) for x, _ in ds]
+    second = [_decode(x["negative"].numpy()) for x, _ in ds]
+    assert [len(b) for b in first] == [4, 4, 2]
+    for b1, b2 in zip(first, second, strict=True):
+        np.testing.assert_array_equal(b1, b2)
