@@ -1,0 +1,69 @@
+"""Export of the embedding tower: a SavedModel, a .keras file and metadata.json.
+
+The SavedModel's `serving_default` signature takes uint8 images `[N, H, W, C]`
+(named `images`) and returns float32 embeddings; preprocessing is inside, so
+clients never need the normalisation constants. The export is assembled in a
+temporary folder and renamed into place, metadata.json last, so a crash never
+leaves half an export that looks complete.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import tempfile
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+import keras_siamese
+from keras_siamese import files
+
+SAVED_MODEL_ENDPOINT = "serve"
+KERAS_FILE = "tower.keras"
+METADATA_FILE = "metadata.json"
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of the packages that a run's results depend on."""
+    return {
+        "keras_siamese": keras_siamese.__version__,
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def export_tower(tower: keras.Model, export_dir: str, metadata: dict) -> None:
+    """Writes the tower's SavedModel, its .keras file and metadata.json to `export_dir`.
+
+    Any previous export at `export_dir` stays intact until the new one is
+    complete.
+    """
+    parent = os.path.dirname(os.path.abspath(export_dir))
+    os.makedirs(parent, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=".export-", dir=parent)
+    try:
+        archive = keras.export.ExportArchive()
+        archive.track(tower)
+        spec = tf.TensorSpec([None, *tower.input_shape[1:]], tf.uint8, name="images")
+        archive.add_endpoint(
+            SAVED_MODEL_ENDPOINT,
+            lambda images: tower(images, training=False),
+            input_signature=[spec],
+        )
+        archive.write_out(staging, verbose=False)
+        tower.save(os.path.join(staging, KERAS_FILE))
+        files.write_json_atomic(os.path.join(staging, METADATA_FILE), metadata)
+        files.replace_directory(staging, export_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def load_saved_model(export_dir: str):
+    """Loads an exported SavedModel; call `.serve(uint8_images)` for embeddings."""
+    return tf.saved_model.load(export_dir)

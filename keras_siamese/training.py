@@ -1,0 +1,262 @@
+"""One training run, end to end: data, split, model, fit, evaluation, export.
+
+Workdir layout (one run per folder):
+
+    config.flags        resolved flags; `--flagfile=` it to reproduce the run
+    versions.json       package versions
+    backup/             BackupAndRestore state while training (removed at the end)
+    checkpoints/        best.weights.h5 (lowest validation loss)
+    history.csv         per-epoch losses
+    logs/               TensorBoard
+    metrics.json        final metrics and the training budget
+    export/             SavedModel of the tower, tower.keras, metadata.json
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import sys
+import time
+
+import keras
+
+from keras_siamese import evaluation, export, files, pipeline, resnet, siamese, splits
+from keras_siamese.config import TrainConfig
+from keras_siamese.datasets import ImageDataset, load_dataset
+from keras_siamese.errors import ConfigError, UserError
+
+BEST_WEIGHTS = os.path.join("checkpoints", "best.weights.h5")
+
+
+class TrainingDiverged(UserError):
+    """The loss became NaN or infinite."""
+
+
+@dataclasses.dataclass(frozen=True)
+class RunResult:
+    """What a finished run produced."""
+
+    metrics: dict
+    export_dir: str
+
+
+def build_tower(config: TrainConfig, dataset: ImageDataset) -> keras.Model:
+    """The embedding tower for `config` on `dataset`."""
+    info = dataset.info
+    return resnet.resnet_tower(
+        config.depth,
+        input_shape=info.image_shape,
+        mean=info.mean,
+        std=info.std,
+        embedding=config.embedding,
+        embedding_dim=config.embedding_dim,
+        l2_normalize=config.l2_normalize,
+    )
+
+
+def build_training_model(config: TrainConfig, tower: keras.Model) -> keras.Model:
+    """The compiled three-input triplet model around `tower`."""
+    model = siamese.triplet_model(tower, config.distance, config.resolved_margin)
+    model.compile(
+        optimizer=keras.optimizers.Adam(config.learning_rate),
+        loss=siamese.identity_loss,
+        # XLA measured slower than plain graphs for this model on CPU.
+        jit_compile=False,
+    )
+    return model
+
+
+def prepare_workdir(workdir: str) -> None:
+    """Creates the workdir and proves it is writable before any training starts."""
+    if os.path.exists(workdir) and not os.path.isdir(workdir):
+        raise ConfigError(f"--workdir={workdir} is a file, not a folder.")
+    try:
+        os.makedirs(workdir, exist_ok=True)
+        probe = os.path.join(workdir, ".write-test")
+        with open(probe, "w") as f:
+            f.write("ok")
+        os.remove(probe)
+    except OSError as e:
+        raise ConfigError(f"--workdir={workdir} is not writable ({e.strerror}).") from None
+
+
+def _steps_per_epoch(config: TrainConfig, num_train_images: int) -> int:
+    if config.steps_per_epoch:
+        return config.steps_per_epoch
+    steps = num_train_images // config.batch_size
+    if steps < 1:
+        raise ConfigError(
+            f"--batch_size={config.batch_size} exceeds the {num_train_images} seen train "
+            "images: lower it or set --steps_per_epoch."
+        )
+    return steps
+
+
+def _callbacks(workdir: str, has_validation: bool) -> list[keras.callbacks.Callback]:
+    backup_dir = os.path.join(workdir, "backup")
+    # Without a backup this is a fresh start: a finished run's history is replaced.
+    resuming = os.path.isdir(backup_dir)
+    return [
+        keras.callbacks.BackupAndRestore(backup_dir),
+        keras.callbacks.ModelCheckpoint(
+            os.path.join(workdir, BEST_WEIGHTS),
+            monitor="val_loss" if has_validation else "loss",
+            save_best_only=True,
+            save_weights_only=True,
+        ),
+        keras.callbacks.CSVLogger(os.path.join(workdir, "history.csv"), append=resuming),
+        keras.callbacks.TensorBoard(os.path.join(workdir, "logs"), write_graph=False),
+        keras.callbacks.TerminateOnNaN(),
+    ]
+
+
+def evaluate_tower(
+    tower: keras.Model, part: splits.Partition, distance: str, seed: int = 0, verbose: int = 1
+) -> dict:
+    """Triplet accuracy on seen-class test images, one-shot accuracy on unseen ones.
+
+    The one-shot metric is absent (not zero) when there are no unseen classes.
+    """
+    metrics: dict = {}
+    seen = evaluation.embed(tower, part.test_seen_images, verbose=verbose)
+    metrics["triplet_accuracy"] = evaluation.triplet_accuracy(
+        seen, part.test_seen_labels, distance, seed=seed
+    ).to_json()
+    if part.split.unseen:
+        unseen = evaluation.embed(tower, part.test_unseen_images, verbose=verbose)
+        oneshot = evaluation.oneshot_accuracy(unseen, part.test_unseen_labels, distance)
+        metrics["oneshot_accuracy"] = {
+            **oneshot.to_json(),
+            "ways": len(part.split.unseen),
+            "chance": 1.0 / len(part.split.unseen),
+        }
+    return metrics
+
+
+def train_and_evaluate(
+    config: TrainConfig, dataset: ImageDataset | None = None, verbose: int | None = None
+) -> RunResult:
+    """Trains the Siamese model of `config`, evaluates it and exports the tower.
+
+    Rerunning the same config in the same workdir after an interruption
+    resumes from the last completed epoch.
+
+    Args:
+        config: the run's settings.
+        dataset: the data set of `config`, if the caller has loaded it already.
+        verbose: Keras verbosity; default: a progress bar on a terminal, else
+            one line per epoch.
+
+    Raises:
+        UserError: for invalid settings or data, before anything is written.
+        TrainingDiverged: when the loss became NaN; nothing is exported then.
+    """
+    config.validate()
+    if verbose is None:
+        verbose = 1 if sys.stdout.isatty() else 2
+    if dataset is None:
+        dataset = load_dataset(config.dataset, config.data_dir, config.data_source)
+    split = splits.make_split(
+        config.split, dataset.num_classes, config.split_order, config.split_seed
+    )
+    part = splits.partition(dataset, split, config.val_fraction, seed=config.split_seed)
+    steps = _steps_per_epoch(config, len(part.train_labels))
+    augmentation = pipeline.Augmentation(flip=config.flip, crop=config.crop)
+    train_ds = pipeline.triplet_dataset(
+        part.train_images, part.train_labels, config.batch_size, steps, config.seed, augmentation
+    )
+    has_validation = len(part.val_labels) > 0
+    val_ds = None
+    if has_validation:
+        val_ds = pipeline.fixed_triplet_dataset(
+            part.val_images,
+            part.val_labels,
+            len(part.val_labels),
+            config.batch_size,
+            config.seed + 1,
+        )
+
+    # Everything is validated: only now does the run touch the disk.
+    workdir = config.workdir
+    prepare_workdir(workdir)
+    files.write_text_atomic(os.path.join(workdir, "config.flags"), config.to_flagfile())
+    files.write_json_atomic(os.path.join(workdir, "versions.json"), export.package_versions())
+
+    keras.utils.set_random_seed(config.seed)
+    tower = build_tower(config, dataset)
+    model = build_training_model(config, tower)
+    print(
+        f"Training {tower.name} ({tower.count_params():,} parameters) on {config.dataset} "
+        f"split {split.name}: {len(part.train_labels)} train images of {len(split.seen)} seen "
+        f"classes, {config.epochs} epoch(s) x {steps} step(s) of {config.batch_size} triplets.",
+        flush=True,
+    )
+    start = time.time()
+    history = model.fit(
+        train_ds,
+        epochs=config.epochs,
+        steps_per_epoch=steps,
+        validation_data=val_ds,
+        callbacks=_callbacks(workdir, has_validation),
+        shuffle=False,  # the pipeline draws its own random triplets
+        verbose=verbose,
+    )
+    train_seconds = time.time() - start
+    losses = history.history.get("loss", [])
+    bad = [i for i, v in enumerate(losses) if not math.isfinite(v)]
+    best_path = os.path.join(workdir, BEST_WEIGHTS)
+    if bad:
+        raise TrainingDiverged(
+            f"The training loss became {losses[bad[0]]} in epoch {bad[0] + 1}: lower "
+            f"--learning_rate; the last good weights are in {best_path} and no export was written."
+        )
+    if os.path.exists(best_path):
+        model.load_weights(best_path)
+
+    metrics = evaluate_tower(tower, part, config.distance, seed=config.seed, verbose=verbose)
+    metrics["budget"] = {
+        "epochs": config.epochs,
+        "steps_per_epoch": steps,
+        "batch_size": config.batch_size,
+        "train_seconds": round(train_seconds, 1),
+    }
+    files.write_json_atomic(os.path.join(workdir, "metrics.json"), metrics)
+    export_dir = os.path.join(workdir, "export")
+    export.export_tower(tower, export_dir, _metadata(config, dataset, part, tower, metrics))
+    return RunResult(metrics=metrics, export_dir=export_dir)
+
+
+def _metadata(
+    config: TrainConfig,
+    dataset: ImageDataset,
+    part: splits.Partition,
+    tower: keras.Model,
+    metrics: dict,
+) -> dict:
+    split = part.split
+    return {
+        "format": "keras_siamese.export/1",
+        "dataset": dataset.info.name,
+        "data_source": dataset.source,
+        "input_shape": list(dataset.info.image_shape),
+        "input_dtype": "uint8",
+        "split": split.name,
+        "split_order": config.split_order,
+        "split_seed": config.split_seed,
+        "val_fraction": config.val_fraction,
+        "seen_classes": list(split.seen),
+        "unseen_classes": list(split.unseen),
+        "class_names": list(dataset.class_names),
+        "distance": config.distance,
+        "margin": config.resolved_margin,
+        "depth": config.depth,
+        "embedding": config.embedding,
+        "embedding_size": int(tower.output_shape[-1]),
+        "l2_normalize": config.l2_normalize,
+        "normalization": {"mean": list(dataset.info.mean), "std": list(dataset.info.std)},
+        "config": dataclasses.asdict(config),
+        "versions": export.package_versions(),
+        "metrics": metrics,
+    }

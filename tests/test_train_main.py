@@ -1,0 +1,111 @@
+"""End to end: train_main on real data, the export, and rejected flags."""
+
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_siamese import datasets, export, resnet, siamese
+from tests.conftest import run_main
+
+
+def _read(*parts: str) -> str:
+    with open(os.path.join(*parts)) as f:
+        return f.read()
+
+
+def test_smoke_run_writes_metrics_export_and_config(smoke_run):
+    metrics = json.loads(_read(smoke_run, "metrics.json"))
+    assert 0.0 <= metrics["triplet_accuracy"]["value"] <= 1.0
+    assert metrics["triplet_accuracy"]["count"] == 10_000
+    assert metrics["oneshot_accuracy"]["ways"] == 10
+    assert metrics["oneshot_accuracy"]["count"] == 10 * 99
+    assert metrics["budget"]["epochs"] == 2
+    for name in ("saved_model.pb", "metadata.json", "tower.keras"):
+        assert os.path.exists(os.path.join(smoke_run, "export", name)), name
+    meta = json.loads(_read(smoke_run, "export", "metadata.json"))
+    assert meta["dataset"] == "cifar100" and meta["split"] == "90_10"
+    assert meta["seen_classes"] == list(range(90))
+    assert meta["unseen_classes"] == list(range(90, 100))
+    assert meta["distance"] == "cosine" and meta["margin"] == 0.3
+    assert meta["input_shape"] == [32, 32, 3] and meta["embedding_size"] == 64
+    assert meta["metrics"] == metrics
+    assert "tensorflow" in meta["versions"]
+    flagfile = _read(smoke_run, "config.flags").splitlines()
+    assert "--split=90_10" in flagfile and "--depth=8" in flagfile
+    assert "--margin=0.3" in flagfile
+    history = _read(smoke_run, "history.csv").splitlines()
+    assert history[0].startswith("epoch") and len(history) == 3
+    # Nothing half-written is left beside the export.
+    assert not [f for f in os.listdir(smoke_run) if f.startswith(".export")]
+
+
+def test_saved_model_matches_the_keras_tower_on_real_images(smoke_run, data_root):
+    export_dir = os.path.join(smoke_run, "export")
+    tower = keras.models.load_model(os.path.join(export_dir, "tower.keras"))
+    served = tf.saved_model.load(export_dir)
+    images = datasets.load_dataset("cifar100", data_root).test_images[:64]
+    expected = keras.ops.convert_to_numpy(tower(images, training=False))
+    got = served.serve(tf.constant(images)).numpy()
+    assert got.dtype == np.float32 and got.shape == (64, 64)
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    signature = served.signatures["serving_default"]
+    (spec,) = signature.structured_input_signature[1].values()
+    assert spec.dtype == tf.uint8
+
+
+def test_export_equals_in_memory_tower_after_training(tmp_path):
+    info = datasets.DATASETS["cifar100"]
+    tower = resnet.resnet8(input_shape=info.image_shape, mean=info.mean, std=info.std)
+    model = siamese.triplet_model(tower, "euclidean", 1.0)
+    model.compile(optimizer="adam", loss=siamese.identity_loss)
+    rng = np.random.default_rng(0)
+    x = {k: rng.integers(0, 256, (8, 32, 32, 3), dtype=np.uint8) for k in siamese.INPUT_NAMES}
+    model.train_on_batch(x, np.zeros(8, np.float32))  # moves the batch-norm statistics
+    export_dir = str(tmp_path / "export")
+    export.export_tower(tower, export_dir, {"note": "test"})
+    images = rng.integers(0, 256, (5, 32, 32, 3), dtype=np.uint8)
+    expected = keras.ops.convert_to_numpy(tower(images, training=False))
+    served = export.load_saved_model(export_dir)
+    np.testing.assert_allclose(served.serve(tf.constant(images)).numpy(), expected, atol=1e-5)
+    # A second export replaces the first completely.
+    export.export_tower(tower, export_dir, {"note": "second"})
+    assert json.loads(_read(export_dir, "metadata.json")) == {"note": "second"}
+    assert sorted(os.listdir(tmp_path)) == ["export"]
+
+
+@pytest.mark.parametrize(
+    "flag,message",
+    [
+        ("--split=95_10", "must sum to 100"),
+        ("--split=abc", "not of the form SEEN_UNSEEN"),
+        ("--distance=manhattan", "should be one of"),
+        ("--margin=-1", "must be greater than 0"),
+        ("--depth=10", "6n+2"),
+        ("--batch_size=0", "at least 1"),
+        ("--unknown_flag=3", "unknown_flag"),
+    ],
+)
+def test_bad_flags_exit_with_one_line_and_write_nothing(tmp_path, flag, message):
+    workdir = tmp_path / "run"
+    result = run_main("train_main.py", f"--workdir={workdir}", "--data_dir=/nonexistent", flag)
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ") and message in lines[0]
+    assert "Traceback" not in result.stdout + result.stderr
+    assert not workdir.exists()
+
+
+def test_missing_data_dir_is_one_clear_line(tmp_path):
+    workdir = tmp_path / "run"
+    result = run_main("train_main.py", f"--workdir={workdir}", f"--data_dir={tmp_path / 'none'}")
+    assert result.returncode == 1
+    assert (
+        result.stderr.strip()
+        == f"error: The data directory {tmp_path / 'none'} does not exist or is not a directory."
+    )
+    assert not workdir.exists()

