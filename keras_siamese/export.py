@@ -64,6 +64,13 @@ def export_tower(tower: keras.Model, export_dir: str, metadata: dict) -> None:
         raise
 
 
+def load_tower(export_dir: str) -> keras.Model:
+    """Loads the exported tower as a Keras model (registers its custom layer)."""
+    from keras_siamese import resnet  # noqa: F401 - registers ShortcutA for deserialisation
+
+    return keras.models.load_model(os.path.join(export_dir, KERAS_FILE))
+
+
 def load_saved_model(export_dir: str):
     """Loads an exported SavedModel; call `.serve(uint8_images)` for embeddings."""
     return tf.saved_model.load(export_dir)

@@ -45,7 +45,7 @@ def test_smoke_run_writes_metrics_export_and_config(smoke_run):
 
 def test_saved_model_matches_the_keras_tower_on_real_images(smoke_run, data_root):
     export_dir = os.path.join(smoke_run, "export")
-    tower = keras.models.load_model(os.path.join(export_dir, "tower.keras"))
+    tower = export.load_tower(export_dir)
     served = tf.saved_model.load(export_dir)
     images = datasets.load_dataset("cifar100", data_root).test_images[:64]
     expected = keras.ops.convert_to_numpy(tower(images, training=False))
