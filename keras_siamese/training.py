@@ -15,6 +15,7 @@ Workdir layout (one run per folder):
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import os
 import sys
@@ -94,6 +95,21 @@ def _steps_per_epoch(config: TrainConfig, num_train_images: int) -> int:
     return steps
 
 
+def resume_epoch(workdir: str) -> int:
+    """The epoch an interrupted run in `workdir` resumes at (0 for a fresh start)."""
+    path = os.path.join(workdir, "backup", "training_metadata.json")
+    try:
+        with open(path, encoding="utf-8") as f:
+            return int(json.load(f)["epoch"])
+    except FileNotFoundError:
+        return 0
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise UserError(
+            f"The resume point {path} is unreadable ({e}): delete {os.path.dirname(path)} to "
+            "start the run afresh."
+        ) from None
+
+
 def _callbacks(workdir: str, has_validation: bool) -> list[keras.callbacks.Callback]:
     backup_dir = os.path.join(workdir, "backup")
     # Without a backup this is a fresh start: a finished run's history is replaced.
@@ -164,8 +180,15 @@ def train_and_evaluate(
     part = splits.partition(dataset, split, config.val_fraction, seed=config.split_seed)
     steps = _steps_per_epoch(config, len(part.train_labels))
     augmentation = pipeline.Augmentation(flip=config.flip, crop=config.crop)
+    # A resumed run continues with the triplets of the epoch it stopped at.
     train_ds = pipeline.triplet_dataset(
-        part.train_images, part.train_labels, config.batch_size, steps, config.seed, augmentation
+        part.train_images,
+        part.train_labels,
+        config.batch_size,
+        steps,
+        config.seed,
+        augmentation,
+        first_epoch=resume_epoch(config.workdir),
     )
     has_validation = len(part.val_labels) > 0
     val_ds = None
