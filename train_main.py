@@ -15,6 +15,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags, logging  # noqa: E402
 
+from keras_siamese import workdir  # noqa: E402
 from keras_siamese.config import TrainConfig  # noqa: E402
 from keras_siamese.datasets import load_dataset  # noqa: E402
 from keras_siamese.errors import UserError  # noqa: E402
@@ -84,6 +85,9 @@ _FLIP = flags.DEFINE_boolean("flip", _DEFAULTS.flip, "Random horizontal flip aug
 _CROP = flags.DEFINE_boolean(
     "crop", _DEFAULTS.crop, "Random crop augmentation with 4-pixel padding."
 )
+_OVERWRITE = flags.DEFINE_boolean(
+    "overwrite", False, "Replace a run of another configuration found in --workdir."
+)
 _SEED = flags.DEFINE_integer("seed", _DEFAULTS.seed, "Seed of weights, triplets and augmentation.")
 
 
@@ -134,11 +138,12 @@ def main(argv: list[str]) -> int:
     try:
         # Settings and data are checked before TensorFlow loads: a typo fails at once.
         config.validate()
+        workdir.check(config.workdir, config.to_flagfile(), overwrite=_OVERWRITE.value)
         dataset = load_dataset(config.dataset, config.data_dir, config.data_source)
         logging.set_verbosity(logging.WARNING)
         from keras_siamese import training
 
-        result = training.train_and_evaluate(config, dataset)
+        result = training.train_and_evaluate(config, dataset, overwrite=_OVERWRITE.value)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

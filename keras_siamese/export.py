@@ -45,7 +45,12 @@ def export_tower(tower: keras.Model, export_dir: str, metadata: dict) -> None:
     """
     parent = os.path.dirname(os.path.abspath(export_dir))
     os.makedirs(parent, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=".export-", dir=parent)
+    files.restore_interrupted_replace(export_dir)
+    prefix = f".{os.path.basename(os.path.abspath(export_dir))}-staging-"
+    for leftover in os.listdir(parent):  # staging folders of killed exports
+        if leftover.startswith(prefix):
+            shutil.rmtree(os.path.join(parent, leftover), ignore_errors=True)
+    staging = tempfile.mkdtemp(prefix=prefix, dir=parent)
     try:
         archive = keras.export.ExportArchive()
         archive.track(tower)

@@ -29,19 +29,33 @@ def write_json_atomic(path: str, obj: object) -> None:
     write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
 
 
+def _previous_path(target: str) -> str:
+    target = os.path.abspath(target)
+    return os.path.join(os.path.dirname(target), f".{os.path.basename(target)}.previous")
+
+
+def restore_interrupted_replace(target: str) -> None:
+    """Puts back the old `target` if a `replace_directory` was killed midway."""
+    previous = _previous_path(target)
+    if os.path.isdir(previous):
+        if os.path.exists(target):
+            shutil.rmtree(previous, ignore_errors=True)
+        else:
+            os.replace(previous, target)
+
+
 def replace_directory(source: str, target: str) -> None:
     """Moves the complete folder `source` to `target`, replacing any old `target`.
 
     The old folder is first renamed aside, so at every moment `target` is
-    either the old complete folder, absent, or the new complete folder.
+    either the old complete folder, the new complete folder, or absent with
+    the old one aside, which `restore_interrupted_replace` puts back.
     """
-    old = None
-    if os.path.exists(target):
-        old = tempfile.mkdtemp(
-            prefix=f".{os.path.basename(target)}.old-", dir=os.path.dirname(os.path.abspath(target))
-        )
-        os.rmdir(old)
-        os.replace(target, old)
+    restore_interrupted_replace(target)
+    previous = _previous_path(target)
+    had_old = os.path.exists(target)
+    if had_old:
+        os.replace(target, previous)
     os.replace(source, target)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    if had_old:
+        shutil.rmtree(previous, ignore_errors=True)

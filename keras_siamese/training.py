@@ -1,34 +1,24 @@
 """One training run, end to end: data, split, model, fit, evaluation, export.
 
-Workdir layout (one run per folder):
-
-    config.flags        resolved flags; `--flagfile=` it to reproduce the run
-    versions.json       package versions
-    backup/             BackupAndRestore state while training (removed at the end)
-    checkpoints/        best.weights.h5 (lowest validation loss)
-    history.csv         per-epoch losses
-    logs/               TensorBoard
-    metrics.json        final metrics and the training budget
-    export/             SavedModel of the tower, tower.keras, metadata.json
+The run folder's layout is described in `keras_siamese.workdir`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
+import shutil
 import sys
 import time
 
 import keras
 
 from keras_siamese import evaluation, export, files, pipeline, resnet, siamese, splits
+from keras_siamese import workdir as wd
 from keras_siamese.config import TrainConfig
 from keras_siamese.datasets import ImageDataset, load_dataset
 from keras_siamese.errors import ConfigError, UserError
-
-BEST_WEIGHTS = os.path.join("checkpoints", "best.weights.h5")
 
 
 class TrainingDiverged(UserError):
@@ -69,20 +59,6 @@ def build_training_model(config: TrainConfig, tower: keras.Model) -> keras.Model
     return model
 
 
-def prepare_workdir(workdir: str) -> None:
-    """Creates the workdir and proves it is writable before any training starts."""
-    if os.path.exists(workdir) and not os.path.isdir(workdir):
-        raise ConfigError(f"--workdir={workdir} is a file, not a folder.")
-    try:
-        os.makedirs(workdir, exist_ok=True)
-        probe = os.path.join(workdir, ".write-test")
-        with open(probe, "w") as f:
-            f.write("ok")
-        os.remove(probe)
-    except OSError as e:
-        raise ConfigError(f"--workdir={workdir} is not writable ({e.strerror}).") from None
-
-
 def _steps_per_epoch(config: TrainConfig, num_train_images: int) -> int:
     if config.steps_per_epoch:
         return config.steps_per_epoch
@@ -95,36 +71,19 @@ def _steps_per_epoch(config: TrainConfig, num_train_images: int) -> int:
     return steps
 
 
-def resume_epoch(workdir: str) -> int:
-    """The epoch an interrupted run in `workdir` resumes at (0 for a fresh start)."""
-    path = os.path.join(workdir, "backup", "training_metadata.json")
-    try:
-        with open(path, encoding="utf-8") as f:
-            return int(json.load(f)["epoch"])
-    except FileNotFoundError:
-        return 0
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise UserError(
-            f"The resume point {path} is unreadable ({e}): delete {os.path.dirname(path)} to "
-            "start the run afresh."
-        ) from None
-
-
 def _callbacks(workdir: str, has_validation: bool) -> list[keras.callbacks.Callback]:
-    backup_dir = os.path.join(workdir, "backup")
-    # Without a backup this is a fresh start: a finished run's history is replaced.
-    resuming = os.path.isdir(backup_dir)
+    # The backup comes last: an epoch counts as done only once it is logged.
     return [
-        keras.callbacks.BackupAndRestore(backup_dir),
+        keras.callbacks.TerminateOnNaN(),
+        keras.callbacks.CSVLogger(os.path.join(workdir, wd.HISTORY_FILE), append=True),
         keras.callbacks.ModelCheckpoint(
-            os.path.join(workdir, BEST_WEIGHTS),
+            os.path.join(workdir, wd.BEST_WEIGHTS),
             monitor="val_loss" if has_validation else "loss",
             save_best_only=True,
             save_weights_only=True,
         ),
-        keras.callbacks.CSVLogger(os.path.join(workdir, "history.csv"), append=resuming),
         keras.callbacks.TensorBoard(os.path.join(workdir, "logs"), write_graph=False),
-        keras.callbacks.TerminateOnNaN(),
+        keras.callbacks.BackupAndRestore(os.path.join(workdir, wd.BACKUP_DIR)),
     ]
 
 
@@ -152,7 +111,10 @@ def evaluate_tower(
 
 
 def train_and_evaluate(
-    config: TrainConfig, dataset: ImageDataset | None = None, verbose: int | None = None
+    config: TrainConfig,
+    dataset: ImageDataset | None = None,
+    overwrite: bool = False,
+    verbose: int | None = None,
 ) -> RunResult:
     """Trains the Siamese model of `config`, evaluates it and exports the tower.
 
@@ -162,6 +124,7 @@ def train_and_evaluate(
     Args:
         config: the run's settings.
         dataset: the data set of `config`, if the caller has loaded it already.
+        overwrite: replace a run of another configuration found in the workdir.
         verbose: Keras verbosity; default: a progress bar on a terminal, else
             one line per epoch.
 
@@ -179,7 +142,14 @@ def train_and_evaluate(
     )
     part = splits.partition(dataset, split, config.val_fraction, seed=config.split_seed)
     steps = _steps_per_epoch(config, len(part.train_labels))
-    augmentation = pipeline.Augmentation(flip=config.flip, crop=config.crop)
+
+    # Everything is validated: only now does the run touch the disk.
+    workdir = config.workdir
+    wd.prepare(workdir, config.to_flagfile(), overwrite=overwrite)
+    files.write_json_atomic(os.path.join(workdir, "versions.json"), export.package_versions())
+    first_epoch = wd.resume_epoch(workdir)
+    wd.trim_history(workdir, first_epoch)
+
     # A resumed run continues with the triplets of the epoch it stopped at.
     train_ds = pipeline.triplet_dataset(
         part.train_images,
@@ -187,8 +157,8 @@ def train_and_evaluate(
         config.batch_size,
         steps,
         config.seed,
-        augmentation,
-        first_epoch=resume_epoch(config.workdir),
+        pipeline.Augmentation(flip=config.flip, crop=config.crop),
+        first_epoch=first_epoch,
     )
     has_validation = len(part.val_labels) > 0
     val_ds = None
@@ -201,19 +171,15 @@ def train_and_evaluate(
             config.seed + 1,
         )
 
-    # Everything is validated: only now does the run touch the disk.
-    workdir = config.workdir
-    prepare_workdir(workdir)
-    files.write_text_atomic(os.path.join(workdir, "config.flags"), config.to_flagfile())
-    files.write_json_atomic(os.path.join(workdir, "versions.json"), export.package_versions())
-
     keras.utils.set_random_seed(config.seed)
     tower = build_tower(config, dataset)
     model = build_training_model(config, tower)
+    resuming = f", resuming at epoch {first_epoch + 1}" if first_epoch else ""
     print(
         f"Training {tower.name} ({tower.count_params():,} parameters) on {config.dataset} "
         f"split {split.name}: {len(part.train_labels)} train images of {len(split.seen)} seen "
-        f"classes, {config.epochs} epoch(s) x {steps} step(s) of {config.batch_size} triplets.",
+        f"classes, {config.epochs} epoch(s) x {steps} step(s) of {config.batch_size} "
+        f"triplets{resuming}.",
         flush=True,
     )
     start = time.time()
@@ -229,11 +195,18 @@ def train_and_evaluate(
     train_seconds = time.time() - start
     losses = history.history.get("loss", [])
     bad = [i for i, v in enumerate(losses) if not math.isfinite(v)]
-    best_path = os.path.join(workdir, BEST_WEIGHTS)
+    best_path = os.path.join(workdir, wd.BEST_WEIGHTS)
     if bad:
+        # The backup holds the diverged weights: resuming from it would be useless.
+        shutil.rmtree(os.path.join(workdir, wd.BACKUP_DIR), ignore_errors=True)
+        kept = (
+            f"the last good weights are in {best_path}"
+            if os.path.exists(best_path)
+            else "no epoch finished with a finite loss"
+        )
         raise TrainingDiverged(
-            f"The training loss became {losses[bad[0]]} in epoch {bad[0] + 1}: lower "
-            f"--learning_rate; the last good weights are in {best_path} and no export was written."
+            f"The training loss became {losses[bad[0]]} in epoch {first_epoch + bad[0] + 1}: "
+            f"lower --learning_rate and rerun with --overwrite; {kept}, and no export was written."
         )
     if os.path.exists(best_path):
         model.load_weights(best_path)
@@ -245,8 +218,8 @@ def train_and_evaluate(
         "batch_size": config.batch_size,
         "train_seconds": round(train_seconds, 1),
     }
-    files.write_json_atomic(os.path.join(workdir, "metrics.json"), metrics)
-    export_dir = os.path.join(workdir, "export")
+    files.write_json_atomic(os.path.join(workdir, wd.METRICS_FILE), metrics)
+    export_dir = os.path.join(workdir, wd.EXPORT_DIR)
     export.export_tower(tower, export_dir, _metadata(config, dataset, part, tower, metrics))
     return RunResult(metrics=metrics, export_dir=export_dir)
 

@@ -109,3 +109,25 @@ def test_missing_data_dir_is_one_clear_line(tmp_path):
         == f"error: The data directory {tmp_path / 'none'} does not exist or is not a directory."
     )
     assert not workdir.exists()
+
+
+def test_workdir_of_another_configuration_is_refused_untouched(smoke_run, data_root):
+    before = {
+        name: os.path.getmtime(os.path.join(smoke_run, name)) for name in os.listdir(smoke_run)
+    }
+    result = run_main(
+        "train_main.py",
+        "--flagfile=flags/smoke.flags",
+        "--split=80_20",
+        f"--data_dir={os.path.join(data_root, 'cifar100')}",
+        f"--workdir={smoke_run}",
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"error: --workdir={smoke_run} holds a run of another configuration (this one differs "
+        "in --split=80_20): choose another workdir or pass --overwrite to replace that run."
+    ]
+    after = {
+        name: os.path.getmtime(os.path.join(smoke_run, name)) for name in os.listdir(smoke_run)
+    }
+    assert after == before

@@ -1,0 +1,146 @@
+"""The run folder: its layout, its ownership by one configuration, and resuming.
+
+config.flags        resolved flags; `--flagfile=` it to reproduce the run
+versions.json       package versions
+backup/             BackupAndRestore state while training (removed at the end)
+checkpoints/        best.weights.h5 (lowest validation loss)
+history.csv         per-epoch losses, each epoch exactly once
+logs/               TensorBoard
+metrics.json        final metrics and the training budget
+export/             SavedModel of the tower, tower.keras, metadata.json
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import shutil
+
+from keras_siamese import files
+from keras_siamese.errors import ConfigError, UserError
+
+CONFIG_FILE = "config.flags"
+BACKUP_DIR = "backup"
+BEST_WEIGHTS = os.path.join("checkpoints", "best.weights.h5")
+HISTORY_FILE = "history.csv"
+METRICS_FILE = "metrics.json"
+EXPORT_DIR = "export"
+# Everything a run writes; --overwrite removes exactly these and nothing else.
+RUN_ENTRIES = (
+    CONFIG_FILE,
+    "versions.json",
+    BACKUP_DIR,
+    "checkpoints",
+    HISTORY_FILE,
+    "logs",
+    METRICS_FILE,
+    EXPORT_DIR,
+)
+
+# Settings that do not change what a run computes.
+_LOCATION_FLAGS = ("--workdir=", "--data_dir=")
+
+
+def _identity(flagfile_text: str) -> list[str]:
+    return [
+        line
+        for line in flagfile_text.splitlines()
+        if line.strip() and not line.startswith(_LOCATION_FLAGS)
+    ]
+
+
+def check(workdir: str, flagfile_text: str, overwrite: bool = False) -> None:
+    """Raises ConfigError if `workdir` cannot hold the run of `flagfile_text`.
+
+    Reads only: a workdir that is a file, or that holds a run of another
+    configuration (unless `overwrite`), is refused before anything is written.
+    """
+    if os.path.exists(workdir) and not os.path.isdir(workdir):
+        raise ConfigError(f"--workdir={workdir} is a file, not a folder.")
+    config_path = os.path.join(workdir, CONFIG_FILE)
+    if overwrite or not os.path.exists(config_path):
+        return
+    with open(config_path, encoding="utf-8") as f:
+        old = _identity(f.read())
+    new = _identity(flagfile_text)
+    if old != new:
+        changed = sorted(set(new) - set(old))
+        raise ConfigError(
+            f"--workdir={workdir} holds a run of another configuration (this one differs in "
+            f"{', '.join(changed) or 'its settings'}): choose another workdir or pass "
+            "--overwrite to replace that run."
+        )
+
+
+def prepare(workdir: str, flagfile_text: str, overwrite: bool = False) -> None:
+    """Claims `workdir` for the run described by `flagfile_text`.
+
+    After `check`, creates the folder and proves it is writable; with
+    `overwrite`, removes a run of another configuration (its files, and only
+    those). Puts back an export whose replacement was interrupted, and writes
+    the run's config.flags.
+
+    Raises:
+        ConfigError: for a workdir that is a file, unwritable, or taken.
+    """
+    check(workdir, flagfile_text, overwrite)
+    try:
+        os.makedirs(workdir, exist_ok=True)
+        probe = os.path.join(workdir, ".write-test")
+        with open(probe, "w") as f:
+            f.write("ok")
+        os.remove(probe)
+    except OSError as e:
+        raise ConfigError(f"--workdir={workdir} is not writable ({e.strerror}).") from None
+    config_path = os.path.join(workdir, CONFIG_FILE)
+    if overwrite and os.path.exists(config_path):
+        with open(config_path, encoding="utf-8") as f:
+            same = _identity(f.read()) == _identity(flagfile_text)
+        if not same:
+            for entry in RUN_ENTRIES:
+                path = os.path.join(workdir, entry)
+                if os.path.isdir(path):
+                    shutil.rmtree(path)
+                elif os.path.exists(path):
+                    os.remove(path)
+    files.restore_interrupted_replace(os.path.join(workdir, EXPORT_DIR))
+    files.write_text_atomic(config_path, flagfile_text)
+
+
+def resume_epoch(workdir: str) -> int:
+    """The epoch an interrupted run in `workdir` resumes at (0 for a fresh start)."""
+    path = os.path.join(workdir, BACKUP_DIR, "training_metadata.json")
+    try:
+        with open(path, encoding="utf-8") as f:
+            return int(json.load(f)["epoch"])
+    except FileNotFoundError:
+        return 0
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise UserError(
+            f"The resume point {path} is unreadable ({e}): delete {os.path.dirname(path)} "
+            "to start the run afresh."
+        ) from None
+
+
+def trim_history(workdir: str, first_epoch: int) -> None:
+    """Keeps only the history rows of epochs before `first_epoch`.
+
+    An epoch's row is written before its backup, so a run killed between the
+    two would otherwise log that epoch twice when it resumes.
+    """
+    path = os.path.join(workdir, HISTORY_FILE)
+    if not os.path.exists(path):
+        return
+    if first_epoch == 0:
+        os.remove(path)
+        return
+    with open(path, encoding="utf-8", newline="") as f:
+        rows = list(csv.reader(f))
+    if not rows:
+        return
+    kept = [rows[0]] + [r for r in rows[1:] if r and int(r[0]) < first_epoch]
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerows(kept)
+    files.write_text_atomic(path, out.getvalue())

@@ -1,0 +1,81 @@
+import json
+import os
+
+import pytest
+
+from keras_siamese import files, workdir
+from keras_siamese.errors import ConfigError, UserError
+
+FLAGS_A = "--workdir=/somewhere\n--data_dir=/data\n--split=90_10\n--margin=0.3\n"
+FLAGS_B = "--workdir=/elsewhere\n--data_dir=/other\n--split=80_20\n--margin=0.3\n"
+
+
+def test_prepare_claims_the_folder_and_accepts_the_same_config_elsewhere(tmp_path):
+    run = tmp_path / "run"
+    workdir.prepare(str(run), FLAGS_A)
+    assert (run / "config.flags").read_text() == FLAGS_A
+    # Moving the data or the folder does not change the run.
+    moved = FLAGS_A.replace("/data", "/mnt/data")
+    workdir.prepare(str(run), moved)
+
+
+def test_prepare_refuses_another_configuration_without_overwrite(tmp_path):
+    run = tmp_path / "run"
+    workdir.prepare(str(run), FLAGS_A)
+    (run / "metrics.json").write_text("{}")
+    with pytest.raises(ConfigError, match=r"another configuration .*--split=80_20.*--overwrite"):
+        workdir.prepare(str(run), FLAGS_B)
+    assert (run / "config.flags").read_text() == FLAGS_A
+    assert (run / "metrics.json").exists()
+
+
+def test_overwrite_removes_the_old_run_and_nothing_else(tmp_path):
+    run = tmp_path / "run"
+    workdir.prepare(str(run), FLAGS_A)
+    (run / "export").mkdir()
+    (run / "export" / "saved_model.pb").write_text("x")
+    (run / "history.csv").write_text("epoch,loss\n0,1.0\n")
+    (run / "notes.txt").write_text("mine")
+    workdir.prepare(str(run), FLAGS_B, overwrite=True)
+    assert sorted(os.listdir(run)) == ["config.flags", "notes.txt"]
+    assert (run / "config.flags").read_text() == FLAGS_B
+
+
+def test_workdir_that_is_a_file_or_unwritable_is_refused(tmp_path):
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    with pytest.raises(ConfigError, match="is a file"):
+        workdir.prepare(str(a_file), FLAGS_A)
+    with pytest.raises(ConfigError, match="not writable"):
+        workdir.prepare(str(a_file / "run"), FLAGS_A)
+
+
+def test_resume_epoch_reads_the_backup(tmp_path):
+    assert workdir.resume_epoch(str(tmp_path)) == 0
+    (tmp_path / "backup").mkdir()
+    meta = tmp_path / "backup" / "training_metadata.json"
+    meta.write_text(json.dumps({"epoch": 3, "batch": 0}))
+    assert workdir.resume_epoch(str(tmp_path)) == 3
+    meta.write_text("{trunc")
+    with pytest.raises(UserError, match="unreadable"):
+        workdir.resume_epoch(str(tmp_path))
+
+
+def test_trim_history_keeps_each_epoch_once(tmp_path):
+    path = tmp_path / "history.csv"
+    path.write_text("epoch,loss\n0,0.5\n1,0.4\n2,0.3\n")
+    workdir.trim_history(str(tmp_path), 2)
+    assert path.read_text() == "epoch,loss\n0,0.5\n1,0.4\n"
+    workdir.trim_history(str(tmp_path), 0)
+    assert not path.exists()
+
+
+def test_interrupted_directory_replace_is_restored(tmp_path):
+    target = tmp_path / "export"
+    target.mkdir()
+    (target / "metadata.json").write_text("old")
+    # The state a kill between the two renames leaves: old folder aside, none in place.
+    os.replace(target, tmp_path / ".export.previous")
+    files.restore_interrupted_replace(str(target))
+    assert (target / "metadata.json").read_text() == "old"
+    assert not (tmp_path / ".export.previous").exists()
