@@ -16,6 +16,7 @@ import keras
 
 from keras_siamese import evaluation, export, files, pipeline, resnet, siamese, splits
 from keras_siamese import workdir as wd
+from keras_siamese.checkpoints import BestWeights
 from keras_siamese.config import TrainConfig
 from keras_siamese.datasets import ImageDataset, load_dataset
 from keras_siamese.errors import ConfigError, UserError
@@ -76,11 +77,8 @@ def _callbacks(workdir: str, has_validation: bool) -> list[keras.callbacks.Callb
     return [
         keras.callbacks.TerminateOnNaN(),
         keras.callbacks.CSVLogger(os.path.join(workdir, wd.HISTORY_FILE), append=True),
-        keras.callbacks.ModelCheckpoint(
-            os.path.join(workdir, wd.BEST_WEIGHTS),
-            monitor="val_loss" if has_validation else "loss",
-            save_best_only=True,
-            save_weights_only=True,
+        BestWeights(
+            os.path.join(workdir, wd.BEST_WEIGHTS), "val_loss" if has_validation else "loss"
         ),
         keras.callbacks.TensorBoard(os.path.join(workdir, "logs"), write_graph=False),
         keras.callbacks.BackupAndRestore(os.path.join(workdir, wd.BACKUP_DIR)),

@@ -3,6 +3,7 @@
 import csv
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -108,3 +109,56 @@ def test_killed_export_leaves_the_previous_export_whole(tmp_path):
     # The next export cleans the killed one's staging folder up.
     assert export_with("third").returncode == 0
     assert sorted(os.listdir(tmp_path)) == ["export"]
+
+
+def test_diverged_run_stops_with_the_epoch_and_keeps_the_previous_export(
+    smoke_run, data_root, tmp_path
+):
+    workdir = tmp_path / "run"
+    args = [
+        "--flagfile=flags/smoke.flags",
+        "--distance=euclidean",
+        "--learning_rate=1e12",
+        f"--data_dir={os.path.join(data_root, 'cifar100')}",
+        f"--workdir={workdir}",
+    ]
+    first = run_main("train_main.py", *args)
+    assert first.returncode == 1
+    assert "error: The training loss became nan in epoch 1" in first.stderr
+    assert "no export was written" in first.stderr
+    assert not (workdir / "export").exists() and not (workdir / "backup").exists()
+    assert not (workdir / "checkpoints" / "best.weights.h5").exists()
+    # An export from an earlier good run of this workdir must survive a diverged rerun.
+    shutil.copytree(os.path.join(smoke_run, "export"), workdir / "export")
+    before = (workdir / "export" / "metadata.json").read_text()
+    second = run_main("train_main.py", *args)
+    assert second.returncode == 1
+    assert (workdir / "export" / "metadata.json").read_text() == before
+    assert export.load_saved_model(str(workdir / "export")).serve is not None
+
+
+def test_best_weights_ignore_nan_and_survive_a_resume(tmp_path):
+    import keras
+    import numpy as np
+
+    from keras_siamese.checkpoints import BestWeights
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    path = str(tmp_path / "best.weights.h5")
+    callback = BestWeights(path, "val_loss")
+    callback.set_model(model)
+    callback.on_train_begin()
+    callback.on_epoch_end(0, {"val_loss": 0.5})
+    good = [w.copy() for w in model.get_weights()]
+    model.set_weights([w + 1 for w in good])
+    callback.on_epoch_end(1, {"val_loss": float("nan")})
+    callback.on_epoch_end(2, {"val_loss": 0.7})
+    restored = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    restored.load_weights(path)
+    for a, b in zip(restored.get_weights(), good, strict=True):
+        np.testing.assert_array_equal(a, b)
+    # A resumed run compares against the stored best, not against infinity.
+    resumed = BestWeights(path, "val_loss")
+    resumed.set_model(model)
+    resumed.on_train_begin()
+    assert resumed.best == 0.5
