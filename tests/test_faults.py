@@ -3,12 +3,16 @@
 import csv
 import json
 import os
+import pickle
 import shutil
 import signal
 import subprocess
 import sys
 import textwrap
 import time
+
+import numpy as np
+import pytest
 
 from keras_siamese import export, files
 from tests.conftest import ROOT, run_main
@@ -139,7 +143,6 @@ def test_diverged_run_stops_with_the_epoch_and_keeps_the_previous_export(
 
 def test_best_weights_ignore_nan_and_survive_a_resume(tmp_path):
     import keras
-    import numpy as np
 
     from keras_siamese.checkpoints import BestWeights
 
@@ -162,3 +165,70 @@ def test_best_weights_ignore_nan_and_survive_a_resume(tmp_path):
     resumed.set_model(model)
     resumed.on_train_begin()
     assert resumed.best == 0.5
+
+
+def _cifar_dir(tmp_path, images=None, labels=None):
+    rng = np.random.default_rng(0)
+    if labels is None:
+        labels = np.repeat(np.arange(100), 3).astype(np.uint8)
+    if images is None:
+        images = rng.integers(0, 256, (len(labels), 32, 32, 3), dtype=np.uint8)
+    data = tmp_path / "data"
+    data.mkdir()
+    np.savez(data / "cifar100_train.npz", images=images, fine_labels=labels)
+    np.savez(data / "cifar100_test.npz", images=images, fine_labels=labels)
+    return data
+
+
+def _corrupt(kind, tmp_path):
+    if kind == "truncated npz":
+        data = _cifar_dir(tmp_path)
+        raw = (data / "cifar100_train.npz").read_bytes()
+        (data / "cifar100_train.npz").write_bytes(raw[:1000])
+        return data, "cifar100_train.npz is not a readable .npz file"
+    if kind == "wrong dtype":
+        data = _cifar_dir(tmp_path, images=np.zeros((300, 32, 32, 3), np.float64))
+        return data, "dtype float64, expected uint8"
+    if kind == "wrong shape":
+        data = _cifar_dir(tmp_path, images=np.zeros((300, 32, 32), np.uint8))
+        return data, "expected (N, 32, 32, 3)"
+    if kind == "labels out of range":
+        labels = np.repeat(np.arange(100), 3)
+        labels[7] = 250
+        return _cifar_dir(tmp_path, labels=labels.astype(np.uint8)), "expected 0 to 99"
+    if kind == "foreign pickle":
+        data = tmp_path / "data" / "cifar-100-python"
+        data.mkdir(parents=True)
+        for name in ("train", "test", "meta"):
+            (data / name).write_bytes(pickle.dumps({"data": os.system}))
+        return data.parent, "not allowed"
+    raise AssertionError(kind)
+
+
+@pytest.mark.parametrize(
+    "kind", ["truncated npz", "wrong dtype", "wrong shape", "labels out of range", "foreign pickle"]
+)
+def test_bad_data_is_one_line_and_writes_nothing(tmp_path, kind):
+    data, message = _corrupt(kind, tmp_path)
+    workdir = tmp_path / "run"
+    result = run_main("train_main.py", f"--data_dir={data}", f"--workdir={workdir}")
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], lines
+    assert not workdir.exists()
+
+
+def test_class_without_a_positive_pair_is_refused_before_the_workdir(tmp_path):
+    labels = np.repeat(np.arange(100), 3)
+    labels[[3, 4]] = 2  # class 1 keeps a single train image
+    data = _cifar_dir(tmp_path, labels=labels.astype(np.uint8))
+    workdir = tmp_path / "run"
+    result = run_main(
+        "train_main.py", f"--data_dir={data}", f"--workdir={workdir}", "--val_fraction=0"
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        "error: Class 1 (1) has 1 train image(s): after validation it keeps 1, "
+        "and training needs at least 2."
+    )
+    assert not workdir.exists()
