@@ -147,6 +147,9 @@ def train_and_evaluate(
     files.write_json_atomic(os.path.join(workdir, "versions.json"), export.package_versions())
     first_epoch = wd.resume_epoch(workdir)
     wd.trim_history(workdir, first_epoch)
+    if first_epoch == 0:
+        # A fresh start must not compare against the best loss of an earlier run.
+        shutil.rmtree(os.path.join(workdir, os.path.dirname(wd.BEST_WEIGHTS)), ignore_errors=True)
 
     # A resumed run continues with the triplets of the epoch it stopped at.
     train_ds = pipeline.triplet_dataset(
