@@ -8,7 +8,6 @@ Defaults are the reference project's protocol.
 from __future__ import annotations
 
 import dataclasses
-import os
 
 from keras_siamese import splits
 from keras_siamese.datasets import SOURCES, dataset_info
@@ -110,8 +109,6 @@ class TrainConfig:
             )
         if not self.workdir:
             raise ConfigError("--workdir is required: the folder that will hold this run.")
-        if os.path.exists(self.workdir) and not os.path.isdir(self.workdir):
-            raise ConfigError(f"--workdir={self.workdir} is a file, not a folder.")
 
     def to_flagfile(self) -> str:
         """The configuration as flagfile lines (`--name=value`), one per setting."""
