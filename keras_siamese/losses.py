@@ -38,13 +38,17 @@ def paired_distance(x, y, distance: str):
 
 
 def pairwise_distance(x, y, distance: str):
-    """Distances between every row of `x` and every row of `y`, shape `[N, M]`."""
+    """Distances between every row of `x` and every row of `y`, shape `[..., N, M]`.
+
+    Leading batch dimensions, if any, must match: `[B, N, D]` and `[B, M, D]`
+    give `[B, N, M]`.
+    """
     check_distance(distance)
     if distance == "cosine":
-        return 1.0 - ops.matmul(l2_normalize(x), ops.transpose(l2_normalize(y)))
+        return 1.0 - ops.matmul(l2_normalize(x), ops.swapaxes(l2_normalize(y), -1, -2))
     x_sq = ops.sum(ops.square(x), axis=-1, keepdims=True)
     y_sq = ops.sum(ops.square(y), axis=-1, keepdims=True)
-    squared = x_sq + ops.transpose(y_sq) - 2.0 * ops.matmul(x, ops.transpose(y))
+    squared = x_sq + ops.swapaxes(y_sq, -1, -2) - 2.0 * ops.matmul(x, ops.swapaxes(y, -1, -2))
     return ops.maximum(squared, 0.0)
 
 
