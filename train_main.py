@@ -141,21 +141,14 @@ def main(argv: list[str]) -> int:
         workdir.check(config.workdir, config.to_flagfile(), overwrite=_OVERWRITE.value)
         dataset = load_dataset(config.dataset, config.data_dir, config.data_source)
         logging.set_verbosity(logging.WARNING)
-        from keras_siamese import training
+        from keras_siamese import evaluation, training
 
         result = training.train_and_evaluate(config, dataset, overwrite=_OVERWRITE.value)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    metrics = result.metrics
-    triplet = metrics["triplet_accuracy"]
-    print(f"Triplet accuracy (seen classes): {triplet['value']:.4f} +- {triplet['ci95']:.4f}")
-    if "oneshot_accuracy" in metrics:
-        oneshot = metrics["oneshot_accuracy"]
-        print(
-            f"{oneshot['ways']}-way one-shot accuracy (unseen classes): {oneshot['value']:.4f} "
-            f"+- {oneshot['ci95']:.4f} (chance {oneshot['chance']:.4f})"
-        )
+    for line in evaluation.summary_lines(result.metrics):
+        print(line)
     print(f"Metrics: {os.path.join(config.workdir, 'metrics.json')}")
     print(f"Export: {result.export_dir}")
     return 0

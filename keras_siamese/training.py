@@ -85,29 +85,6 @@ def _callbacks(workdir: str, has_validation: bool) -> list[keras.callbacks.Callb
     ]
 
 
-def evaluate_tower(
-    tower: keras.Model, part: splits.Partition, distance: str, seed: int = 0, verbose: int = 1
-) -> dict:
-    """Triplet accuracy on seen-class test images, one-shot accuracy on unseen ones.
-
-    The one-shot metric is absent (not zero) when there are no unseen classes.
-    """
-    metrics: dict = {}
-    seen = evaluation.embed(tower, part.test_seen_images, verbose=verbose)
-    metrics["triplet_accuracy"] = evaluation.triplet_accuracy(
-        seen, part.test_seen_labels, distance, seed=seed
-    ).to_json()
-    if part.split.unseen:
-        unseen = evaluation.embed(tower, part.test_unseen_images, verbose=verbose)
-        oneshot = evaluation.oneshot_accuracy(unseen, part.test_unseen_labels, distance)
-        metrics["oneshot_accuracy"] = {
-            **oneshot.to_json(),
-            "ways": len(part.split.unseen),
-            "chance": 1.0 / len(part.split.unseen),
-        }
-    return metrics
-
-
 def train_and_evaluate(
     config: TrainConfig,
     dataset: ImageDataset | None = None,
@@ -212,7 +189,9 @@ def train_and_evaluate(
     if os.path.exists(best_path):
         model.load_weights(best_path)
 
-    metrics = evaluate_tower(tower, part, config.distance, seed=config.seed, verbose=verbose)
+    # The protocol's own seed, not the training seed: runs are compared on the same samples.
+    embeddings = evaluation.embed_partition(tower, part, verbose=verbose)
+    metrics = evaluation.evaluate(embeddings, config.distance).metrics
     metrics["budget"] = {
         "epochs": config.epochs,
         "steps_per_epoch": steps,

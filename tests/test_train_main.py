@@ -19,10 +19,10 @@ def _read(*parts: str) -> str:
 
 def test_smoke_run_writes_metrics_export_and_config(smoke_run):
     metrics = json.loads(_read(smoke_run, "metrics.json"))
-    assert 0.0 <= metrics["triplet_accuracy"]["value"] <= 1.0
-    assert metrics["triplet_accuracy"]["count"] == 10_000
-    assert metrics["oneshot_accuracy"]["ways"] == 10
-    assert metrics["oneshot_accuracy"]["count"] == 10 * 99
+    assert 0.0 <= metrics["seen"]["triplet_accuracy"]["value"] <= 1.0
+    assert metrics["seen"]["triplet_accuracy"]["count"] == 10_000
+    assert metrics["unseen"]["oneshot"]["ways"] == 10
+    assert metrics["unseen"]["oneshot"]["first_support"]["count"] == 10 * 99
     assert metrics["budget"]["epochs"] == 2
     for name in ("saved_model.pb", "metadata.json", "tower.keras"):
         assert os.path.exists(os.path.join(smoke_run, "export", name)), name
