@@ -6,8 +6,10 @@ backup/             BackupAndRestore state while training (removed at the end)
 checkpoints/        best.weights.h5 (lowest validation loss)
 history.csv         per-epoch losses, each epoch exactly once
 logs/               TensorBoard
-metrics.json        final metrics and the training budget
+metrics.json        the evaluation protocol's metrics at the end of training, and its budget
 export/             SavedModel of the tower, tower.keras, metadata.json
+eval.json           eval_main.py's evaluation of the export (written after its figures)
+*.png               eval_main.py's figures (see FIGURES)
 """
 
 from __future__ import annotations
@@ -27,6 +29,12 @@ BEST_WEIGHTS = os.path.join("checkpoints", "best.weights.h5")
 HISTORY_FILE = "history.csv"
 METRICS_FILE = "metrics.json"
 EXPORT_DIR = "export"
+EVAL_FILE = "eval.json"
+DISTANCES_FIGURE = "distances.png"
+ROC_FIGURE = "roc.png"
+NEAREST_SUPPORTS_FIGURE = "nearest_supports.png"
+EMBEDDING_MAP_FIGURE = "embedding_map.png"
+FIGURES = (DISTANCES_FIGURE, ROC_FIGURE, NEAREST_SUPPORTS_FIGURE, EMBEDDING_MAP_FIGURE)
 # Everything a run writes; --overwrite removes exactly these and nothing else.
 RUN_ENTRIES = (
     CONFIG_FILE,
@@ -37,6 +45,8 @@ RUN_ENTRIES = (
     "logs",
     METRICS_FILE,
     EXPORT_DIR,
+    EVAL_FILE,
+    *FIGURES,
 )
 
 # Settings that do not change what a run computes.

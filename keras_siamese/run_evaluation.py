@@ -1,0 +1,161 @@
+"""Evaluation of a finished run's export: rebuild its split, embed once, measure, draw.
+
+The split comes from the export's metadata.json, so an evaluation needs only
+the workdir and the data. Results go beside the run: the figures first, then
+eval.json, each written atomically, so an eval.json on disk is always a
+complete one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+
+from keras_siamese import evaluation, export, files, splits
+from keras_siamese import workdir as wd
+from keras_siamese.datasets import DATASETS, ImageDataset
+from keras_siamese.errors import UserError
+
+_REQUIRED_KEYS = ("dataset", "split", "split_order", "split_seed", "val_fraction", "distance")
+
+
+def read_metadata(export_dir: str) -> dict:
+    """The metadata.json of a complete export.
+
+    Raises:
+        UserError: when the export is missing, incomplete or unreadable.
+    """
+    path = os.path.join(export_dir, export.METADATA_FILE)
+    if not os.path.isfile(path):
+        raise UserError(
+            f"{export_dir} holds no complete export ({export.METADATA_FILE} is missing): "
+            "train the run with train_main.py first."
+        )
+    try:
+        with open(path, encoding="utf-8") as f:
+            metadata = json.load(f)
+    except (OSError, ValueError) as e:
+        raise UserError(f"{path} is unreadable ({e}).") from None
+    missing = [k for k in _REQUIRED_KEYS if not isinstance(metadata, dict) or k not in metadata]
+    if missing:
+        raise UserError(f"{path} lacks {', '.join(missing)}: it is not a keras_siamese export.")
+    if metadata["dataset"] not in DATASETS:
+        raise UserError(
+            f"{path} names the data set {metadata['dataset']!r}, which is not one of "
+            f"{', '.join(DATASETS)}."
+        )
+    return metadata
+
+
+def rebuild_partition(metadata: dict, dataset: ImageDataset) -> splits.Partition:
+    """The partition the run was trained and validated on, from its metadata.
+
+    Raises:
+        UserError: when `dataset` is not the data set the export was trained on.
+    """
+    name = metadata["dataset"]
+    shape = list(dataset.info.image_shape)
+    if dataset.info.name != name or metadata.get("input_shape", shape) != shape:
+        raise UserError(
+            f"The export was trained on {name} images of shape {metadata.get('input_shape')}, "
+            f"but the data given are {dataset.info.name} images of shape {shape}."
+        )
+    names = metadata.get("class_names")
+    if names is not None and list(names) != list(dataset.class_names):
+        raise UserError(
+            f"The data's class names differ from those the export was trained on "
+            f"({dataset.class_names[:3]}... vs {names[:3]}...): point --data_dir at the same "
+            f"{name} data."
+        )
+    split = splits.make_split(
+        metadata["split"], dataset.num_classes, metadata["split_order"], metadata["split_seed"]
+    )
+    if "seen_classes" in metadata and list(split.seen) != list(metadata["seen_classes"]):
+        raise UserError(
+            "The split rebuilt from metadata.json does not match its recorded seen classes: "
+            "the export was written by an incompatible version."
+        )
+    return splits.partition(dataset, split, metadata["val_fraction"], seed=metadata["split_seed"])
+
+
+def evaluate_export(
+    export_dir: str,
+    dataset: ImageDataset,
+    out_dir: str,
+    seed: int = 0,
+    ways: int = 5,
+    shots: Sequence[int] = (1, 5),
+    batch_size: int = 500,
+    verbose: int = 1,
+) -> dict:
+    """Evaluates the export in `export_dir` on `dataset`; writes figures and eval.json.
+
+    Args:
+        export_dir: a folder written by `keras_siamese.export.export_tower`.
+        dataset: the data set it was trained on (checked against its metadata).
+        out_dir: where eval.json and the figures go (the run's workdir).
+        seed: seed of every sampled triplet, pair, support and episode.
+        ways: classes per episode.
+        shots: support images per class of the episodic evaluations.
+        batch_size: images per forward pass.
+        verbose: Keras progress display while embedding.
+
+    Returns:
+        The content of eval.json.
+    """
+    from keras_siamese import plots  # matplotlib only when figures are drawn
+
+    metadata = read_metadata(export_dir)
+    part = rebuild_partition(metadata, dataset)
+    tower = export.load_tower(export_dir)
+    distance = metadata["distance"]
+    emb = evaluation.embed_partition(tower, part, batch_size=batch_size, verbose=verbose)
+    result = evaluation.evaluate(emb, distance, seed=seed, ways=ways, shots=shots)
+
+    os.makedirs(out_dir, exist_ok=True)
+    figures = [wd.DISTANCES_FIGURE, wd.ROC_FIGURE]
+    plots.plot_distances(
+        result.seen_pairs,
+        distance,
+        evaluation.FIXED_THRESHOLDS[distance],
+        result.calibrated_threshold,
+        os.path.join(out_dir, wd.DISTANCES_FIGURE),
+    )
+    plots.plot_roc(result.seen_pairs, os.path.join(out_dir, wd.ROC_FIGURE))
+    if len(part.test_unseen_labels):
+        names = list(dataset.class_names)
+        plots.plot_nearest_supports(
+            part.test_unseen_images,
+            emb.unseen,
+            part.test_unseen_labels,
+            names,
+            distance,
+            os.path.join(out_dir, wd.NEAREST_SUPPORTS_FIGURE),
+            seed=seed,
+        )
+        plots.plot_embedding_map(
+            emb.unseen,
+            part.test_unseen_labels,
+            names,
+            distance,
+            os.path.join(out_dir, wd.EMBEDDING_MAP_FIGURE),
+        )
+        figures += [wd.NEAREST_SUPPORTS_FIGURE, wd.EMBEDDING_MAP_FIGURE]
+
+    report = {
+        "run": {
+            "export": os.path.relpath(export_dir, out_dir),
+            "dataset": metadata["dataset"],
+            "split": metadata["split"],
+            "distance": distance,
+            "margin": metadata.get("margin"),
+            "depth": metadata.get("depth"),
+            "embedding_size": metadata.get("embedding_size"),
+            "budget": metadata.get("metrics", {}).get("budget"),
+        },
+        "figures": figures,
+        **result.metrics,
+    }
+    files.write_json_atomic(os.path.join(out_dir, wd.EVAL_FILE), report)
+    return report

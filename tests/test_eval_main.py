@@ -1,0 +1,214 @@
+"""eval_main on real runs: eval.json, figures, the report, and rejected input."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from keras_siamese import report
+from keras_siamese import workdir as wd
+from tests.conftest import ROOT, run_main
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _cifar(data_root: str) -> str:
+    return os.path.join(data_root, "cifar100")
+
+
+def _load(path: str) -> dict:
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def _assert_png(path: str) -> None:
+    with open(path, "rb") as f:
+        assert f.read(8) == PNG_MAGIC, path
+
+
+@pytest.fixture(scope="module")
+def runs_dir(tmp_path_factory, smoke_run, data_root) -> str:
+    """A folder with two evaluated runs: the 90_10 smoke run and a 100_0 one."""
+    runs = tmp_path_factory.mktemp("runs")
+    shutil.copytree(smoke_run, runs / "90_10")
+    trained = run_main(
+        "train_main.py",
+        "--flagfile=flags/smoke.flags",
+        "--split=100_0",
+        "--epochs=1",
+        f"--data_dir={_cifar(data_root)}",
+        f"--workdir={runs / '100_0'}",
+    )
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    for name in ("90_10", "100_0"):
+        result = run_main(
+            "eval_main.py", f"--workdir={runs / name}", f"--data_dir={_cifar(data_root)}"
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert "Triplet accuracy" in result.stdout
+    return str(runs)
+
+
+def test_eval_json_has_every_metric_and_the_four_figures(runs_dir):
+    run = os.path.join(runs_dir, "90_10")
+    e = _load(os.path.join(run, wd.EVAL_FILE))
+    assert e["run"]["split"] == "90_10" and e["run"]["dataset"] == "cifar100"
+    assert e["run"]["budget"]["epochs"] == 2
+    seen, unseen = e["seen"], e["unseen"]
+    assert seen["triplet_accuracy"]["count"] == 10_000
+    pair = seen["pair"]
+    assert pair["fixed"]["threshold"] == 0.8 and pair["fixed"]["accuracy"]["count"] == 10_000
+    assert 0.0 < pair["calibrated"]["threshold"] < 2.0
+    assert 0.0 <= pair["roc_auc"] <= 1.0 and 0.0 <= pair["equal_error_rate"] <= 1.0
+    fewshot = unseen["fewshot_pairs"]
+    assert {"balanced_fixed", "balanced_calibrated", "reference"} <= set(fewshot)
+    # 10 supports against the 990 other unseen test images, 99 of each class.
+    assert fewshot["reference"]["accuracy"]["count"] == 10 * 990
+    assert fewshot["reference"]["always_different"] == pytest.approx(0.9)
+    oneshot = unseen["oneshot"]
+    assert oneshot["ways"] == 10 and oneshot["first_support"]["count"] == 990
+    assert oneshot["random_supports"]["count"] == 100
+    assert [(x["ways"], x["shots"], x["episodes"]) for x in unseen["episodes"]] == [
+        (5, 1, 1000),
+        (5, 5, 1000),
+    ]
+    assert unseen["retrieval"]["recall_at_1"]["count"] == 1000
+    assert 0.0 <= unseen["retrieval"]["map_at_r"]["value"] <= 1.0
+    assert e["figures"] == list(wd.FIGURES)
+    for name in wd.FIGURES:
+        _assert_png(os.path.join(run, name))
+
+
+def test_eval_main_and_training_compute_the_same_protocol(runs_dir):
+    run = os.path.join(runs_dir, "90_10")
+    at_training = _load(os.path.join(run, wd.METRICS_FILE))
+    evaluated = _load(os.path.join(run, wd.EVAL_FILE))
+    for path in (
+        ("seen", "triplet_accuracy"),
+        ("seen", "pair", "fixed", "accuracy"),
+        ("unseen", "oneshot", "first_support"),
+        ("unseen", "oneshot", "random_supports"),
+    ):
+        a, b = at_training, evaluated
+        for key in path:
+            a, b = a[key], b[key]
+        assert a["count"] == b["count"]
+        assert a["value"] == pytest.approx(b["value"], abs=2e-3), path
+
+
+def test_split_without_unseen_classes_has_no_unseen_metrics(runs_dir):
+    run = os.path.join(runs_dir, "100_0")
+    e = _load(os.path.join(run, wd.EVAL_FILE))
+    assert "unseen" not in e
+    assert e["figures"] == [wd.DISTANCES_FIGURE, wd.ROC_FIGURE]
+    assert not os.path.exists(os.path.join(run, wd.NEAREST_SUPPORTS_FIGURE))
+
+
+def test_report_renders_a_table_and_figures_for_every_run(runs_dir, tmp_path):
+    out = tmp_path / "results"
+    result = run_main("eval_main.py", "--report", f"--runs_dir={runs_dir}", f"--out={out}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    table = (out / report.REPORT_FILE).read_text()
+    rows = [line for line in table.splitlines() if line.startswith("| 90_10 |")]
+    assert len(rows) == 2  # one in each table
+    assert "| 100_0 | 100_0 |" in table
+    # The published 90-10 numbers stand beside ours, and the budget is stated.
+    assert "88.3" in rows[0] and "83.1" in rows[0] and "depth 8, 2 ep × 5 × 32" in rows[0]
+    assert "49.6" in rows[1]  # the reference models' 10-way one-shot, random supports
+    for name in (report.FEWSHOT_FIGURE, report.ONESHOT_FIGURE):
+        _assert_png(str(out / name))
+
+
+def test_killed_evaluation_leaves_a_complete_eval_json(runs_dir, data_root, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(os.path.join(runs_dir, "90_10"), run)
+    before = _load(str(run / wd.EVAL_FILE))
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-u",
+            os.path.join(ROOT, "eval_main.py"),
+            f"--workdir={run}",
+            f"--data_dir={_cifar(data_root)}",
+            "--seed=7",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    # Keras prints the embedding summary line when the forward passes end; the metrics,
+    # figures and eval.json follow. Kill it right then.
+    for line in proc.stdout:
+        if "/step" in line:
+            proc.send_signal(signal.SIGKILL)
+            break
+    proc.wait(timeout=300)
+    assert proc.returncode == -signal.SIGKILL
+    after = _load(str(run / wd.EVAL_FILE))  # old or new, but whole
+    assert after["seed"] in (before["seed"], 7)
+    assert set(after) == set(before)
+    rerun = run_main("eval_main.py", f"--workdir={run}", f"--data_dir={_cifar(data_root)}")
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert _load(str(run / wd.EVAL_FILE)) == before
+
+
+def _error_line(result: subprocess.CompletedProcess) -> str:
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert lines and lines[-1].startswith("error: "), result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    return lines[-1]
+
+
+def test_workdir_without_export_is_refused(tmp_path, data_root):
+    result = run_main("eval_main.py", f"--workdir={tmp_path}", f"--data_dir={_cifar(data_root)}")
+    assert "holds no complete export" in _error_line(result)
+    assert os.listdir(tmp_path) == []
+
+
+def test_export_of_another_data_set_is_refused(tmp_path, runs_dir, data_root):
+    run = tmp_path / "run"
+    shutil.copytree(os.path.join(runs_dir, "90_10"), run, ignore=shutil.ignore_patterns("*.json"))
+    os.makedirs(run / "export", exist_ok=True)
+    meta = _load(os.path.join(runs_dir, "90_10", "export", "metadata.json"))
+    (run / "export" / "metadata.json").write_text(json.dumps({**meta, "dataset": "mnist"}))
+    result = run_main("eval_main.py", f"--workdir={run}", f"--data_dir={_cifar(data_root)}")
+    assert "No mnist data found" in _error_line(result)
+    renamed = {**meta, "class_names": [f"c{i}" for i in range(100)]}
+    (run / "export" / "metadata.json").write_text(json.dumps(renamed))
+    result = run_main("eval_main.py", f"--workdir={run}", f"--data_dir={_cifar(data_root)}")
+    assert "class names differ" in _error_line(result)
+    assert not (run / wd.EVAL_FILE).exists()
+
+
+def test_data_dir_without_the_data_is_refused(tmp_path, runs_dir):
+    run = os.path.join(runs_dir, "90_10")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = run_main("eval_main.py", f"--workdir={run}", f"--data_dir={empty}")
+    assert "No cifar100 data found" in _error_line(result)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--workdir=nowhere", "--shots=1,x"], "--shots=1,x must be whole numbers"),
+        (["--workdir=nowhere", "--ways=1"], "--ways=1 must be at least 2"),
+        (["--workdir=nowhere"], "--workdir=nowhere is not a folder"),
+        (["--report", "--runs_dir=/nonexistent"], "--runs_dir=/nonexistent is not a folder"),
+        ([], "--workdir is required"),
+    ],
+)
+def test_bad_flags_get_one_line(args, message):
+    assert message in _error_line(run_main("eval_main.py", *args))
+
+
+def test_report_without_evaluations_is_refused(tmp_path):
+    result = run_main("eval_main.py", "--report", f"--runs_dir={tmp_path}", "--out=x")
+    assert "holds no eval.json" in _error_line(result)
+    assert not os.path.exists(os.path.join(ROOT, "x"))
