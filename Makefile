@@ -18,6 +18,7 @@ install: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/python train_main.py --flagfile=flags/demo.flags --workdir=runs/demo
+	$(BIN)/python eval_main.py --workdir=runs/demo --ways=4
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
