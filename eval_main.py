@@ -22,7 +22,9 @@ from keras_siamese.errors import UserError  # noqa: E402
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run folder whose export/ is evaluated.")
 _EXPORT = flags.DEFINE_string("export", None, "Export folder to evaluate; default WORKDIR/export.")
 _DATA_DIR = flags.DEFINE_string(
-    "data_dir", None, "Folder with the data set the run was trained on (or its parent)."
+    "data_dir",
+    None,
+    "Folder with the data set the run was trained on (or its parent); default: training's.",
 )
 _DATA_SOURCE = flags.DEFINE_enum(
     "data_source", None, list(SOURCES), "Where the images come from; default: as in training."
@@ -76,8 +78,11 @@ def _evaluate() -> None:
     from keras_siamese import evaluation, run_evaluation
 
     metadata = run_evaluation.read_metadata(export_dir)
-    source = _DATA_SOURCE.value or metadata.get("config", {}).get("data_source", "auto")
-    dataset = load_dataset(metadata["dataset"], _DATA_DIR.value, source)
+    trained_with = metadata.get("config", {})
+    source = _DATA_SOURCE.value or trained_with.get("data_source", "auto")
+    dataset = load_dataset(
+        metadata["dataset"], _DATA_DIR.value or trained_with.get("data_dir"), source
+    )
     logging.set_verbosity(logging.WARNING)
     result = run_evaluation.evaluate_export(
         export_dir,

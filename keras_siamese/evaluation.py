@@ -337,9 +337,7 @@ def reference_fewshot_pairs(
 
 def first_image_supports(labels: np.ndarray) -> np.ndarray:
     """Index of the first image of each class, in sorted class order."""
-    labels = np.asarray(labels)
-    classes, first = np.unique(labels, return_index=True)
-    return first
+    return np.unique(np.asarray(labels), return_index=True)[1]
 
 
 def nearest_support_accuracy(
