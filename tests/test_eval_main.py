@@ -6,6 +6,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import textwrap
 
 import pytest
 
@@ -214,3 +215,41 @@ def test_report_without_evaluations_is_refused(tmp_path):
     result = run_main("eval_main.py", "--report", f"--runs_dir={tmp_path}", "--out=x")
     assert "holds no eval.json" in _error_line(result)
     assert not os.path.exists(os.path.join(ROOT, "x"))
+
+
+_REPORT_SCRIPT = textwrap.dedent(
+    """
+    import os, signal, sys
+    from keras_siamese import files, report
+    real_replace = os.replace
+    def dying_replace(src, dst):
+        if dst.endswith(report.REPORT_FILE):  # the new table is complete, not yet in place
+            os.kill(os.getpid(), signal.SIGKILL)
+        real_replace(src, dst)
+    files.os.replace = dying_replace
+    report.write_report(sys.argv[1], sys.argv[2])
+    """
+)
+
+
+def test_killed_report_leaves_the_previous_table_whole(runs_dir, tmp_path):
+    out = tmp_path / "results"
+    first = run_main("eval_main.py", "--report", f"--runs_dir={runs_dir}", f"--out={out}")
+    assert first.returncode == 0, first.stderr[-2000:]
+    table = (out / report.REPORT_FILE).read_text()
+    shutil.rmtree(os.path.join(runs_dir, "100_0-copy"), ignore_errors=True)
+    shutil.copytree(os.path.join(runs_dir, "100_0"), os.path.join(runs_dir, "100_0-copy"))
+    try:
+        killed = subprocess.run(
+            [sys.executable, "-c", _REPORT_SCRIPT, runs_dir, str(out)],
+            cwd=ROOT,
+            capture_output=True,
+            timeout=300,
+        )
+    finally:
+        shutil.rmtree(os.path.join(runs_dir, "100_0-copy"))
+    assert killed.returncode == -signal.SIGKILL
+    assert (out / report.REPORT_FILE).read_text() == table
+    again = run_main("eval_main.py", "--report", f"--runs_dir={runs_dir}", f"--out={out}")
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert (out / report.REPORT_FILE).read_text() == table
