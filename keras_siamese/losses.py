@@ -7,15 +7,23 @@ euclidean distance is the squared L2 distance, which the loss uses directly
 
 from __future__ import annotations
 
+import keras
 from keras import ops
 
 from keras_siamese.config import DEFAULT_MARGINS, DISTANCES, check_distance, check_margin
 
 __all__ = [
+    "BATCH_MINING",
+    "BatchTripletLoss",
+    "ContrastiveLoss",
     "DEFAULT_MARGINS",
     "DISTANCES",
     "check_distance",
     "check_margin",
+    "batch_all_triplet_loss",
+    "batch_hard_triplet_loss",
+    "batch_semihard_triplet_loss",
+    "contrastive_loss",
     "l2_normalize",
     "paired_distance",
     "pairwise_distance",
@@ -61,3 +69,139 @@ def triplet_loss(anchor, positive, negative, distance: str, margin: float):
     d_ap = paired_distance(anchor, positive, distance)
     d_an = paired_distance(anchor, negative, distance)
     return ops.relu(d_ap - d_an + margin)
+
+
+# ---------------------------------------------------------------------------
+# Losses over a batch of P classes x K images: every in-batch triplet counts.
+
+BATCH_MINING = ("batch_all", "batch_hard", "batch_semihard")
+
+
+def _masks(labels):
+    labels = ops.reshape(labels, [-1])
+    same = ops.equal(labels[:, None], labels[None, :])
+    not_self = ops.logical_not(ops.eye(ops.shape(labels)[0], dtype="bool"))
+    return ops.logical_and(same, not_self), ops.logical_not(same)
+
+
+def batch_all_triplet_loss(labels, embeddings, distance: str, margin: float):
+    """Mean loss of the in-batch triplets that violate the margin, and their fraction.
+
+    Every (anchor, positive, negative) of the batch with a positive of the
+    anchor's class (not the anchor itself) and a negative of another class is
+    a triplet. Returns `(loss, fraction)`: the mean over triplets with a
+    positive loss, and the share of all valid triplets that have one.
+    """
+    d = pairwise_distance(embeddings, embeddings, distance)
+    positive, negative = _masks(labels)
+    valid = ops.logical_and(positive[:, :, None], negative[:, None, :])
+    per_triplet = ops.relu(d[:, :, None] - d[:, None, :] + margin)
+    per_triplet = ops.where(valid, per_triplet, 0.0)
+    violating = ops.cast(per_triplet > 1e-16, "float32")
+    num_violating = ops.sum(violating)
+    loss = ops.sum(per_triplet) / ops.maximum(num_violating, 1.0)
+    fraction = num_violating / ops.maximum(ops.sum(ops.cast(valid, "float32")), 1.0)
+    return loss, fraction
+
+
+def batch_hard_triplet_loss(labels, embeddings, distance: str, margin: float):
+    """Mean over anchors of `relu(hardest positive - hardest negative + margin)`.
+
+    Anchors without a positive or without a negative in the batch are left out.
+    """
+    d = pairwise_distance(embeddings, embeddings, distance)
+    positive, negative = _masks(labels)
+    hardest_positive = ops.max(ops.where(positive, d, -1e9), axis=1)
+    hardest_negative = ops.min(ops.where(negative, d, 1e9), axis=1)
+    usable = ops.logical_and(ops.any(positive, axis=1), ops.any(negative, axis=1))
+    per_anchor = ops.relu(hardest_positive - hardest_negative + margin)
+    per_anchor = ops.where(usable, per_anchor, 0.0)
+    return ops.sum(per_anchor) / ops.maximum(ops.sum(ops.cast(usable, "float32")), 1.0)
+
+
+def batch_semihard_triplet_loss(labels, embeddings, distance: str, margin: float):
+    """FaceNet's semi-hard loss, averaged over (anchor, positive) pairs.
+
+    For each pair, the negative is the closest one farther than the positive
+    but within the margin (`d(a, p) < d(a, n) < d(a, p) + margin`); when there
+    is none, the hardest (closest) negative of the anchor.
+    """
+    d = pairwise_distance(embeddings, embeddings, distance)
+    positive, negative = _masks(labels)
+    d_ap = d[:, :, None]
+    d_an = d[:, None, :]
+    semihard = ops.logical_and(
+        negative[:, None, :], ops.logical_and(d_an > d_ap, d_an < d_ap + margin)
+    )
+    closest_semihard = ops.min(ops.where(semihard, d_an, 1e9), axis=2)
+    hardest_negative = ops.min(ops.where(negative, d, 1e9), axis=1)[:, None]
+    chosen = ops.where(ops.any(semihard, axis=2), closest_semihard, hardest_negative)
+    usable = ops.logical_and(positive, ops.any(negative, axis=1)[:, None])
+    per_pair = ops.where(usable, ops.relu(d - chosen + margin), 0.0)
+    return ops.sum(per_pair) / ops.maximum(ops.sum(ops.cast(usable, "float32")), 1.0)
+
+
+def contrastive_loss(same, distances, margin: float):
+    """Per-pair `d` for same-class pairs, `relu(margin - d)` for different ones."""
+    same = ops.cast(ops.reshape(same, [-1]), distances.dtype)
+    distances = ops.reshape(distances, [-1])
+    return same * distances + (1.0 - same) * ops.relu(margin - distances)
+
+
+_BATCH_LOSSES = {
+    "batch_all": lambda *args: batch_all_triplet_loss(*args)[0],
+    "batch_hard": batch_hard_triplet_loss,
+    "batch_semihard": batch_semihard_triplet_loss,
+}
+
+
+@keras.saving.register_keras_serializable(package="keras_siamese")
+class BatchTripletLoss(keras.losses.Loss):
+    """A batch-mining triplet loss: `y_true` are class labels, `y_pred` embeddings.
+
+    Args:
+        mining: `batch_all`, `batch_hard` or `batch_semihard`.
+        distance: `cosine` or `euclidean` (squared).
+        margin: triplet margin, > 0.
+    """
+
+    def __init__(self, mining: str, distance: str, margin: float, name: str | None = None):
+        if mining not in BATCH_MINING:
+            raise ValueError(f"mining must be one of {', '.join(BATCH_MINING)}, not {mining!r}")
+        check_distance(distance)
+        check_margin(margin)
+        super().__init__(name=name or mining, reduction="sum_over_batch_size")
+        self.mining, self.distance, self.margin = mining, distance, float(margin)
+
+    def call(self, y_true, y_pred):
+        embeddings = ops.cast(y_pred, "float32")
+        return _BATCH_LOSSES[self.mining](y_true, embeddings, self.distance, self.margin)
+
+    def get_config(self) -> dict:
+        return {
+            "mining": self.mining,
+            "distance": self.distance,
+            "margin": self.margin,
+            "name": self.name,
+        }
+
+
+def violating_fraction(y_true, y_pred, distance: str, margin: float):
+    """Share of the batch's valid triplets that violate the margin (a metric)."""
+    return batch_all_triplet_loss(y_true, ops.cast(y_pred, "float32"), distance, margin)[1]
+
+
+@keras.saving.register_keras_serializable(package="keras_siamese")
+class ContrastiveLoss(keras.losses.Loss):
+    """The contrastive loss: `y_true` is 1 for same-class pairs, `y_pred` their distance."""
+
+    def __init__(self, margin: float, name: str = "contrastive"):
+        check_margin(margin)
+        super().__init__(name=name)
+        self.margin = float(margin)
+
+    def call(self, y_true, y_pred):
+        return contrastive_loss(y_true, ops.cast(y_pred, "float32"), self.margin)
+
+    def get_config(self) -> dict:
+        return {"margin": self.margin, "name": self.name}

@@ -78,3 +78,99 @@ def test_bad_distance_and_margin_are_config_errors():
         losses.check_distance("manhattan")
     with pytest.raises(ConfigError, match="greater than 0"):
         losses.check_margin(-1.0)
+
+
+def _np_distances(e, distance):
+    if distance == "cosine":
+        u = e / np.linalg.norm(e, axis=1, keepdims=True)
+        return 1.0 - u @ u.T
+    return ((e[:, None, :] - e[None, :, :]) ** 2).sum(-1)
+
+
+def _brute_force(labels, e, distance, margin):
+    """Every (a, p, n) triplet of the batch, one at a time."""
+    d = _np_distances(e.astype(np.float64), distance)
+    n = len(labels)
+    all_losses, hard, semihard = [], [], []
+    for a in range(n):
+        positives = [p for p in range(n) if p != a and labels[p] == labels[a]]
+        negatives = [q for q in range(n) if labels[q] != labels[a]]
+        if not negatives:
+            continue
+        for p in positives:
+            all_losses += [max(d[a, p] - d[a, q] + margin, 0.0) for q in negatives]
+            inside = [d[a, q] for q in negatives if d[a, p] < d[a, q] < d[a, p] + margin]
+            chosen = min(inside) if inside else min(d[a, q] for q in negatives)
+            semihard.append(max(d[a, p] - chosen + margin, 0.0))
+        if positives:
+            worst_p = max(d[a, p] for p in positives)
+            best_n = min(d[a, q] for q in negatives)
+            hard.append(max(worst_p - best_n + margin, 0.0))
+    all_losses = np.array(all_losses)
+    violating = all_losses > 1e-16
+    return {
+        "batch_all": all_losses.sum() / max(violating.sum(), 1),
+        "fraction": violating.mean(),
+        "batch_hard": np.mean(hard),
+        "batch_semihard": np.mean(semihard),
+    }
+
+
+@pytest.mark.parametrize("distance,margin", [("cosine", 0.3), ("euclidean", 1.0)])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_batch_losses_match_a_brute_force_count(distance, margin, seed):
+    rng = np.random.default_rng(seed)
+    # Class 3 has a single image in the batch: an anchor without positives, still a negative.
+    labels = np.array([0, 0, 0, 1, 1, 2, 2, 2, 2, 3, 1, 0])
+    scale = 0.6 if distance == "euclidean" else 1.0
+    e = (rng.normal(size=(len(labels), 5)) * scale).astype(np.float32)
+    expected = _brute_force(labels, e, distance, margin)
+    loss, fraction = losses.batch_all_triplet_loss(labels, e, distance, margin)
+    np.testing.assert_allclose(_np(loss), expected["batch_all"], rtol=1e-4)
+    np.testing.assert_allclose(_np(fraction), expected["fraction"], rtol=1e-4)
+    for kind in ("batch_hard", "batch_semihard"):
+        fn = losses.BatchTripletLoss(kind, distance, margin)
+        np.testing.assert_allclose(_np(fn(labels, e)), expected[kind], rtol=1e-4, err_msg=kind)
+
+
+def test_semihard_falls_back_to_the_hardest_negative():
+    # 1-D, squared distances from anchor 0: positive at 1 (d=1), negatives at 0.5 (d=0.25)
+    # and 3 (d=9). Nothing lies in (1, 1 + 0.5): the hardest negative (0.25) is used.
+    labels = np.array([0, 0, 1, 1])
+    e = np.array([[0.0], [1.0], [0.5], [3.0]], np.float32)
+    expected = _brute_force(labels, e, "euclidean", 0.5)["batch_semihard"]
+    got = _np(losses.batch_semihard_triplet_loss(labels, e, "euclidean", 0.5))
+    np.testing.assert_allclose(got, expected, rtol=1e-5)
+    # Anchor 0, positive 1: relu(1 - 0.25 + 0.5) = 1.25 is one of the four terms.
+    assert got >= 1.25 / 4
+
+
+@pytest.mark.parametrize("kind", ["batch_all", "batch_hard", "batch_semihard"])
+@pytest.mark.parametrize("distance", ["cosine", "euclidean"])
+def test_batch_loss_gradients_are_finite_for_identical_embeddings(kind, distance):
+    import tensorflow as tf
+
+    labels = tf.constant([0, 0, 1, 1])
+    e = tf.Variable(np.ones((4, 3), np.float32))
+    fn = losses.BatchTripletLoss(kind, distance, 0.3)
+    with tf.GradientTape() as tape:
+        loss = fn(labels, tf.identity(e))  # a model's output is a tensor, not a variable
+    grad = tape.gradient(loss, e)
+    assert np.isfinite(loss.numpy()) and loss.numpy() > 0
+    assert np.all(np.isfinite(grad.numpy()))
+
+
+def test_contrastive_loss_by_hand():
+    same = np.array([1.0, 0.0, 0.0])
+    d = np.array([0.4, 0.1, 0.9], np.float32)
+    # Same pair: its distance. Different pairs: relu(0.5 - d).
+    np.testing.assert_allclose(_np(losses.contrastive_loss(same, d, 0.5)), [0.4, 0.4, 0.0])
+
+
+def test_batch_and_pair_losses_refuse_bad_settings():
+    with pytest.raises(ValueError, match="mining"):
+        losses.BatchTripletLoss("batch_most", "cosine", 0.3)
+    with pytest.raises(ConfigError, match="margin"):
+        losses.BatchTripletLoss("batch_hard", "cosine", 0.0)
+    with pytest.raises(ConfigError, match="margin"):
+        losses.ContrastiveLoss(-1.0)
