@@ -174,3 +174,234 @@ def fixed_triplet_dataset(
         .map(lambda x: (x, tf.zeros([tf.shape(x["anchor"])[0]], tf.float32)))
         .prefetch(tf.data.AUTOTUNE)
     )
+
+
+class PKSampler:
+    """Batches of P classes x K images, every image used about once per epoch.
+
+    Each epoch, every class's images are shuffled and cut into groups of K
+    (the last group topped up with other images of the class). Each batch
+    takes one group from each of P distinct classes, drawn with probability
+    proportional to the groups a class has left, so classes run out together;
+    when fewer than P classes have groups left, a new pass begins. Everything
+    is a function of `(seed, epoch)`.
+
+    Args:
+        labels: int array `[N]`.
+        classes_per_batch: P, at least 2 and at most the number of classes.
+        images_per_class: K, at least 2, and no class may have fewer images.
+        seed: base seed.
+
+    Raises:
+        ConfigError: when P or K cannot be satisfied by `labels`.
+    """
+
+    def __init__(
+        self, labels: np.ndarray, classes_per_batch: int, images_per_class: int, seed: int = 0
+    ):
+        labels = np.asarray(labels)
+        classes, counts = np.unique(labels, return_counts=True)
+        if classes_per_batch < 2 or images_per_class < 2:
+            raise ConfigError(
+                f"--classes_per_batch={classes_per_batch} and --images_per_class="
+                f"{images_per_class} must both be at least 2: a batch needs positives and "
+                "negatives."
+            )
+        if classes_per_batch > len(classes):
+            raise ConfigError(
+                f"--classes_per_batch={classes_per_batch} exceeds the {len(classes)} classes "
+                "available for training."
+            )
+        if counts.min() < images_per_class:
+            raise ConfigError(
+                f"--images_per_class={images_per_class} exceeds the {counts.min()} train images "
+                f"of class {int(classes[np.argmin(counts)])}."
+            )
+        self.classes = classes
+        self.members = [np.flatnonzero(labels == c) for c in classes]
+        self.p, self.k, self.seed = classes_per_batch, images_per_class, seed
+
+    @property
+    def batch_size(self) -> int:
+        return self.p * self.k
+
+    def _groups(self, rng: np.random.Generator) -> list[list[np.ndarray]]:
+        groups = []
+        for members in self.members:
+            order = rng.permutation(members)
+            short = -len(order) % self.k
+            if short:
+                extra = rng.choice(order[: len(order) - (self.k - short)], short, replace=False)
+                order = np.concatenate([order, extra])
+            groups.append(list(order.reshape(-1, self.k)))
+        return groups
+
+    def epoch_indices(self, epoch: int, steps: int) -> np.ndarray:
+        """Image indices of one epoch, int64 `[steps, P * K]`, grouped by class."""
+        rng = np.random.default_rng([self.seed, 0x9C, int(epoch)])
+        groups = self._groups(rng)
+        batches = np.empty((steps, self.batch_size), np.int64)
+        for step in range(steps):
+            left = np.array([len(g) for g in groups], np.float64)
+            if np.count_nonzero(left) < self.p:
+                groups = self._groups(rng)
+                left = np.array([len(g) for g in groups], np.float64)
+            chosen = rng.choice(len(groups), self.p, replace=False, p=left / left.sum())
+            batches[step] = np.concatenate([groups[c].pop() for c in chosen])
+        return batches
+
+
+def _augmented_images(images_t, indices, seed_pair, augmentation: Augmentation):
+    seeds = tf.random.experimental.stateless_split(seed_pair, num=tf.size(indices))
+    return tf.map_fn(
+        lambda args: augment(tf.gather(images_t, args[0]), args[1], augmentation),
+        (indices, seeds),
+        fn_output_signature=images_t.dtype,
+    )
+
+
+def pk_dataset(
+    images: np.ndarray,
+    labels: np.ndarray,
+    classes_per_batch: int,
+    images_per_class: int,
+    steps_per_epoch: int,
+    seed: int = 0,
+    augmentation: Augmentation | None = None,
+    first_epoch: int = 0,
+) -> tf.data.Dataset:
+    """An endless dataset of P x K batches: `(uint8 images [P*K, H, W, C], labels [P*K])`.
+
+    Args:
+        images: uint8 `[N, H, W, C]`.
+        labels: int `[N]`.
+        classes_per_batch: P.
+        images_per_class: K.
+        steps_per_epoch: batches per epoch (`N // (P * K)` visits each image once).
+        seed: base seed of batches and augmentation.
+        augmentation: per-sample augmentation; None for none.
+        first_epoch: the epoch the dataset starts at (to resume a run).
+    """
+    sampler = PKSampler(labels, classes_per_batch, images_per_class, seed)
+    augmentation = augmentation or Augmentation(flip=False, crop=False)
+    images_t = tf.constant(images)
+    labels_t = tf.constant(np.asarray(labels, np.int32))
+    base = tf.constant([seed, 0xA06], tf.int64)
+
+    def epoch_batches(epoch):
+        indices = tf.numpy_function(
+            lambda e: sampler.epoch_indices(int(e), steps_per_epoch), [epoch], tf.int64
+        )
+        indices = tf.ensure_shape(indices, [steps_per_epoch, sampler.batch_size])
+        epoch_seed = tf.random.experimental.stateless_fold_in(base, epoch)
+        return (
+            tf.data.Dataset.from_tensor_slices(indices)
+            .enumerate()
+            .map(lambda i, b: (b, tf.random.experimental.stateless_fold_in(epoch_seed, i)))
+        )
+
+    def load(batch, seed_pair):
+        return (
+            _augmented_images(images_t, batch, seed_pair, augmentation),
+            tf.gather(labels_t, batch),
+        )
+
+    return (
+        tf.data.Dataset.range(first_epoch, np.iinfo(np.int64).max)
+        .flat_map(epoch_batches)
+        .map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        .prefetch(tf.data.AUTOTUNE)
+    )
+
+
+def fixed_pk_dataset(
+    images: np.ndarray,
+    labels: np.ndarray,
+    classes_per_batch: int,
+    images_per_class: int,
+    seed: int = 0,
+) -> tf.data.Dataset:
+    """The same P x K batches every time, covering `images` about once (validation)."""
+    sampler = PKSampler(labels, classes_per_batch, images_per_class, seed)
+    steps = max(len(labels) // sampler.batch_size, 1)
+    indices = sampler.epoch_indices(0, steps)
+    return tf.data.Dataset.from_tensor_slices(
+        (images[indices], np.asarray(labels, np.int32)[indices])
+    )
+
+
+PAIR_INPUT_NAMES = ("left", "right")
+
+
+def _pairs_from_triplets(triplets: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    # Each triplet gives one same-class pair (a, p) and one different-class pair (a, n).
+    same = tf.stack([triplets[:, 0], triplets[:, 1]], axis=1)
+    different = tf.stack([triplets[:, 0], triplets[:, 2]], axis=1)
+    pairs = tf.reshape(tf.stack([same, different], axis=1), [-1, 2])
+    targets = tf.tile(tf.constant([1.0, 0.0]), [tf.shape(triplets)[0]])
+    return pairs, targets
+
+
+def pair_dataset(
+    images: np.ndarray,
+    labels: np.ndarray,
+    batch_size: int,
+    steps_per_epoch: int,
+    seed: int = 0,
+    augmentation: Augmentation | None = None,
+    first_epoch: int = 0,
+) -> tf.data.Dataset:
+    """An endless dataset of balanced pair batches: `({"left", "right"}, same [B])`.
+
+    Half of every batch are same-class pairs (target 1), half different-class
+    pairs (target 0); `batch_size` must be even.
+    """
+    if batch_size % 2:
+        raise ConfigError(f"--batch_size={batch_size} must be even for balanced pairs.")
+    sampler = TripletSampler(labels, seed)
+    augmentation = augmentation or Augmentation(flip=False, crop=False)
+    images_t = tf.constant(images)
+    per_epoch = batch_size * steps_per_epoch
+
+    def epoch_elements(epoch):
+        pairs, targets = _pairs_from_triplets(sampler.sample(per_epoch // 2, epoch))
+        element_seed = sampler.epoch_seed(epoch + 1_000_003)
+        return (
+            tf.data.Dataset.from_tensor_slices((pairs, targets))
+            .enumerate()
+            .map(lambda i, pt: (*pt, tf.random.experimental.stateless_fold_in(element_seed, i)))
+        )
+
+    def load(pair, target, seed_pair):
+        seeds = tf.random.experimental.stateless_split(seed_pair, num=2)
+        inputs = {
+            name: augment(tf.gather(images_t, pair[k]), seeds[k], augmentation)
+            for k, name in enumerate(PAIR_INPUT_NAMES)
+        }
+        return inputs, target
+
+    return (
+        tf.data.Dataset.range(first_epoch, np.iinfo(np.int64).max)
+        .flat_map(epoch_elements)
+        .map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        .batch(batch_size, drop_remainder=True)
+        .prefetch(tf.data.AUTOTUNE)
+    )
+
+
+def fixed_pair_dataset(
+    images: np.ndarray, labels: np.ndarray, num_pairs: int, batch_size: int, seed: int = 0
+) -> tf.data.Dataset:
+    """The same balanced pairs every time (validation)."""
+    pairs, targets = _pairs_from_triplets(TripletSampler(labels, seed).sample(num_pairs // 2, 0))
+    images_t = tf.constant(images)
+
+    def load(pair, target):
+        return {n: tf.gather(images_t, pair[k]) for k, n in enumerate(PAIR_INPUT_NAMES)}, target
+
+    return (
+        tf.data.Dataset.from_tensor_slices((pairs, targets))
+        .map(load, num_parallel_calls=tf.data.AUTOTUNE)
+        .batch(batch_size)
+        .prefetch(tf.data.AUTOTUNE)
+    )

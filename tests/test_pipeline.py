@@ -142,3 +142,72 @@ def test_fixed_triplet_dataset_repeats_the_same_triplets():
     assert [len(b) for b in first] == [4, 4, 2]
     for b1, b2 in zip(first, second, strict=True):
         np.testing.assert_array_equal(b1, b2)
+
+
+PK_LABELS = np.repeat(np.arange(10), 8)[np.random.default_rng(3).permutation(80)]
+
+
+def test_pk_batches_hold_p_classes_of_k_images_and_visit_every_image():
+    sampler = pipeline.PKSampler(PK_LABELS, classes_per_batch=5, images_per_class=4, seed=1)
+    batches = sampler.epoch_indices(epoch=0, steps=4)  # 10 classes x 8 images = 4 x 20
+    assert batches.shape == (4, 20)
+    for batch in batches:
+        labels = PK_LABELS[batch].reshape(5, 4)
+        assert np.all(labels == labels[:, :1])  # K images of one class per group
+        assert len(set(labels[:, 0])) == 5  # P distinct classes
+    assert sorted(batches.ravel()) == list(range(80))  # each image exactly once
+    np.testing.assert_array_equal(batches, sampler.epoch_indices(0, 4))
+    assert not np.array_equal(batches, sampler.epoch_indices(1, 4))
+    other_seed = pipeline.PKSampler(PK_LABELS, 5, 4, seed=2).epoch_indices(0, 4)
+    assert not np.array_equal(batches, other_seed)
+
+
+def test_pk_sampler_uses_only_the_given_classes_and_tops_up_short_groups():
+    labels = np.array([7] * 5 + [9] * 6 + [4] * 3)  # 5 and 6 are not multiples of K=3
+    batches = pipeline.PKSampler(labels, 2, 3, seed=0).epoch_indices(0, steps=6)
+    assert set(labels[batches.ravel()]) <= {4, 7, 9}
+    assert set(batches.ravel()) == set(range(len(labels)))
+    for batch in batches:
+        groups = labels[batch].reshape(2, 3)
+        assert groups[0, 0] != groups[1, 0]
+        assert all(len(set(batch[i * 3 : i * 3 + 3])) == 3 for i in range(2))
+
+
+@pytest.mark.parametrize(
+    "p,k,message",
+    [
+        (1, 4, "must both be at least 2"),
+        (4, 1, "must both be at least 2"),
+        (11, 2, "exceeds the 10 classes"),
+        (2, 9, "exceeds the 8 train images"),
+    ],
+)
+def test_pk_sampler_refuses_impossible_batches(p, k, message):
+    with pytest.raises(ConfigError, match=message):
+        pipeline.PKSampler(PK_LABELS, p, k)
+
+
+def test_pk_dataset_yields_labelled_batches_and_resumes_at_an_epoch():
+    images = _indexed_images(PK_LABELS)
+    ds = pipeline.pk_dataset(images, PK_LABELS, 5, 4, steps_per_epoch=4, seed=1)
+    batches = [(x.numpy(), y.numpy()) for x, y in ds.take(8)]
+    for x, y in batches:
+        assert x.shape == (20, 8, 8, 3) and x.dtype == np.uint8
+        np.testing.assert_array_equal(PK_LABELS[_decode(x)], y)
+    sampler = pipeline.PKSampler(PK_LABELS, 5, 4, seed=1)
+    np.testing.assert_array_equal(_decode(batches[5][0]), sampler.epoch_indices(1, 4)[1])
+    resumed = pipeline.pk_dataset(images, PK_LABELS, 5, 4, 4, seed=1, first_epoch=1)
+    first_resumed = next(iter(resumed))[0].numpy()
+    np.testing.assert_array_equal(first_resumed, batches[4][0])
+
+
+def test_pair_batches_are_balanced_and_labelled_right():
+    images = _indexed_images(LABELS)
+    ds = pipeline.pair_dataset(images, LABELS, batch_size=8, steps_per_epoch=3, seed=0)
+    for x, y in _first_batches(ds, 3):
+        left, right = LABELS[_decode(x["left"])], LABELS[_decode(x["right"])]
+        np.testing.assert_array_equal(y, (left == right).astype(np.float32))
+        assert y.sum() == 4
+        assert np.all(_decode(x["left"]) != _decode(x["right"]))
+    with pytest.raises(ConfigError, match="even"):
+        pipeline.pair_dataset(images, LABELS, batch_size=7, steps_per_epoch=1)
