@@ -16,7 +16,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from absl import app, flags, logging  # noqa: E402
 
 from keras_siamese import workdir  # noqa: E402
-from keras_siamese.config import TrainConfig  # noqa: E402
+from keras_siamese.config import OBJECTIVES, PAIR_HEADS, TrainConfig  # noqa: E402
 from keras_siamese.datasets import load_dataset  # noqa: E402
 from keras_siamese.errors import UserError  # noqa: E402
 
@@ -73,8 +73,30 @@ _DISTANCE = flags.DEFINE_enum(
 _MARGIN = flags.DEFINE_float(
     "margin", None, "Triplet margin; default 0.3 for cosine, 1.0 for (squared) euclidean."
 )
+_OBJECTIVE = flags.DEFINE_enum(
+    "objective",
+    _DEFAULTS.objective,
+    list(OBJECTIVES),
+    "triplet: random triplets through the three-input model (the reference); batch_all, "
+    "batch_hard, batch_semihard: triplets mined inside P x K batches; contrastive: pairs.",
+)
+_CLASSES_PER_BATCH = flags.DEFINE_integer(
+    "classes_per_batch", _DEFAULTS.classes_per_batch, "P: classes per batch (batch_* objectives)."
+)
+_IMAGES_PER_CLASS = flags.DEFINE_integer(
+    "images_per_class", _DEFAULTS.images_per_class, "K: images per class (batch_* objectives)."
+)
+_PAIR_HEAD = flags.DEFINE_enum(
+    "pair_head",
+    _DEFAULTS.pair_head,
+    list(PAIR_HEADS),
+    "contrastive objective: contrastive loss on the distance, or bce: a sigmoid unit on "
+    "|e1 - e2| with binary cross-entropy.",
+)
 _LEARNING_RATE = flags.DEFINE_float("learning_rate", _DEFAULTS.learning_rate, "Adam learning rate.")
-_BATCH_SIZE = flags.DEFINE_integer("batch_size", _DEFAULTS.batch_size, "Triplets per batch.")
+_BATCH_SIZE = flags.DEFINE_integer(
+    "batch_size", _DEFAULTS.batch_size, "Triplets (or pairs) per batch; batch_*: P x K instead."
+)
 _EPOCHS = flags.DEFINE_integer("epochs", _DEFAULTS.epochs, "Training epochs.")
 _STEPS_PER_EPOCH = flags.DEFINE_integer(
     "steps_per_epoch",
@@ -117,6 +139,10 @@ def config_from_flags() -> TrainConfig:
         l2_normalize=_L2_NORMALIZE.value,
         distance=_DISTANCE.value,
         margin=_MARGIN.value,
+        objective=_OBJECTIVE.value,
+        classes_per_batch=_CLASSES_PER_BATCH.value,
+        images_per_class=_IMAGES_PER_CLASS.value,
+        pair_head=_PAIR_HEAD.value,
         learning_rate=_LEARNING_RATE.value,
         batch_size=_BATCH_SIZE.value,
         epochs=_EPOCHS.value,

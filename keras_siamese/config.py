@@ -18,6 +18,10 @@ from keras_siamese.errors import ConfigError
 DISTANCES = ("cosine", "euclidean")
 DEFAULT_MARGINS = {"cosine": 0.3, "euclidean": 1.0}
 EMBEDDINGS = ("gap", "dense")
+# triplet: the reference's three-input model; batch_*: mining over P x K batches;
+# contrastive: the two-input pair model.
+OBJECTIVES = ("triplet", "batch_all", "batch_hard", "batch_semihard", "contrastive")
+PAIR_HEADS = ("contrastive", "bce")
 
 
 def check_distance(distance: str) -> None:
@@ -60,6 +64,10 @@ class TrainConfig:
     l2_normalize: bool = False
     distance: str = "cosine"
     margin: float | None = None
+    objective: str = "triplet"
+    classes_per_batch: int = 32
+    images_per_class: int = 4
+    pair_head: str = "contrastive"
     learning_rate: float = 1e-3
     batch_size: int = 128
     epochs: int = 150
@@ -83,7 +91,7 @@ class TrainConfig:
             raise ConfigError(
                 f"--data_source={self.data_source} is unknown: choose one of {', '.join(SOURCES)}."
             )
-        splits.parse_split(self.split, info.num_classes)
+        num_seen, _ = splits.parse_split(self.split, info.num_classes)
         if self.split_order not in splits.SPLIT_ORDERS:
             raise ConfigError(
                 f"--split_order={self.split_order} is unknown: choose sequential or random."
@@ -97,6 +105,7 @@ class TrainConfig:
             raise ConfigError(f"--embedding_dim={self.embedding_dim} must be at least 1.")
         check_distance(self.distance)
         check_margin(self.resolved_margin)
+        self._validate_objective(num_seen)
         if not self.learning_rate > 0:
             raise ConfigError(f"--learning_rate={self.learning_rate} must be greater than 0.")
         for name in ("batch_size", "epochs"):
@@ -109,6 +118,49 @@ class TrainConfig:
             )
         if not self.workdir:
             raise ConfigError("--workdir is required: the folder that will hold this run.")
+
+    @property
+    def uses_pk_batches(self) -> bool:
+        """Whether batches are P classes x K images (the batch-mining objectives)."""
+        return self.objective.startswith("batch_")
+
+    @property
+    def images_per_batch(self) -> int:
+        """Images through the tower per training step."""
+        if self.uses_pk_batches:
+            return self.classes_per_batch * self.images_per_class
+        return self.batch_size * (2 if self.objective == "contrastive" else 3)
+
+    def _validate_objective(self, num_seen: int) -> None:
+        if self.objective not in OBJECTIVES:
+            raise ConfigError(
+                f"--objective={self.objective} is unknown: choose one of {', '.join(OBJECTIVES)}."
+            )
+        if self.pair_head not in PAIR_HEADS:
+            raise ConfigError(
+                f"--pair_head={self.pair_head} is unknown: choose one of {', '.join(PAIR_HEADS)}."
+            )
+        if self.uses_pk_batches:
+            if self.classes_per_batch < 2:
+                raise ConfigError(
+                    f"--classes_per_batch={self.classes_per_batch} must be at least 2 for "
+                    f"--objective={self.objective}: a batch needs negatives."
+                )
+            if self.images_per_class < 2:
+                raise ConfigError(
+                    f"--images_per_class={self.images_per_class} must be at least 2 for "
+                    f"--objective={self.objective}: a batch needs positives."
+                )
+            if self.classes_per_batch > num_seen:
+                raise ConfigError(
+                    f"--classes_per_batch={self.classes_per_batch} exceeds the {num_seen} seen "
+                    f"classes of --split={self.split}."
+                )
+        if self.objective == "contrastive" and self.batch_size % 2:
+            raise ConfigError(
+                f"--batch_size={self.batch_size} must be even for --objective=contrastive "
+                "(half same-class, half different-class pairs)."
+            )
 
     def to_flagfile(self) -> str:
         """The configuration as flagfile lines (`--name=value`), one per setting."""

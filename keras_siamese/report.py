@@ -79,12 +79,13 @@ def _reference_rows(content: dict) -> tuple[dict, dict]:
 
 
 def budget_text(run: dict) -> str:
-    """`depth 56, 150 ep x 390 x 128 (100% of the reference's triplets), 31 h` or a dash."""
+    """`triplet, depth 56, 150 ep × 390 steps × 384 images (100% of the reference's), 31 h`."""
     budget = run.get("budget")
     if not budget:
         return _DASH
-    triplets = budget["epochs"] * budget["steps_per_epoch"] * budget["batch_size"]
-    share = 100 * triplets / reference.REFERENCE_TRIPLETS
+    per_step = budget.get("images_per_step", 3 * budget["batch_size"])
+    images = budget["epochs"] * budget["steps_per_epoch"] * per_step
+    share = 100 * images / reference.REFERENCE_IMAGES
     seconds = budget.get("train_seconds", 0)
     if seconds >= 3600:
         wall = f"{seconds / 3600:.1f} h"
@@ -93,8 +94,9 @@ def budget_text(run: dict) -> str:
     else:
         wall = f"{seconds:.0f} s"
     return (
-        f"depth {run.get('depth')}, {budget['epochs']} ep × {budget['steps_per_epoch']} × "
-        f"{budget['batch_size']} ({share:.2g}% of the reference's triplets), {wall}"
+        f"{budget.get('objective', 'triplet')}, depth {run.get('depth')}, {budget['epochs']} ep "
+        f"× {budget['steps_per_epoch']} steps × {per_step} images ({share:.2g}% of the "
+        f"reference's), {wall}"
     )
 
 
@@ -113,7 +115,8 @@ def results_markdown(evaluations: list[tuple[str, dict]]) -> str:
         "Accuracies in percent, ± the half-width of the 95% confidence interval. "
         "*pub.*: the reference's published number; *ref.*: the reference's own trained "
         "models re-evaluated with this protocol. The budget column says how much training "
-        "each run had; only runs near 100% of the reference's triplets reproduce it.",
+        "each run had; only runs near 100% of the reference's images through the tower "
+        "reproduce it.",
         "",
         "## The reference's metrics",
         "",

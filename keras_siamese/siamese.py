@@ -12,7 +12,8 @@ import keras
 from keras import layers
 
 from keras_siamese import losses
-from keras_siamese.pipeline import INPUT_NAMES
+from keras_siamese.config import PAIR_HEADS
+from keras_siamese.pipeline import INPUT_NAMES, PAIR_INPUT_NAMES
 
 
 def _triplet_loss_of_list(embeddings, distance: str, margin: float):
@@ -53,3 +54,61 @@ def identity_loss(y_true, y_pred):
     """The model's output already is the per-sample loss; `y_true` is unused."""
     del y_true
     return y_pred
+
+
+def embedding_model(tower: keras.Model) -> keras.Model:
+    """The tower as a one-input training model for the batch-mining losses.
+
+    Its output is the float32 embedding of each image; the loss mines the
+    triplets inside the batch from the labels.
+    """
+    images = keras.Input(shape=tower.input_shape[1:], dtype="uint8", name="images")
+    embeddings = layers.Activation("linear", dtype="float32", name="embeddings")(tower(images))
+    return keras.Model(images, embeddings, name="siamese_batch")
+
+
+def _pair_distance_of_list(embeddings, distance: str):
+    left, right = embeddings
+    return losses.paired_distance(left, right, distance)
+
+
+def _absolute_difference_of_list(embeddings):
+    left, right = embeddings
+    return keras.ops.abs(left - right)
+
+
+def pair_model(tower: keras.Model, distance: str, head: str = "contrastive") -> keras.Model:
+    """The two-input model that tells whether a pair shows one class.
+
+    Args:
+        tower: maps uint8 images to embeddings.
+        distance: `cosine` or `euclidean` (squared).
+        head: `contrastive`: the output is the pair's distance (for the
+            contrastive loss); `bce`: a sigmoid unit on |e1 - e2| outputs the
+            probability of "same" (for binary cross-entropy).
+    """
+    losses.check_distance(distance)
+    if head not in PAIR_HEADS:
+        raise ValueError(f"head must be one of {', '.join(PAIR_HEADS)}, not {head!r}")
+    image_shape = tower.input_shape[1:]
+    inputs = {
+        name: keras.Input(shape=image_shape, dtype="uint8", name=name) for name in PAIR_INPUT_NAMES
+    }
+    embeddings = [tower(inputs[name]) for name in PAIR_INPUT_NAMES]
+    if head == "contrastive":
+        output = layers.Lambda(
+            _pair_distance_of_list,
+            arguments={"distance": distance},
+            output_shape=(),
+            dtype="float32",
+            name="pair_distance",
+        )(embeddings)
+    else:
+        difference = layers.Lambda(
+            _absolute_difference_of_list, dtype="float32", name="absolute_difference"
+        )(embeddings)
+        output = layers.Dense(1, activation="sigmoid", dtype="float32", name="same_probability")(
+            difference
+        )
+        output = layers.Reshape((), name="same")(output)
+    return keras.Model(inputs, output, name=f"siamese_pair_{head}")

@@ -13,8 +13,10 @@ import sys
 import time
 
 import keras
+import numpy as np
+import tensorflow as tf
 
-from keras_siamese import evaluation, export, files, pipeline, resnet, siamese, splits
+from keras_siamese import evaluation, export, files, losses, pipeline, resnet, siamese, splits
 from keras_siamese import workdir as wd
 from keras_siamese.checkpoints import BestWeights
 from keras_siamese.config import TrainConfig
@@ -49,25 +51,128 @@ def build_tower(config: TrainConfig, dataset: ImageDataset) -> keras.Model:
 
 
 def build_training_model(config: TrainConfig, tower: keras.Model) -> keras.Model:
-    """The compiled three-input triplet model around `tower`."""
-    model = siamese.triplet_model(tower, config.distance, config.resolved_margin)
+    """The compiled training model of `config.objective` around `tower`.
+
+    triplet: the three-input model with the Lambda loss; batch_*: the tower
+    alone, with a loss that mines the triplets of each P x K batch;
+    contrastive: the two-input pair model.
+    """
+    margin = config.resolved_margin
+    metrics = []
+    if config.objective == "triplet":
+        model = siamese.triplet_model(tower, config.distance, margin)
+        loss = siamese.identity_loss
+    elif config.uses_pk_batches:
+        model = siamese.embedding_model(tower)
+        loss = losses.BatchTripletLoss(config.objective, config.distance, margin)
+        metrics = [
+            keras.metrics.MeanMetricWrapper(
+                losses.violating_fraction,
+                name="violating_fraction",
+                distance=config.distance,
+                margin=margin,
+            )
+        ]
+    else:
+        model = siamese.pair_model(tower, config.distance, config.pair_head)
+        if config.pair_head == "bce":
+            loss = keras.losses.BinaryCrossentropy()
+            metrics = [keras.metrics.BinaryAccuracy(name="pair_accuracy")]
+        else:
+            loss = losses.ContrastiveLoss(margin)
     model.compile(
         optimizer=keras.optimizers.Adam(config.learning_rate),
-        loss=siamese.identity_loss,
+        loss=loss,
+        metrics=metrics,
         # XLA measured slower than plain graphs for this model on CPU.
         jit_compile=False,
     )
     return model
 
 
+def _datasets(
+    config: TrainConfig, part: splits.Partition, steps: int, first_epoch: int
+) -> tuple[tf.data.Dataset, tf.data.Dataset | None]:
+    """The training and (if there are validation images) validation datasets."""
+    augmentation = pipeline.Augmentation(flip=config.flip, crop=config.crop)
+    has_validation = len(part.val_labels) > 0
+    val_ds = None
+    if config.uses_pk_batches:
+        train_ds = pipeline.pk_dataset(
+            part.train_images,
+            part.train_labels,
+            config.classes_per_batch,
+            config.images_per_class,
+            steps,
+            config.seed,
+            augmentation,
+            first_epoch=first_epoch,
+        )
+        # Validation classes may hold fewer than K images: take what they all have.
+        val_k = (
+            min(
+                config.images_per_class,
+                int(np.unique(part.val_labels, return_counts=True)[1].min()),
+            )
+            if has_validation
+            else 0
+        )
+        if val_k >= 2:
+            val_ds = pipeline.fixed_pk_dataset(
+                part.val_images,
+                part.val_labels,
+                config.classes_per_batch,
+                val_k,
+                config.seed + 1,
+            )
+    elif config.objective == "contrastive":
+        train_ds = pipeline.pair_dataset(
+            part.train_images,
+            part.train_labels,
+            config.batch_size,
+            steps,
+            config.seed,
+            augmentation,
+            first_epoch=first_epoch,
+        )
+        if has_validation:
+            val_ds = pipeline.fixed_pair_dataset(
+                part.val_images,
+                part.val_labels,
+                len(part.val_labels),
+                config.batch_size,
+                config.seed + 1,
+            )
+    else:
+        train_ds = pipeline.triplet_dataset(
+            part.train_images,
+            part.train_labels,
+            config.batch_size,
+            steps,
+            config.seed,
+            augmentation,
+            first_epoch=first_epoch,
+        )
+        if has_validation:
+            val_ds = pipeline.fixed_triplet_dataset(
+                part.val_images,
+                part.val_labels,
+                len(part.val_labels),
+                config.batch_size,
+                config.seed + 1,
+            )
+    return train_ds, val_ds
+
+
 def _steps_per_epoch(config: TrainConfig, num_train_images: int) -> int:
     if config.steps_per_epoch:
         return config.steps_per_epoch
-    steps = num_train_images // config.batch_size
+    per_step = config.images_per_batch if config.uses_pk_batches else config.batch_size
+    steps = num_train_images // per_step
     if steps < 1:
         raise ConfigError(
-            f"--batch_size={config.batch_size} exceeds the {num_train_images} seen train "
-            "images: lower it or set --steps_per_epoch."
+            f"A batch of {per_step} exceeds the {num_train_images} seen train images: use "
+            "smaller batches or set --steps_per_epoch."
         )
     return steps
 
@@ -128,26 +233,9 @@ def train_and_evaluate(
         # A fresh start must not compare against the best loss of an earlier run.
         shutil.rmtree(os.path.join(workdir, os.path.dirname(wd.BEST_WEIGHTS)), ignore_errors=True)
 
-    # A resumed run continues with the triplets of the epoch it stopped at.
-    train_ds = pipeline.triplet_dataset(
-        part.train_images,
-        part.train_labels,
-        config.batch_size,
-        steps,
-        config.seed,
-        pipeline.Augmentation(flip=config.flip, crop=config.crop),
-        first_epoch=first_epoch,
-    )
-    has_validation = len(part.val_labels) > 0
-    val_ds = None
-    if has_validation:
-        val_ds = pipeline.fixed_triplet_dataset(
-            part.val_images,
-            part.val_labels,
-            len(part.val_labels),
-            config.batch_size,
-            config.seed + 1,
-        )
+    # A resumed run continues with the batches of the epoch it stopped at.
+    train_ds, val_ds = _datasets(config, part, steps, first_epoch)
+    has_validation = val_ds is not None
 
     keras.utils.set_random_seed(config.seed)
     tower = build_tower(config, dataset)
@@ -156,8 +244,8 @@ def train_and_evaluate(
     print(
         f"Training {tower.name} ({tower.count_params():,} parameters) on {config.dataset} "
         f"split {split.name}: {len(part.train_labels)} train images of {len(split.seen)} seen "
-        f"classes, {config.epochs} epoch(s) x {steps} step(s) of {config.batch_size} "
-        f"triplets{resuming}.",
+        f"classes with --objective={config.objective}, {config.epochs} epoch(s) x {steps} "
+        f"step(s) of {config.images_per_batch} images{resuming}.",
         flush=True,
     )
     start = time.time()
@@ -193,9 +281,11 @@ def train_and_evaluate(
     embeddings = evaluation.embed_partition(tower, part, verbose=verbose)
     metrics = evaluation.evaluate(embeddings, config.distance).metrics
     metrics["budget"] = {
+        "objective": config.objective,
         "epochs": config.epochs,
         "steps_per_epoch": steps,
         "batch_size": config.batch_size,
+        "images_per_step": config.images_per_batch,
         "train_seconds": round(train_seconds, 1),
     }
     files.write_json_atomic(os.path.join(workdir, wd.METRICS_FILE), metrics)

@@ -120,7 +120,11 @@ def test_report_renders_a_table_and_figures_for_every_run(runs_dir, tmp_path):
     assert len(rows) == 2  # one in each table
     assert "| 100_0 | 100_0 |" in table
     # The published 90-10 numbers stand beside ours, and the budget is stated.
-    assert "88.3" in rows[0] and "83.1" in rows[0] and "depth 8, 2 ep × 5 × 32" in rows[0]
+    assert (
+        "88.3" in rows[0]
+        and "83.1" in rows[0]
+        and "triplet, depth 8, 2 ep × 5 steps × 96 images" in rows[0]
+    )
     assert "49.6" in rows[1]  # the reference models' 10-way one-shot, random supports
     for name in (report.FEWSHOT_FIGURE, report.ONESHOT_FIGURE):
         _assert_png(str(out / name))

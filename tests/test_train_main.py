@@ -131,3 +131,21 @@ def test_workdir_of_another_configuration_is_refused_untouched(smoke_run, data_r
         name: os.path.getmtime(os.path.join(smoke_run, name)) for name in os.listdir(smoke_run)
     }
     assert after == before
+
+
+@pytest.mark.parametrize(
+    "flags,message",
+    [
+        (["--objective=batch_hard", "--images_per_class=1"], "must be at least 2"),
+        (["--objective=batch_semihard", "--classes_per_batch=95"], "exceeds the 90 seen classes"),
+        (["--objective=contrastive", "--batch_size=33"], "must be even"),
+        (["--objective=batch_most"], "should be one of"),
+    ],
+)
+def test_objective_settings_that_cannot_work_are_one_line(tmp_path, flags, message):
+    workdir = tmp_path / "run"
+    result = run_main("train_main.py", f"--workdir={workdir}", "--data_dir=/nonexistent", *flags)
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], lines
+    assert not workdir.exists()
