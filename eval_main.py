@@ -35,6 +35,11 @@ _SEED = flags.DEFINE_integer(
 _WAYS = flags.DEFINE_integer("ways", 5, "Classes per episode of the episodic evaluation.")
 _SHOTS = flags.DEFINE_list("shots", ["1", "5"], "Support images per class, one result each.")
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 500, "Images per forward pass.")
+_SNAPSHOTS = flags.DEFINE_boolean(
+    "snapshots",
+    False,
+    "Also evaluate every snapshot of the run (--snapshot_every in training): learning_curve.json.",
+)
 _REPORT = flags.DEFINE_boolean("report", False, "Write the results report of every run instead.")
 _RUNS_DIR = flags.DEFINE_string("runs_dir", "runs", "With --report: folder searched for eval.json.")
 _OUT = flags.DEFINE_string("out", "docs/results", "With --report: folder of the report.")
@@ -100,6 +105,11 @@ def _evaluate() -> None:
     for name in result["figures"]:
         print(f"Figure: {os.path.join(_WORKDIR.value, name)}")
     print(f"Metrics: {os.path.join(_WORKDIR.value, wd.EVAL_FILE)}")
+    if _SNAPSHOTS.value:
+        run_evaluation.evaluate_snapshots(
+            export_dir, dataset, _WORKDIR.value, seed=_SEED.value, batch_size=_BATCH_SIZE.value
+        )
+        print(f"Learning curve: {os.path.join(_WORKDIR.value, wd.CURVE_FILE)}")
 
 
 def main(argv: list[str]) -> int:

@@ -107,6 +107,17 @@ _FLIP = flags.DEFINE_boolean("flip", _DEFAULTS.flip, "Random horizontal flip aug
 _CROP = flags.DEFINE_boolean(
     "crop", _DEFAULTS.crop, "Random crop augmentation with 4-pixel padding."
 )
+_TIME_BUDGET = flags.DEFINE_float(
+    "time_budget_minutes",
+    _DEFAULTS.time_budget_minutes,
+    "Stop after the first epoch that ends past this many minutes of training (per process); "
+    "0: no budget, --epochs decides.",
+)
+_SNAPSHOT_EVERY = flags.DEFINE_integer(
+    "snapshot_every",
+    _DEFAULTS.snapshot_every,
+    "Save the tower's weights every N epochs for learning curves (eval_main.py --snapshots).",
+)
 _OVERWRITE = flags.DEFINE_boolean(
     "overwrite", False, "Replace a run of another configuration found in --workdir."
 )
@@ -150,6 +161,8 @@ def config_from_flags() -> TrainConfig:
         flip=_FLIP.value,
         crop=_CROP.value,
         seed=_SEED.value,
+        time_budget_minutes=_TIME_BUDGET.value,
+        snapshot_every=_SNAPSHOT_EVERY.value,
     )
 
 

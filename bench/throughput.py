@@ -1,10 +1,13 @@
-"""Training-step throughput of the Siamese triplet model (figures, not a test).
+"""Training-step throughput of each objective (figures, not a test).
 
-    python bench/throughput.py [--depth=56] [--batch_size=128] [--steps=10] [--jit_compile]
+    python bench/throughput.py [--objectives=triplet,batch_hard] [--depth=56] [--steps=10]
+        [--batch_size=128] [--classes_per_batch=32] [--images_per_class=4] [--jit_compile]
 
-Prints one JSON line: median seconds per training step on random uint8
-triplets, triplets and images (through the tower) per second, and the peak
-resident memory of the process.
+Builds each objective's training model with the code training uses, and prints
+one JSON line per objective: the median seconds per training step on random
+uint8 CIFAR-sized images, the images per second through the tower (the fair
+comparison: triplets push three images per sample, pairs two, P x K batches
+one), and the peak resident memory of the process so far.
 """
 
 from __future__ import annotations
@@ -23,50 +26,81 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
 
-from keras_siamese import resnet, siamese  # noqa: E402
+from keras_siamese import pipeline, training  # noqa: E402
+from keras_siamese.config import OBJECTIVES, TrainConfig  # noqa: E402
 from keras_siamese.datasets import DATASETS  # noqa: E402
 
+_OBJECTIVES = flags.DEFINE_list("objectives", ["triplet", "batch_hard"], "Objectives to time.")
 _DEPTH = flags.DEFINE_integer("depth", 56, "ResNet depth.")
-_BATCH_SIZE = flags.DEFINE_integer("batch_size", 128, "Triplets per step.")
+_BATCH_SIZE = flags.DEFINE_integer("batch_size", 128, "Triplets or pairs per step.")
+_P = flags.DEFINE_integer("classes_per_batch", 32, "P of the batch_* objectives.")
+_K = flags.DEFINE_integer("images_per_class", 4, "K of the batch_* objectives.")
 _STEPS = flags.DEFINE_integer("steps", 10, "Timed steps (after two warm-up steps).")
 _JIT = flags.DEFINE_boolean("jit_compile", False, "Compile the step with XLA.")
 
 
+def _batch(config: TrainConfig, rng: np.random.Generator):
+    shape = DATASETS["cifar100"].image_shape
+    if config.uses_pk_batches:
+        labels = np.repeat(np.arange(config.classes_per_batch), config.images_per_class)
+        images = rng.integers(0, 256, (len(labels), *shape), dtype=np.uint8)
+        return images, labels.astype(np.int32)
+    names = pipeline.PAIR_INPUT_NAMES if config.objective == "contrastive" else pipeline.INPUT_NAMES
+    x = {n: rng.integers(0, 256, (config.batch_size, *shape), dtype=np.uint8) for n in names}
+    y = np.tile(np.array([1.0, 0.0], np.float32), config.batch_size // 2 + 1)[: config.batch_size]
+    return x, y
+
+
 def main(argv: list[str]) -> None:
     del argv
-    info = DATASETS["cifar100"]
-    tower = resnet.resnet_tower(_DEPTH.value, info.image_shape, info.mean, info.std)
-    model = siamese.triplet_model(tower, "cosine", 0.3)
-    model.compile(optimizer="adam", loss=siamese.identity_loss, jit_compile=_JIT.value)
-    rng = np.random.default_rng(0)
-    batch = _BATCH_SIZE.value
-    x = {
-        name: rng.integers(0, 256, (batch, *info.image_shape), dtype=np.uint8)
-        for name in ("anchor", "positive", "negative")
-    }
-    y = np.zeros(batch, np.float32)
-    for _ in range(2):
-        model.train_on_batch(x, y)
-    times = []
-    for _ in range(_STEPS.value):
-        start = time.perf_counter()
-        model.train_on_batch(x, y)
-        times.append(time.perf_counter() - start)
-    step = statistics.median(times)
-    print(
-        json.dumps(
-            {
-                "model": f"resnet{_DEPTH.value}",
-                "batch_size": batch,
-                "jit_compile": _JIT.value,
-                "median_step_seconds": round(step, 4),
-                "triplets_per_second": round(batch / step, 1),
-                "tower_images_per_second": round(3 * batch / step, 1),
-                "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-                "keras": keras.__version__,
-            }
+    for objective in _OBJECTIVES.value:
+        if objective not in OBJECTIVES:
+            raise app.UsageError(f"--objectives: {objective} is not one of {', '.join(OBJECTIVES)}")
+        config = TrainConfig(
+            workdir="unused",
+            depth=_DEPTH.value,
+            objective=objective,
+            batch_size=_BATCH_SIZE.value,
+            classes_per_batch=_P.value,
+            images_per_class=_K.value,
         )
-    )
+        keras.utils.set_random_seed(0)
+        tower = training.build_tower(config, _CifarShape())
+        model = training.build_training_model(config, tower)
+        if _JIT.value:
+            model.jit_compile = True
+        x, y = _batch(config, np.random.default_rng(0))
+        for _ in range(2):
+            model.train_on_batch(x, y)
+        times = []
+        for _ in range(_STEPS.value):
+            start = time.perf_counter()
+            model.train_on_batch(x, y)
+            times.append(time.perf_counter() - start)
+        step = statistics.median(times)
+        print(
+            json.dumps(
+                {
+                    "objective": objective,
+                    "model": f"resnet{_DEPTH.value}",
+                    "images_per_step": config.images_per_batch,
+                    "jit_compile": _JIT.value,
+                    "median_step_seconds": round(step, 4),
+                    "tower_images_per_second": round(config.images_per_batch / step, 1),
+                    "peak_rss_mib": round(
+                        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1
+                    ),
+                    "keras": keras.__version__,
+                }
+            ),
+            flush=True,
+        )
+
+
+class _CifarShape:
+    """What `training.build_tower` reads of a dataset: its static facts."""
+
+    info = DATASETS["cifar100"]
 
 
 if __name__ == "__main__":

@@ -1,10 +1,15 @@
-"""Keeping the best weights of a run, safely across kills, resumes and NaNs."""
+"""Weights kept during training: the best so far, and periodic snapshots for curves.
+
+Both are written safely across kills, resumes and NaNs.
+"""
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import os
+import time
 
 import keras
 
@@ -46,3 +51,55 @@ class BestWeights(keras.callbacks.Callback):
         files.write_json_atomic(
             self.record_path, {"epoch": epoch + 1, "monitor": self.monitor, "value": self.best}
         )
+
+
+class EpochSnapshots(keras.callbacks.Callback):
+    """Saves the tower's weights every `every` epochs, with the training time so far.
+
+    Snapshots go to `<folder>/epoch_NNNN.weights.h5`, and `<folder>/snapshots.csv`
+    lists epoch, file and cumulative training seconds (continued across
+    resumes from the last recorded row), so a learning curve of any metric
+    against wall time can be computed afterwards, outside the training budget.
+    """
+
+    def __init__(self, tower: keras.Model, folder: str, every: int):
+        super().__init__()
+        self.tower, self.folder, self.every = tower, folder, every
+        self.table = os.path.join(folder, SNAPSHOT_TABLE)
+
+    def on_train_begin(self, logs=None):
+        os.makedirs(self.folder, exist_ok=True)
+        rows = read_snapshots(self.folder)
+        self.offset = rows[-1]["train_seconds"] if rows else 0.0
+        self.start = time.time()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if (epoch + 1) % self.every:
+            return
+        name = f"epoch_{epoch + 1:04d}.weights.h5"
+        tmp = os.path.join(self.folder, f".{name}.tmp.weights.h5")
+        self.tower.save_weights(tmp, overwrite=True)
+        os.replace(tmp, os.path.join(self.folder, name))
+        seconds = self.offset + time.time() - self.start
+        rows = [r for r in read_snapshots(self.folder) if r["epoch"] < epoch + 1]
+        rows.append({"epoch": epoch + 1, "file": name, "train_seconds": round(seconds, 1)})
+        lines = ["epoch,file,train_seconds"] + [
+            f"{r['epoch']},{r['file']},{r['train_seconds']}" for r in rows
+        ]
+        files.write_text_atomic(self.table, "\n".join(lines) + "\n")
+
+
+SNAPSHOT_TABLE = "snapshots.csv"
+
+
+def read_snapshots(folder: str) -> list[dict]:
+    """The rows of `<folder>/snapshots.csv` (epoch, file, train_seconds), by epoch."""
+    path = os.path.join(folder, SNAPSHOT_TABLE)
+    if not os.path.exists(path):
+        return []
+    with open(path, encoding="utf-8", newline="") as f:
+        rows = list(csv.DictReader(f))
+    return [
+        {"epoch": int(r["epoch"]), "file": r["file"], "train_seconds": float(r["train_seconds"])}
+        for r in rows
+    ]

@@ -75,6 +75,8 @@ class TrainConfig:
     flip: bool = True
     crop: bool = False
     seed: int = 0
+    time_budget_minutes: float = 0.0
+    snapshot_every: int = 0
 
     @property
     def resolved_margin(self) -> float:
@@ -115,6 +117,15 @@ class TrainConfig:
             raise ConfigError(
                 f"--steps_per_epoch={self.steps_per_epoch} must be 0 (one pass over the seen "
                 "train images) or positive."
+            )
+        if self.time_budget_minutes < 0:
+            raise ConfigError(
+                f"--time_budget_minutes={self.time_budget_minutes} must be 0 (no budget) or "
+                "positive."
+            )
+        if self.snapshot_every < 0:
+            raise ConfigError(
+                f"--snapshot_every={self.snapshot_every} must be 0 (no snapshots) or positive."
             )
         if not self.workdir:
             raise ConfigError("--workdir is required: the folder that will hold this run.")

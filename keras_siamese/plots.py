@@ -163,3 +163,55 @@ def plot_embedding_map(
     ax.set_title(f"Unseen-class embeddings ({len(classes)} classes, PCA)")
     fig.tight_layout()
     _save(fig, path)
+
+
+def curve_series(points: list[dict]) -> dict[str, list]:
+    """Minutes of training and the headline accuracies of each learning-curve point."""
+
+    def value(metrics: dict, *keys: str):
+        for key in keys:
+            if not isinstance(metrics, dict) or key not in metrics:
+                return None
+            metrics = metrics[key]
+        return metrics["value"]
+
+    def five_way_one_shot(metrics: dict):
+        for ep in metrics.get("unseen", {}).get("episodes", []):
+            if ep["ways"] == 5 and ep["shots"] == 1:
+                return ep["accuracy"]["value"]
+        return None
+
+    return {
+        "minutes": [p["train_seconds"] / 60 for p in points],
+        "triplet": [value(p["metrics"], "seen", "triplet_accuracy") for p in points],
+        "oneshot": [value(p["metrics"], "unseen", "oneshot", "random_supports") for p in points],
+        "5way_1shot": [five_way_one_shot(p["metrics"]) for p in points],
+    }
+
+
+CURVE_PANELS = (
+    ("triplet", "triplet accuracy (seen)"),
+    ("oneshot", "N-way one-shot (unseen, random supports)"),
+    ("5way_1shot", "5-way 1-shot (unseen)"),
+)
+
+
+def plot_learning_curves(curves: dict[str, list[dict]], path: str) -> None:
+    """Accuracy against training minutes, one line per run, one panel per metric."""
+    fig, axes = plt.subplots(1, len(CURVE_PANELS), figsize=(4.2 * len(CURVE_PANELS), 3.6))
+    for name, points in curves.items():
+        series = curve_series(points)
+        for ax, (key, title) in zip(axes, CURVE_PANELS, strict=True):
+            ys = [np.nan if v is None else 100 * v for v in series[key]]
+            ax.plot(series["minutes"], ys, marker="o", markersize=3, label=name)
+            ax.set_title(title, fontsize=9)
+            ax.set_xlabel("training time (minutes)")
+    axes[0].set_ylabel("accuracy (%)")
+    axes[-1].legend(fontsize=8)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def plot_learning_curve(points: list[dict], path: str) -> None:
+    """The learning curve of one run."""
+    plot_learning_curves({"this run": points}, path)

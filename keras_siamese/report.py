@@ -19,6 +19,7 @@ from keras_siamese.errors import UserError
 REPORT_FILE = "results.md"
 FEWSHOT_FIGURE = "fewshot_by_split.png"
 ONESHOT_FIGURE = "oneshot_by_split.png"
+CURVES_FIGURE = "learning_curves.png"
 _DASH = "–"
 
 
@@ -45,6 +46,13 @@ def find_evaluations(runs_dir: str) -> list[tuple[str, dict]]:
             raise UserError(
                 f"{path} is unreadable ({e}): rerun eval_main.py on that run."
             ) from None
+        curve_path = os.path.join(folder, wd.CURVE_FILE)
+        if os.path.exists(curve_path):
+            try:
+                with open(curve_path, encoding="utf-8") as f:
+                    content["learning_curve"] = json.load(f)["points"]
+            except (OSError, ValueError, KeyError, TypeError) as e:
+                raise UserError(f"{curve_path} is unreadable ({e}).") from None
         found.append((os.path.relpath(folder, runs_dir), content))
     if not found:
         raise UserError(
@@ -107,7 +115,7 @@ def _episode(content: dict, ways: int, shots: int) -> dict | None:
     return None
 
 
-def results_markdown(evaluations: list[tuple[str, dict]]) -> str:
+def results_markdown(evaluations: list[tuple[str, dict]], with_curves: bool = False) -> str:
     """The two results tables, in percent with 95% confidence intervals."""
     lines = [
         "# Results",
@@ -171,6 +179,14 @@ def results_markdown(evaluations: list[tuple[str, dict]]) -> str:
         f"![one-shot accuracy per split]({ONESHOT_FIGURE})",
         "",
     ]
+    if with_curves:
+        lines += [
+            "Learning curves (each snapshot: seen-class metrics on the first 20 test images of "
+            "each seen class, unseen-class metrics on all unseen test images):",
+            "",
+            f"![learning curves]({CURVES_FIGURE})",
+            "",
+        ]
     return "\n".join(lines)
 
 
@@ -248,6 +264,13 @@ def write_report(runs_dir: str, out_dir: str) -> list[str]:
     oneshot = os.path.join(out_dir, ONESHOT_FIGURE)
     plot_fewshot_by_split(evaluations, fewshot)
     plot_oneshot_by_split(evaluations, oneshot)
+    written = [fewshot, oneshot]
+    curves = {name: c["learning_curve"] for name, c in evaluations if "learning_curve" in c}
+    if curves:
+        from keras_siamese import plots
+
+        written.append(os.path.join(out_dir, CURVES_FIGURE))
+        plots.plot_learning_curves(curves, written[-1])
     table = os.path.join(out_dir, REPORT_FILE)
-    files.write_text_atomic(table, results_markdown(evaluations))
-    return [table, fewshot, oneshot]
+    files.write_text_atomic(table, results_markdown(evaluations, with_curves=bool(curves)))
+    return [table, *written]

@@ -12,6 +12,8 @@ import json
 import os
 from collections.abc import Sequence
 
+import numpy as np
+
 from keras_siamese import evaluation, export, files, splits
 from keras_siamese import workdir as wd
 from keras_siamese.datasets import DATASETS, ImageDataset
@@ -159,3 +161,64 @@ def evaluate_export(
     }
     files.write_json_atomic(os.path.join(out_dir, wd.EVAL_FILE), report)
     return report
+
+
+def _seen_subset(labels: np.ndarray, per_class: int) -> np.ndarray:
+    """The first `per_class` test images of every class (a fixed, cheap sample)."""
+    return np.concatenate([np.flatnonzero(labels == c)[:per_class] for c in np.unique(labels)])
+
+
+def evaluate_snapshots(
+    export_dir: str,
+    dataset: ImageDataset,
+    workdir: str,
+    seed: int = 0,
+    seen_per_class: int = 20,
+    batch_size: int = 500,
+) -> dict:
+    """The learning curve of a run: the protocol on each snapshot of `workdir/snapshots`.
+
+    To keep many snapshots cheap, the seen-class metrics use the first
+    `seen_per_class` test images of each seen class, and there is no
+    threshold calibration; the unseen-class metrics use every unseen test
+    image, as in eval.json. Writes learning_curve.json and its figure.
+
+    Raises:
+        UserError: when the run has no snapshots.
+    """
+    from keras_siamese import checkpoints, plots
+
+    metadata = read_metadata(export_dir)
+    part = rebuild_partition(metadata, dataset)
+    folder = os.path.join(workdir, wd.SNAPSHOTS_DIR)
+    rows = checkpoints.read_snapshots(folder)
+    if not rows:
+        raise UserError(
+            f"{workdir} holds no snapshots: train it with --snapshot_every=N to draw a "
+            "learning curve."
+        )
+    tower = export.load_tower(export_dir)
+    seen = _seen_subset(part.test_seen_labels, seen_per_class)
+    empty = np.zeros((0,), np.int64)
+    points = []
+    for row in rows:
+        tower.load_weights(os.path.join(folder, row["file"]))
+        emb = evaluation.Embeddings(
+            seen=evaluation.embed(tower, part.test_seen_images[seen], batch_size, verbose=0),
+            seen_labels=part.test_seen_labels[seen],
+            unseen=evaluation.embed(tower, part.test_unseen_images, batch_size, verbose=0),
+            unseen_labels=part.test_unseen_labels,
+            val=np.zeros((0, tower.output_shape[-1]), np.float32),
+            val_labels=empty,
+        )
+        metrics = evaluation.evaluate(emb, metadata["distance"], seed=seed).metrics
+        points.append({**row, "metrics": metrics})
+        print(f"Snapshot of epoch {row['epoch']} ({row['train_seconds']:.0f} s): evaluated.")
+    curve = {
+        "split": metadata["split"],
+        "seen_test_images_per_class": seen_per_class,
+        "points": points,
+    }
+    plots.plot_learning_curve(points, os.path.join(workdir, wd.CURVE_FIGURE))
+    files.write_json_atomic(os.path.join(workdir, wd.CURVE_FILE), curve)
+    return curve

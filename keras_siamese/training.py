@@ -18,7 +18,7 @@ import tensorflow as tf
 
 from keras_siamese import evaluation, export, files, losses, pipeline, resnet, siamese, splits
 from keras_siamese import workdir as wd
-from keras_siamese.checkpoints import BestWeights
+from keras_siamese.checkpoints import BestWeights, EpochSnapshots
 from keras_siamese.config import TrainConfig
 from keras_siamese.datasets import ImageDataset, load_dataset
 from keras_siamese.errors import ConfigError, UserError
@@ -177,17 +177,45 @@ def _steps_per_epoch(config: TrainConfig, num_train_images: int) -> int:
     return steps
 
 
-def _callbacks(workdir: str, has_validation: bool) -> list[keras.callbacks.Callback]:
-    # The backup comes last: an epoch counts as done only once it is logged.
-    return [
+class TimeBudget(keras.callbacks.Callback):
+    """Stops training at the end of the first epoch that ends past `minutes` of training.
+
+    The clock is this process's: a resumed run gets the whole budget again.
+    """
+
+    def __init__(self, minutes: float):
+        super().__init__()
+        self.seconds = 60.0 * minutes
+
+    def on_train_begin(self, logs=None):
+        self.start = time.time()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if time.time() - self.start >= self.seconds:
+            self.model.stop_training = True
+
+
+def _callbacks(
+    config: TrainConfig, tower: keras.Model, has_validation: bool
+) -> list[keras.callbacks.Callback]:
+    workdir = config.workdir
+    callbacks = [
         keras.callbacks.TerminateOnNaN(),
         keras.callbacks.CSVLogger(os.path.join(workdir, wd.HISTORY_FILE), append=True),
         BestWeights(
             os.path.join(workdir, wd.BEST_WEIGHTS), "val_loss" if has_validation else "loss"
         ),
         keras.callbacks.TensorBoard(os.path.join(workdir, "logs"), write_graph=False),
-        keras.callbacks.BackupAndRestore(os.path.join(workdir, wd.BACKUP_DIR)),
     ]
+    if config.snapshot_every:
+        callbacks.append(
+            EpochSnapshots(tower, os.path.join(workdir, wd.SNAPSHOTS_DIR), config.snapshot_every)
+        )
+    if config.time_budget_minutes:
+        callbacks.append(TimeBudget(config.time_budget_minutes))
+    # The backup comes last: an epoch counts as done only once it is logged.
+    callbacks.append(keras.callbacks.BackupAndRestore(os.path.join(workdir, wd.BACKUP_DIR)))
+    return callbacks
 
 
 def train_and_evaluate(
@@ -231,7 +259,8 @@ def train_and_evaluate(
     wd.trim_history(workdir, first_epoch)
     if first_epoch == 0:
         # A fresh start must not compare against the best loss of an earlier run.
-        shutil.rmtree(os.path.join(workdir, os.path.dirname(wd.BEST_WEIGHTS)), ignore_errors=True)
+        for entry in (os.path.dirname(wd.BEST_WEIGHTS), wd.SNAPSHOTS_DIR):
+            shutil.rmtree(os.path.join(workdir, entry), ignore_errors=True)
 
     # A resumed run continues with the batches of the epoch it stopped at.
     train_ds, val_ds = _datasets(config, part, steps, first_epoch)
@@ -254,13 +283,13 @@ def train_and_evaluate(
         epochs=config.epochs,
         steps_per_epoch=steps,
         validation_data=val_ds,
-        callbacks=_callbacks(workdir, has_validation),
-        shuffle=False,  # the pipeline draws its own random triplets
+        callbacks=_callbacks(config, tower, has_validation),
+        shuffle=False,  # the pipeline draws its own random batches
         verbose=verbose,
     )
     train_seconds = time.time() - start
-    losses = history.history.get("loss", [])
-    bad = [i for i, v in enumerate(losses) if not math.isfinite(v)]
+    epoch_losses = history.history.get("loss", [])
+    bad = [i for i, v in enumerate(epoch_losses) if not math.isfinite(v)]
     best_path = os.path.join(workdir, wd.BEST_WEIGHTS)
     if bad:
         # The backup holds the diverged weights: resuming from it would be useless.
@@ -271,7 +300,7 @@ def train_and_evaluate(
             else "no epoch finished with a finite loss"
         )
         raise TrainingDiverged(
-            f"The training loss became {losses[bad[0]]} in epoch {first_epoch + bad[0] + 1}: "
+            f"The training loss became {epoch_losses[bad[0]]} in epoch {first_epoch + bad[0] + 1}: "
             f"lower --learning_rate and rerun with --overwrite; {kept}, and no export was written."
         )
     if os.path.exists(best_path):
@@ -282,7 +311,7 @@ def train_and_evaluate(
     metrics = evaluation.evaluate(embeddings, config.distance).metrics
     metrics["budget"] = {
         "objective": config.objective,
-        "epochs": config.epochs,
+        "epochs": first_epoch + len(epoch_losses),
         "steps_per_epoch": steps,
         "batch_size": config.batch_size,
         "images_per_step": config.images_per_batch,

@@ -4,11 +4,13 @@ config.flags        resolved flags; `--flagfile=` it to reproduce the run
 versions.json       package versions
 backup/             BackupAndRestore state while training (removed at the end)
 checkpoints/        best.weights.h5 (lowest validation loss)
+snapshots/          with --snapshot_every: tower weights every N epochs, snapshots.csv
 history.csv         per-epoch losses, each epoch exactly once
 logs/               TensorBoard
 metrics.json        the evaluation protocol's metrics at the end of training, and its budget
 export/             SavedModel of the tower, tower.keras, metadata.json
 eval.json           eval_main.py's evaluation of the export (written after its figures)
+learning_curve.json eval_main.py --snapshots: metrics of each snapshot against training time
 *.png               eval_main.py's figures (see FIGURES)
 """
 
@@ -26,10 +28,13 @@ from keras_siamese.errors import ConfigError, UserError
 CONFIG_FILE = "config.flags"
 BACKUP_DIR = "backup"
 BEST_WEIGHTS = os.path.join("checkpoints", "best.weights.h5")
+SNAPSHOTS_DIR = "snapshots"
 HISTORY_FILE = "history.csv"
 METRICS_FILE = "metrics.json"
 EXPORT_DIR = "export"
 EVAL_FILE = "eval.json"
+CURVE_FILE = "learning_curve.json"
+CURVE_FIGURE = "learning_curve.png"
 DISTANCES_FIGURE = "distances.png"
 ROC_FIGURE = "roc.png"
 NEAREST_SUPPORTS_FIGURE = "nearest_supports.png"
@@ -41,12 +46,15 @@ RUN_ENTRIES = (
     "versions.json",
     BACKUP_DIR,
     "checkpoints",
+    SNAPSHOTS_DIR,
     HISTORY_FILE,
     "logs",
     METRICS_FILE,
     EXPORT_DIR,
     EVAL_FILE,
     *FIGURES,
+    CURVE_FILE,
+    CURVE_FIGURE,
 )
 
 # Settings that do not change what a run computes.
