@@ -83,6 +83,8 @@ def _evaluate() -> None:
     from keras_siamese import evaluation, run_evaluation
 
     metadata = run_evaluation.read_metadata(export_dir)
+    if _SNAPSHOTS.value:
+        run_evaluation.snapshot_rows(_WORKDIR.value)
     trained_with = metadata.get("config", {})
     source = _DATA_SOURCE.value or trained_with.get("data_source", "auto")
     dataset = load_dataset(

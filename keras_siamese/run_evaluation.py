@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from keras_siamese import evaluation, export, files, splits
+from keras_siamese import checkpoints, evaluation, export, files, splits
 from keras_siamese import workdir as wd
 from keras_siamese.datasets import DATASETS, ImageDataset
 from keras_siamese.errors import UserError
@@ -168,6 +168,21 @@ def _seen_subset(labels: np.ndarray, per_class: int) -> np.ndarray:
     return np.concatenate([np.flatnonzero(labels == c)[:per_class] for c in np.unique(labels)])
 
 
+def snapshot_rows(workdir: str) -> list[dict]:
+    """The snapshots a run saved during training.
+
+    Raises:
+        UserError: when there are none.
+    """
+    rows = checkpoints.read_snapshots(os.path.join(workdir, wd.SNAPSHOTS_DIR))
+    if not rows:
+        raise UserError(
+            f"{workdir} holds no snapshots: train it with --snapshot_every=N to draw a "
+            "learning curve."
+        )
+    return rows
+
+
 def evaluate_snapshots(
     export_dir: str,
     dataset: ImageDataset,
@@ -186,17 +201,12 @@ def evaluate_snapshots(
     Raises:
         UserError: when the run has no snapshots.
     """
-    from keras_siamese import checkpoints, plots
+    from keras_siamese import plots
 
     metadata = read_metadata(export_dir)
     part = rebuild_partition(metadata, dataset)
+    rows = snapshot_rows(workdir)
     folder = os.path.join(workdir, wd.SNAPSHOTS_DIR)
-    rows = checkpoints.read_snapshots(folder)
-    if not rows:
-        raise UserError(
-            f"{workdir} holds no snapshots: train it with --snapshot_every=N to draw a "
-            "learning curve."
-        )
     tower = export.load_tower(export_dir)
     seen = _seen_subset(part.test_seen_labels, seen_per_class)
     empty = np.zeros((0,), np.int64)

@@ -33,22 +33,36 @@ def _assert_png(path: str) -> None:
 
 @pytest.fixture(scope="module")
 def runs_dir(tmp_path_factory, smoke_run, data_root) -> str:
-    """A folder with two evaluated runs: the 90_10 smoke run and a 100_0 one."""
+    """Three evaluated runs: the 90_10 smoke run, a 100_0 one, and a batch-hard 90_10 one
+    with snapshots (stopped by its time budget after its first epoch) and its learning curve.
+    """
     runs = tmp_path_factory.mktemp("runs")
     shutil.copytree(smoke_run, runs / "90_10")
-    trained = run_main(
-        "train_main.py",
-        "--flagfile=flags/smoke.flags",
-        "--split=100_0",
-        "--epochs=1",
-        f"--data_dir={_cifar(data_root)}",
-        f"--workdir={runs / '100_0'}",
-    )
-    assert trained.returncode == 0, trained.stderr[-3000:]
+    for name, extra in (
+        ("100_0", ["--split=100_0", "--epochs=1"]),
+        (
+            "hard",
+            [
+                "--objective=batch_hard",
+                "--classes_per_batch=8",
+                "--snapshot_every=1",
+                "--time_budget_minutes=0.001",
+            ],
+        ),
+    ):
+        trained = run_main(
+            "train_main.py",
+            "--flagfile=flags/smoke.flags",
+            f"--data_dir={_cifar(data_root)}",
+            f"--workdir={runs / name}",
+            *extra,
+        )
+        assert trained.returncode == 0, trained.stderr[-3000:]
     # The 100_0 run finds its data through the data_dir recorded at training.
     for args in (
         [f"--workdir={runs / '90_10'}", f"--data_dir={_cifar(data_root)}"],
         [f"--workdir={runs / '100_0'}"],
+        [f"--workdir={runs / 'hard'}", "--snapshots"],
     ):
         result = run_main("eval_main.py", *args)
         assert result.returncode == 0, result.stderr[-3000:]
@@ -126,8 +140,38 @@ def test_report_renders_a_table_and_figures_for_every_run(runs_dir, tmp_path):
         and "triplet, depth 8, 2 ep × 5 steps × 96 images" in rows[0]
     )
     assert "49.6" in rows[1]  # the reference models' 10-way one-shot, random supports
-    for name in (report.FEWSHOT_FIGURE, report.ONESHOT_FIGURE):
+    hard = [line for line in table.splitlines() if line.startswith("| hard |")]
+    assert "batch_hard, depth 8, 1 ep × 5 steps × 32 images" in hard[0]
+    for name in (report.FEWSHOT_FIGURE, report.ONESHOT_FIGURE, report.CURVES_FIGURE):
         _assert_png(str(out / name))
+    assert f"({report.CURVES_FIGURE})" in table
+
+
+def test_time_budget_stops_training_and_snapshots_make_a_learning_curve(runs_dir):
+    run = os.path.join(runs_dir, "hard")
+    metrics = _load(os.path.join(run, wd.METRICS_FILE))
+    assert metrics["budget"]["epochs"] == 1  # of 2: the budget ran out in the first
+    with open(os.path.join(run, wd.HISTORY_FILE)) as f:
+        assert len(f.read().strip().splitlines()) == 2
+    assert os.path.exists(os.path.join(run, wd.SNAPSHOTS_DIR, "epoch_0001.weights.h5"))
+    curve = _load(os.path.join(run, wd.CURVE_FILE))
+    (point,) = curve["points"]
+    assert point["epoch"] == 1 and point["train_seconds"] > 0
+    assert point["metrics"]["seen"]["triplet_accuracy"]["count"] == 10_000
+    assert point["metrics"]["unseen"]["oneshot"]["ways"] == 10
+    # The last snapshot is the exported model (one epoch, best = last), so the curve's
+    # unseen-class metrics, computed on all unseen test images, equal eval.json's.
+    evaluated = _load(os.path.join(run, wd.EVAL_FILE))
+    for key in ("first_support", "random_supports"):
+        assert point["metrics"]["unseen"]["oneshot"][key] == pytest.approx(
+            evaluated["unseen"]["oneshot"][key], abs=2e-3
+        )
+    _assert_png(os.path.join(run, wd.CURVE_FIGURE))
+
+
+def test_snapshots_of_a_run_without_them_are_refused(runs_dir):
+    result = run_main("eval_main.py", f"--workdir={os.path.join(runs_dir, '100_0')}", "--snapshots")
+    assert "holds no snapshots" in _error_line(result)
 
 
 def test_killed_evaluation_leaves_a_complete_eval_json(runs_dir, data_root, tmp_path):
