@@ -125,26 +125,13 @@ def _datasets(
                 val_k,
                 config.seed + 1,
             )
-    elif config.objective == "contrastive":
-        train_ds = pipeline.pair_dataset(
-            part.train_images,
-            part.train_labels,
-            config.batch_size,
-            steps,
-            config.seed,
-            augmentation,
-            first_epoch=first_epoch,
-        )
-        if has_validation:
-            val_ds = pipeline.fixed_pair_dataset(
-                part.val_images,
-                part.val_labels,
-                len(part.val_labels),
-                config.batch_size,
-                config.seed + 1,
-            )
     else:
-        train_ds = pipeline.triplet_dataset(
+        # Triplets and pairs are drawn alike; only their grouping differs.
+        if config.objective == "contrastive":
+            make, make_fixed = pipeline.pair_dataset, pipeline.fixed_pair_dataset
+        else:
+            make, make_fixed = pipeline.triplet_dataset, pipeline.fixed_triplet_dataset
+        train_ds = make(
             part.train_images,
             part.train_labels,
             config.batch_size,
@@ -154,7 +141,7 @@ def _datasets(
             first_epoch=first_epoch,
         )
         if has_validation:
-            val_ds = pipeline.fixed_triplet_dataset(
+            val_ds = make_fixed(
                 part.val_images,
                 part.val_labels,
                 len(part.val_labels),
