@@ -16,7 +16,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from absl import app, flags, logging  # noqa: E402
 
 from keras_siamese import workdir  # noqa: E402
-from keras_siamese.config import OBJECTIVES, PAIR_HEADS, TrainConfig  # noqa: E402
+from keras_siamese.config import (  # noqa: E402
+    JIT_CHOICES,
+    OBJECTIVES,
+    PAIR_HEADS,
+    PRECISIONS,
+    TrainConfig,
+)
 from keras_siamese.datasets import load_dataset  # noqa: E402
 from keras_siamese.errors import UserError  # noqa: E402
 
@@ -118,6 +124,18 @@ _SNAPSHOT_EVERY = flags.DEFINE_integer(
     _DEFAULTS.snapshot_every,
     "Save the tower's weights every N epochs for learning curves (eval_main.py --snapshots).",
 )
+_PRECISION = flags.DEFINE_enum(
+    "precision",
+    _DEFAULTS.precision,
+    list(PRECISIONS),
+    "Keras dtype policy of the tower; mixed_* compute in 16 bits, losses and outputs stay float32.",
+)
+_JIT_COMPILE = flags.DEFINE_enum(
+    "jit_compile",
+    _DEFAULTS.jit_compile,
+    list(JIT_CHOICES),
+    "XLA compilation of the training step; auto: on with a GPU, off on CPU (slower there).",
+)
 _OVERWRITE = flags.DEFINE_boolean(
     "overwrite", False, "Replace a run of another configuration found in --workdir."
 )
@@ -163,6 +181,8 @@ def config_from_flags() -> TrainConfig:
         seed=_SEED.value,
         time_budget_minutes=_TIME_BUDGET.value,
         snapshot_every=_SNAPSHOT_EVERY.value,
+        precision=_PRECISION.value,
+        jit_compile=_JIT_COMPILE.value,
     )
 
 

@@ -22,6 +22,8 @@ EMBEDDINGS = ("gap", "dense")
 # contrastive: the two-input pair model.
 OBJECTIVES = ("triplet", "batch_all", "batch_hard", "batch_semihard", "contrastive")
 PAIR_HEADS = ("contrastive", "bce")
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+JIT_CHOICES = ("auto", "true", "false")
 
 
 def check_distance(distance: str) -> None:
@@ -77,6 +79,8 @@ class TrainConfig:
     seed: int = 0
     time_budget_minutes: float = 0.0
     snapshot_every: int = 0
+    precision: str = "float32"
+    jit_compile: str = "auto"
 
     @property
     def resolved_margin(self) -> float:
@@ -117,6 +121,15 @@ class TrainConfig:
             raise ConfigError(
                 f"--steps_per_epoch={self.steps_per_epoch} must be 0 (one pass over the seen "
                 "train images) or positive."
+            )
+        if self.precision not in PRECISIONS:
+            raise ConfigError(
+                f"--precision={self.precision} is unknown: choose one of {', '.join(PRECISIONS)}."
+            )
+        if self.jit_compile not in JIT_CHOICES:
+            raise ConfigError(
+                f"--jit_compile={self.jit_compile} is unknown: choose one of "
+                f"{', '.join(JIT_CHOICES)}."
             )
         if self.time_budget_minutes < 0:
             raise ConfigError(

@@ -1,0 +1,49 @@
+"""Mixed precision: 16-bit convolutions, float32 losses and outputs, the same export."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_siamese import export, pipeline, training
+from keras_siamese.config import TrainConfig
+from keras_siamese.datasets import DATASETS
+
+
+class _Cifar:
+    info = DATASETS["cifar100"]
+
+
+@pytest.mark.parametrize(
+    "precision,compute", [("mixed_float16", "float16"), ("mixed_bfloat16", "bfloat16")]
+)
+def test_mixed_precision_step_keeps_float32_losses_and_export(precision, compute, tmp_path):
+    config = TrainConfig(workdir="unused", depth=8, precision=precision, batch_size=8)
+    with training.precision_policy(precision):
+        tower = training.build_tower(config, _Cifar())
+        model = training.build_training_model(config, tower)
+    assert keras.config.dtype_policy().name == "float32"  # restored
+    convs = [layer for layer in tower.layers if isinstance(layer, keras.layers.Conv2D)]
+    assert convs and all(layer.compute_dtype == compute for layer in convs)
+    assert all(v.dtype == "float32" for v in tower.trainable_variables)
+    if precision == "mixed_float16":
+        assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+
+    rng = np.random.default_rng(0)
+    x = {n: rng.integers(0, 256, (8, 32, 32, 3), dtype=np.uint8) for n in pipeline.INPUT_NAMES}
+    loss = model.train_on_batch(x, np.zeros(8, np.float32))
+    assert np.isfinite(loss)
+    per_sample = model(x)
+    assert per_sample.dtype == "float32"
+
+    export.export_tower(tower, str(tmp_path / "export"), {"precision": precision})
+    loaded = export.load_saved_model(str(tmp_path / "export"))
+    served = loaded.serve(tf.constant(x["anchor"]))
+    assert served.dtype == tf.float32 and np.all(np.isfinite(served.numpy()))
+
+
+def test_jit_compile_auto_follows_the_device():
+    has_gpu = bool(tf.config.list_physical_devices("GPU"))
+    assert training.resolve_jit_compile("auto") is has_gpu
+    assert training.resolve_jit_compile("true") is True
+    assert training.resolve_jit_compile("false") is False
