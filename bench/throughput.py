@@ -2,6 +2,7 @@
 
     python bench/throughput.py [--objectives=triplet,batch_hard] [--depth=56] [--steps=10]
         [--batch_size=128] [--classes_per_batch=32] [--images_per_class=4] [--jit_compile]
+        [--precision=float32|mixed_float16|mixed_bfloat16]
 
 Builds each objective's training model with the code training uses, and prints
 one JSON line per objective: the median seconds per training step on random
@@ -27,7 +28,7 @@ import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
 
 from keras_siamese import pipeline, training  # noqa: E402
-from keras_siamese.config import OBJECTIVES, TrainConfig  # noqa: E402
+from keras_siamese.config import OBJECTIVES, PRECISIONS, TrainConfig  # noqa: E402
 from keras_siamese.datasets import DATASETS  # noqa: E402
 
 _OBJECTIVES = flags.DEFINE_list("objectives", ["triplet", "batch_hard"], "Objectives to time.")
@@ -37,6 +38,7 @@ _P = flags.DEFINE_integer("classes_per_batch", 32, "P of the batch_* objectives.
 _K = flags.DEFINE_integer("images_per_class", 4, "K of the batch_* objectives.")
 _STEPS = flags.DEFINE_integer("steps", 10, "Timed steps (after two warm-up steps).")
 _JIT = flags.DEFINE_boolean("jit_compile", False, "Compile the step with XLA.")
+_PRECISION = flags.DEFINE_enum("precision", "float32", list(PRECISIONS), "Keras dtype policy.")
 
 
 def _batch(config: TrainConfig, rng: np.random.Generator):
@@ -63,12 +65,13 @@ def main(argv: list[str]) -> None:
             batch_size=_BATCH_SIZE.value,
             classes_per_batch=_P.value,
             images_per_class=_K.value,
+            precision=_PRECISION.value,
+            jit_compile="true" if _JIT.value else "false",
         )
         keras.utils.set_random_seed(0)
-        tower = training.build_tower(config, _CifarShape())
-        model = training.build_training_model(config, tower)
-        if _JIT.value:
-            model.jit_compile = True
+        with training.precision_policy(config.precision):
+            tower = training.build_tower(config, _CifarShape())
+            model = training.build_training_model(config, tower)
         x, y = _batch(config, np.random.default_rng(0))
         for _ in range(2):
             model.train_on_batch(x, y)
@@ -85,6 +88,7 @@ def main(argv: list[str]) -> None:
                     "model": f"resnet{_DEPTH.value}",
                     "images_per_step": config.images_per_batch,
                     "jit_compile": _JIT.value,
+                    "precision": _PRECISION.value,
                     "median_step_seconds": round(step, 4),
                     "tower_images_per_second": round(config.images_per_batch / step, 1),
                     "peak_rss_mib": round(

@@ -1,0 +1,45 @@
+"""The benchmark scripts run in a short mode and print the figures they promise."""
+
+import json
+
+from tests.conftest import run_main
+
+
+def _json_lines(stdout: str) -> list[dict]:
+    return [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
+
+
+def test_throughput_bench_prints_a_line_per_objective():
+    result = run_main(
+        "bench/throughput.py",
+        "--depth=8",
+        "--steps=1",
+        "--batch_size=4",
+        "--classes_per_batch=2",
+        "--images_per_class=2",
+        "--objectives=triplet,batch_hard,contrastive",
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = _json_lines(result.stdout)
+    assert [line["objective"] for line in lines] == ["triplet", "batch_hard", "contrastive"]
+    assert [line["images_per_step"] for line in lines] == [12, 4, 8]
+    for line in lines:
+        assert line["median_step_seconds"] > 0 and line["tower_images_per_second"] > 0
+        assert {"precision", "jit_compile", "peak_rss_mib"} <= set(line)
+
+
+def test_evaluation_bench_prints_embedding_and_metric_figures():
+    result = run_main(
+        "bench/evaluation.py", "--depth=8", "--images=100", "--batch_size=50", "--repeats=1"
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    embed, *metrics = _json_lines(result.stdout)
+    assert embed["bench"] == "embed" and embed["images_per_second"] > 0
+    # ResNet-8 by hand, 2 x H x W x 9 x Cin x Cout per 3x3 convolution: the stem (3 -> 16 at
+    # 32x32), two 16 -> 16 at 32x32, 16 -> 32 and 32 -> 32 at 16x16, 32 -> 64 and 64 -> 64 at 8x8.
+    flops = 2 * 9 * (1024 * 3 * 16 + 2 * 1024 * 16 * 16 + 256 * (16 * 32 + 32 * 32))
+    flops += 2 * 9 * 64 * (32 * 64 + 64 * 64)
+    assert embed["gflop_per_image"] == round(flops / 1e9, 4)
+    assert embed["matmul_gflops"] > 0
+    assert [m["split"] for m in metrics] == ["90_10", "10_90"]
+    assert all(m["seconds"] > 0 for m in metrics)
