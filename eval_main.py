@@ -1,6 +1,7 @@
 """Evaluates a trained run's export, or collects every evaluation into a report.
 
     python eval_main.py --workdir=runs/90_10 --data_dir=DIR     # eval.json + figures
+    python eval_main.py --workdir=runs/90_10 --snapshots        # + learning_curve.json
     python eval_main.py --report --runs_dir=runs --out=docs/results
 
 The split, distance and data set come from the export's metadata.json.

@@ -67,7 +67,7 @@ class Accuracy:
 
     @classmethod
     def from_means(cls, values: np.ndarray) -> Accuracy:
-        """The mean of per-draw scores (episodes, support draws), with its t-free 95% CI."""
+        """The mean of per-draw scores (episodes, support draws), with its normal 95% CI."""
         values = np.asarray(values, dtype=np.float64)
         count = int(values.size)
         if count == 0:
@@ -359,7 +359,7 @@ def oneshot_accuracy(embeddings: np.ndarray, labels: np.ndarray, distance: str) 
     return nearest_support_accuracy(embeddings, labels, first_image_supports(labels), distance)
 
 
-def random_support_supports(labels: np.ndarray, draws: int, seed: int) -> np.ndarray:
+def random_supports(labels: np.ndarray, draws: int, seed: int) -> np.ndarray:
     """`[draws, N]` support indices: one seeded random image of each class per draw."""
     labels = np.asarray(labels)
     classes, counts = np.unique(labels, return_counts=True)
@@ -379,7 +379,7 @@ def random_support_accuracy(
     """N-way one-shot accuracy averaged over `draws` seeded random choices of supports."""
     per_draw = [
         nearest_support_accuracy(embeddings, labels, supports, distance).value
-        for supports in random_support_supports(labels, draws, seed)
+        for supports in random_supports(labels, draws, seed)
     ]
     return Accuracy.from_means(np.array(per_draw))
 

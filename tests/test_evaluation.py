@@ -239,11 +239,11 @@ def test_map_at_r_by_hand():
 
 def test_random_supports_hold_one_image_per_class_and_are_seeded():
     labels = np.array([2, 0, 1, 2, 0, 1, 1, 2])
-    draws = evaluation.random_support_supports(labels, draws=50, seed=1)
+    draws = evaluation.random_supports(labels, draws=50, seed=1)
     assert draws.shape == (50, 3)
     assert np.all(labels[draws] == np.array([0, 1, 2]))
     assert len({tuple(d) for d in draws}) > 1
-    np.testing.assert_array_equal(draws, evaluation.random_support_supports(labels, 50, 1))
+    np.testing.assert_array_equal(draws, evaluation.random_supports(labels, 50, 1))
 
 
 def test_confidence_interval_is_the_normal_approximation():
