@@ -21,6 +21,7 @@ from keras_siamese.config import (  # noqa: E402
     OBJECTIVES,
     PAIR_HEADS,
     PRECISIONS,
+    STRATEGIES,
     TrainConfig,
 )
 from keras_siamese.datasets import load_dataset  # noqa: E402
@@ -136,6 +137,12 @@ _JIT_COMPILE = flags.DEFINE_enum(
     list(JIT_CHOICES),
     "XLA compilation of the training step; auto: on with a GPU, off on CPU (slower there).",
 )
+_STRATEGY = flags.DEFINE_enum(
+    "strategy",
+    _DEFAULTS.strategy,
+    list(STRATEGIES),
+    "tf.distribute strategy: auto (mirrored with 2+ GPUs), default (one device), mirrored.",
+)
 _OVERWRITE = flags.DEFINE_boolean(
     "overwrite", False, "Replace a run of another configuration found in --workdir."
 )
@@ -183,6 +190,7 @@ def config_from_flags() -> TrainConfig:
         snapshot_every=_SNAPSHOT_EVERY.value,
         precision=_PRECISION.value,
         jit_compile=_JIT_COMPILE.value,
+        strategy=_STRATEGY.value,
     )
 
 

@@ -24,6 +24,7 @@ OBJECTIVES = ("triplet", "batch_all", "batch_hard", "batch_semihard", "contrasti
 PAIR_HEADS = ("contrastive", "bce")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 JIT_CHOICES = ("auto", "true", "false")
+STRATEGIES = ("auto", "default", "mirrored")
 
 
 def check_distance(distance: str) -> None:
@@ -81,6 +82,7 @@ class TrainConfig:
     snapshot_every: int = 0
     precision: str = "float32"
     jit_compile: str = "auto"
+    strategy: str = "auto"
 
     @property
     def resolved_margin(self) -> float:
@@ -130,6 +132,10 @@ class TrainConfig:
             raise ConfigError(
                 f"--jit_compile={self.jit_compile} is unknown: choose one of "
                 f"{', '.join(JIT_CHOICES)}."
+            )
+        if self.strategy not in STRATEGIES:
+            raise ConfigError(
+                f"--strategy={self.strategy} is unknown: choose one of {', '.join(STRATEGIES)}."
             )
         if self.time_budget_minutes < 0:
             raise ConfigError(

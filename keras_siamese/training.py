@@ -64,6 +64,22 @@ def resolve_jit_compile(choice: str) -> bool:
     return choice == "true"
 
 
+def make_strategy(name: str) -> tf.distribute.Strategy:
+    """The tf.distribute strategy called `name`.
+
+    auto: mirrored when the machine has two or more GPUs, else default.
+    default: one device. mirrored: synchronous data parallelism over every
+    GPU, or over every logical CPU device when there is no GPU.
+    """
+    gpus = tf.config.list_logical_devices("GPU")
+    if name == "auto":
+        name = "mirrored" if len(gpus) > 1 else "default"
+    if name == "mirrored":
+        devices = gpus or tf.config.list_logical_devices("CPU")
+        return tf.distribute.MirroredStrategy(devices=[d.name for d in devices])
+    return tf.distribute.get_strategy()
+
+
 def build_tower(config: TrainConfig, dataset: ImageDataset) -> keras.Model:
     """The embedding tower for `config` on `dataset`."""
     info = dataset.info
@@ -281,7 +297,9 @@ def train_and_evaluate(
     has_validation = val_ds is not None
 
     keras.utils.set_random_seed(config.seed)
-    with precision_policy(config.precision):
+    # The batch is global: fit splits each one across the strategy's replicas.
+    strategy = make_strategy(config.strategy)
+    with strategy.scope(), precision_policy(config.precision):
         tower = build_tower(config, dataset)
         model = build_training_model(config, tower)
     resuming = f", resuming at epoch {first_epoch + 1}" if first_epoch else ""
@@ -289,7 +307,8 @@ def train_and_evaluate(
         f"Training {tower.name} ({tower.count_params():,} parameters) on {config.dataset} "
         f"split {split.name}: {len(part.train_labels)} train images of {len(split.seen)} seen "
         f"classes with --objective={config.objective}, {config.epochs} epoch(s) x {steps} "
-        f"step(s) of {config.images_per_batch} images{resuming}.",
+        f"step(s) of {config.images_per_batch} images on {strategy.num_replicas_in_sync} "
+        f"replica(s){resuming}.",
         flush=True,
     )
     start = time.time()
