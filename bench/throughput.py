@@ -27,7 +27,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
 
-from keras_siamese import pipeline, training  # noqa: E402
+from keras_siamese import devices, pipeline, training  # noqa: E402
 from keras_siamese.config import OBJECTIVES, PRECISIONS, TrainConfig  # noqa: E402
 from keras_siamese.datasets import DATASETS  # noqa: E402
 
@@ -69,7 +69,7 @@ def main(argv: list[str]) -> None:
             jit_compile="true" if _JIT.value else "false",
         )
         keras.utils.set_random_seed(0)
-        with training.precision_policy(config.precision):
+        with devices.precision_policy(config.precision):
             tower = training.build_tower(config, _CifarShape())
             model = training.build_training_model(config, tower)
         x, y = _batch(config, np.random.default_rng(0))

@@ -5,20 +5,28 @@ The run folder's layout is described in `keras_siamese.workdir`.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import math
 import os
 import shutil
 import sys
 import time
-from collections.abc import Iterator
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_siamese import evaluation, export, files, losses, pipeline, resnet, siamese, splits
+from keras_siamese import (
+    devices,
+    evaluation,
+    export,
+    files,
+    losses,
+    pipeline,
+    resnet,
+    siamese,
+    splits,
+)
 from keras_siamese import workdir as wd
 from keras_siamese.checkpoints import BestWeights, EpochSnapshots
 from keras_siamese.config import TrainConfig
@@ -36,48 +44,6 @@ class RunResult:
 
     metrics: dict
     export_dir: str
-
-
-@contextlib.contextmanager
-def precision_policy(precision: str) -> Iterator[None]:
-    """Sets the Keras dtype policy for the layers built inside, then restores the old one.
-
-    Under `mixed_float16` or `mixed_bfloat16` the convolutions compute in 16 bits
-    while variables, the input normalisation, the embedding output and every
-    loss stay float32; compile adds loss scaling for float16.
-    """
-    previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(precision)
-    try:
-        yield
-    finally:
-        keras.config.set_dtype_policy(previous)
-
-
-def resolve_jit_compile(choice: str) -> bool:
-    """XLA on or off: `auto` means on with a GPU, off on CPU.
-
-    On a 2-core CPU, XLA made the ResNet56 training step about 3x slower.
-    """
-    if choice == "auto":
-        return bool(tf.config.list_physical_devices("GPU"))
-    return choice == "true"
-
-
-def make_strategy(name: str) -> tf.distribute.Strategy:
-    """The tf.distribute strategy called `name`.
-
-    auto: mirrored when the machine has two or more GPUs, else default.
-    default: one device. mirrored: synchronous data parallelism over every
-    GPU, or over every logical CPU device when there is no GPU.
-    """
-    gpus = tf.config.list_logical_devices("GPU")
-    if name == "auto":
-        name = "mirrored" if len(gpus) > 1 else "default"
-    if name == "mirrored":
-        devices = gpus or tf.config.list_logical_devices("CPU")
-        return tf.distribute.MirroredStrategy(devices=[d.name for d in devices])
-    return tf.distribute.get_strategy()
 
 
 def build_tower(config: TrainConfig, dataset: ImageDataset) -> keras.Model:
@@ -128,7 +94,7 @@ def build_training_model(config: TrainConfig, tower: keras.Model) -> keras.Model
         optimizer=keras.optimizers.Adam(config.learning_rate),
         loss=loss,
         metrics=metrics,
-        jit_compile=resolve_jit_compile(config.jit_compile),
+        jit_compile=devices.resolve_jit_compile(config.jit_compile),
     )
     return model
 
@@ -298,8 +264,8 @@ def train_and_evaluate(
 
     keras.utils.set_random_seed(config.seed)
     # The batch is global: fit splits each one across the strategy's replicas.
-    strategy = make_strategy(config.strategy)
-    with strategy.scope(), precision_policy(config.precision):
+    strategy = devices.make_strategy(config.strategy)
+    with strategy.scope(), devices.precision_policy(config.precision):
         tower = build_tower(config, dataset)
         model = build_training_model(config, tower)
     resuming = f", resuming at epoch {first_epoch + 1}" if first_epoch else ""

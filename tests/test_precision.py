@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_siamese import export, pipeline, training
+from keras_siamese import devices, export, pipeline, training
 from keras_siamese.config import TrainConfig
 from keras_siamese.datasets import DATASETS
 
@@ -19,7 +19,7 @@ class _Cifar:
 )
 def test_mixed_precision_step_keeps_float32_losses_and_export(precision, compute, tmp_path):
     config = TrainConfig(workdir="unused", depth=8, precision=precision, batch_size=8)
-    with training.precision_policy(precision):
+    with devices.precision_policy(precision):
         tower = training.build_tower(config, _Cifar())
         model = training.build_training_model(config, tower)
     assert keras.config.dtype_policy().name == "float32"  # restored
@@ -44,6 +44,6 @@ def test_mixed_precision_step_keeps_float32_losses_and_export(precision, compute
 
 def test_jit_compile_auto_follows_the_device():
     has_gpu = bool(tf.config.list_physical_devices("GPU"))
-    assert training.resolve_jit_compile("auto") is has_gpu
-    assert training.resolve_jit_compile("true") is True
-    assert training.resolve_jit_compile("false") is False
+    assert devices.resolve_jit_compile("auto") is has_gpu
+    assert devices.resolve_jit_compile("true") is True
+    assert devices.resolve_jit_compile("false") is False

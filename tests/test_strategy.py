@@ -19,7 +19,7 @@ _SCRIPT = textwrap.dedent(
         cpu, [tf.config.LogicalDeviceConfiguration()] * 2
     )
     import keras
-    from keras_siamese import pipeline, training
+    from keras_siamese import devices, pipeline, training
     from keras_siamese.config import TrainConfig
     from keras_siamese.datasets import load_dataset
 
@@ -28,7 +28,7 @@ _SCRIPT = textwrap.dedent(
     images, labels = dataset.train_images[keep], dataset.train_labels[keep]
     config = TrainConfig(workdir="unused", depth=8, batch_size=16, learning_rate=3e-3,
                          strategy="mirrored")
-    strategy = training.make_strategy(config.strategy)
+    strategy = devices.make_strategy(config.strategy)
     keras.utils.set_random_seed(0)
     with strategy.scope():
         tower = training.build_tower(config, dataset)
