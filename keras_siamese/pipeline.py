@@ -127,32 +127,57 @@ def triplet_dataset(
         first_epoch: the epoch the dataset starts at (to resume a run).
     """
     sampler = TripletSampler(labels, seed)
+    per_epoch = batch_size * steps_per_epoch
+    return _augmented_groups(
+        images,
+        sampler,
+        lambda epoch: (sampler.sample(per_epoch, epoch), tf.zeros([per_epoch], tf.float32)),
+        INPUT_NAMES,
+        batch_size,
+        augmentation,
+        first_epoch,
+    )
+
+
+def _augmented_groups(
+    images: np.ndarray,
+    sampler: TripletSampler,
+    draw,
+    names: tuple[str, ...],
+    batch_size: int,
+    augmentation: Augmentation | None,
+    first_epoch: int,
+) -> tf.data.Dataset:
+    """Endless batches of `({name: uint8 images}, targets)` from `draw(epoch)`.
+
+    `draw(epoch)` returns image indices `[M, len(names)]` and targets `[M]`;
+    each image gets its own augmentation seed, a function of (seed, epoch, element).
+    """
     augmentation = augmentation or Augmentation(flip=False, crop=False)
     images_t = tf.constant(images)
-    per_epoch = batch_size * steps_per_epoch
 
     def epoch_elements(epoch):
-        triplets = sampler.sample(per_epoch, epoch)
+        indices, targets = draw(epoch)
         element_seed = sampler.epoch_seed(epoch + 1_000_003)
         return (
-            tf.data.Dataset.from_tensor_slices(triplets)
+            tf.data.Dataset.from_tensor_slices((indices, targets))
             .enumerate()
-            .map(lambda i, t: (t, tf.random.experimental.stateless_fold_in(element_seed, i)))
+            .map(lambda i, e: (*e, tf.random.experimental.stateless_fold_in(element_seed, i)))
         )
 
-    def load(triplet, seed_pair):
-        seeds = tf.random.experimental.stateless_split(seed_pair, num=3)
-        return {
-            name: augment(tf.gather(images_t, triplet[k]), seeds[k], augmentation)
-            for k, name in enumerate(INPUT_NAMES)
+    def load(group, target, seed_pair):
+        seeds = tf.random.experimental.stateless_split(seed_pair, num=len(names))
+        inputs = {
+            name: augment(tf.gather(images_t, group[k]), seeds[k], augmentation)
+            for k, name in enumerate(names)
         }
+        return inputs, target
 
     return (
         tf.data.Dataset.range(first_epoch, np.iinfo(np.int64).max)
         .flat_map(epoch_elements)
         .map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         .batch(batch_size, drop_remainder=True)
-        .map(lambda x: (x, tf.zeros([batch_size], tf.float32)))
         .prefetch(tf.data.AUTOTUNE)
     )
 
@@ -359,33 +384,15 @@ def pair_dataset(
     if batch_size % 2:
         raise ConfigError(f"--batch_size={batch_size} must be even for balanced pairs.")
     sampler = TripletSampler(labels, seed)
-    augmentation = augmentation or Augmentation(flip=False, crop=False)
-    images_t = tf.constant(images)
     per_epoch = batch_size * steps_per_epoch
-
-    def epoch_elements(epoch):
-        pairs, targets = _pairs_from_triplets(sampler.sample(per_epoch // 2, epoch))
-        element_seed = sampler.epoch_seed(epoch + 1_000_003)
-        return (
-            tf.data.Dataset.from_tensor_slices((pairs, targets))
-            .enumerate()
-            .map(lambda i, pt: (*pt, tf.random.experimental.stateless_fold_in(element_seed, i)))
-        )
-
-    def load(pair, target, seed_pair):
-        seeds = tf.random.experimental.stateless_split(seed_pair, num=2)
-        inputs = {
-            name: augment(tf.gather(images_t, pair[k]), seeds[k], augmentation)
-            for k, name in enumerate(PAIR_INPUT_NAMES)
-        }
-        return inputs, target
-
-    return (
-        tf.data.Dataset.range(first_epoch, np.iinfo(np.int64).max)
-        .flat_map(epoch_elements)
-        .map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-        .batch(batch_size, drop_remainder=True)
-        .prefetch(tf.data.AUTOTUNE)
+    return _augmented_groups(
+        images,
+        sampler,
+        lambda epoch: _pairs_from_triplets(sampler.sample(per_epoch // 2, epoch)),
+        PAIR_INPUT_NAMES,
+        batch_size,
+        augmentation,
+        first_epoch,
     )
 
 
