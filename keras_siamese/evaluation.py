@@ -139,6 +139,17 @@ def embed_partition(
 # ------------------------------------------------------------------ triplets
 
 
+def _class_layout(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Classes, their sizes, the indices sorted by class, and where each class starts there.
+
+    `order[offsets[c] + i]` is the index of the i-th image of the c-th class.
+    """
+    classes, counts = np.unique(labels, return_counts=True)
+    order = np.argsort(labels, kind="stable")
+    offsets = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    return classes, counts, order, offsets
+
+
 def sample_triplets(
     labels: np.ndarray, num_triplets: int, seed: int, stream: int = _TRIPLETS
 ) -> np.ndarray:
@@ -149,9 +160,7 @@ def sample_triplets(
     """
     labels = np.asarray(labels)
     rng = _rng(seed, stream)
-    order = np.argsort(labels, kind="stable")
-    classes, counts = np.unique(labels, return_counts=True)
-    offsets = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    classes, counts, order, offsets = _class_layout(labels)
     anchor_classes = np.flatnonzero(counts >= 2)
     if len(anchor_classes) == 0 or len(classes) < 2:
         raise ValueError("triplets need two classes and a class with two images")
@@ -362,9 +371,7 @@ def oneshot_accuracy(embeddings: np.ndarray, labels: np.ndarray, distance: str) 
 def random_supports(labels: np.ndarray, draws: int, seed: int) -> np.ndarray:
     """`[draws, N]` support indices: one seeded random image of each class per draw."""
     labels = np.asarray(labels)
-    classes, counts = np.unique(labels, return_counts=True)
-    order = np.argsort(labels, kind="stable")
-    offsets = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    classes, counts, order, offsets = _class_layout(labels)
     picks = (_rng(seed, _SUPPORTS).random((draws, len(classes))) * counts).astype(np.int64)
     return order[offsets + picks]
 
@@ -397,7 +404,7 @@ def sample_episodes(
             fewer than `shots + queries` images.
     """
     labels = np.asarray(labels)
-    classes, counts = np.unique(labels, return_counts=True)
+    classes, counts, order, offsets = _class_layout(labels)
     per_class = shots + queries
     if len(classes) < ways:
         raise ValueError(f"{ways}-way episodes need {ways} classes, found {len(classes)}")
@@ -412,8 +419,6 @@ def sample_episodes(
     keys = rng.random((episodes, ways, counts.max()))
     keys[np.arange(counts.max()) >= counts[chosen][..., None]] = np.inf
     picks = np.argsort(keys, axis=2)[..., :per_class]
-    order = np.argsort(labels, kind="stable")
-    offsets = np.concatenate([[0], np.cumsum(counts)[:-1]])
     return order[offsets[chosen][..., None] + picks]
 
 
