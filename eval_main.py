@@ -16,6 +16,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags, logging  # noqa: E402
 
+from keras_siamese import cli  # noqa: E402
 from keras_siamese import workdir as wd  # noqa: E402
 from keras_siamese.datasets import SOURCES, load_dataset  # noqa: E402
 from keras_siamese.errors import UserError  # noqa: E402
@@ -44,15 +45,6 @@ _SNAPSHOTS = flags.DEFINE_boolean(
 _REPORT = flags.DEFINE_boolean("report", False, "Write the results report of every run instead.")
 _RUNS_DIR = flags.DEFINE_string("runs_dir", "runs", "With --report: folder searched for eval.json.")
 _OUT = flags.DEFINE_string("out", "docs/results", "With --report: folder of the report.")
-
-
-def parse_flags(argv: list[str]) -> list[str]:
-    """Parses flags; a bad flag ends the program with one line and exit code 2."""
-    try:
-        return flags.FLAGS(argv)
-    except flags.Error as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
 
 
 def _shots() -> list[int]:
@@ -116,12 +108,7 @@ def _evaluate() -> None:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) > 1:
-        print(
-            f"error: unexpected argument(s) {' '.join(argv[1:])}; flags start with --.",
-            file=sys.stderr,
-        )
-        return 2
+    del argv  # cli.parse_flags has refused any stray argument
     try:
         if _REPORT.value:
             _report()
@@ -134,4 +121,4 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    app.run(main, flags_parser=parse_flags)
+    app.run(main, flags_parser=cli.parse_flags)

@@ -15,7 +15,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags, logging  # noqa: E402
 
-from keras_siamese import workdir  # noqa: E402
+from keras_siamese import cli, workdir  # noqa: E402
 from keras_siamese.config import (  # noqa: E402
     JIT_CHOICES,
     OBJECTIVES,
@@ -149,15 +149,6 @@ _OVERWRITE = flags.DEFINE_boolean(
 _SEED = flags.DEFINE_integer("seed", _DEFAULTS.seed, "Seed of weights, triplets and augmentation.")
 
 
-def parse_flags(argv: list[str]) -> list[str]:
-    """Parses flags; a bad flag ends the program with one line and exit code 2."""
-    try:
-        return flags.FLAGS(argv)
-    except flags.Error as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
-
-
 def config_from_flags() -> TrainConfig:
     """The TrainConfig that the parsed flags describe."""
     return TrainConfig(
@@ -195,12 +186,7 @@ def config_from_flags() -> TrainConfig:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) > 1:
-        print(
-            f"error: unexpected argument(s) {' '.join(argv[1:])}; flags start with --.",
-            file=sys.stderr,
-        )
-        return 2
+    del argv  # cli.parse_flags has refused any stray argument
     config = config_from_flags()
     try:
         # Settings and data are checked before TensorFlow loads: a typo fails at once.
@@ -222,4 +208,4 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    app.run(main, flags_parser=parse_flags)
+    app.run(main, flags_parser=cli.parse_flags)
