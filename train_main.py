@@ -3,7 +3,13 @@
     python train_main.py --split=80_20 --distance=cosine --data_dir=DIR --workdir=runs/80_20
     python train_main.py --flagfile=flags/90_10.flags --data_dir=DIR --workdir=runs/90_10
 
-Rerunning the same command after an interruption resumes the run.
+With --mode=tune it searches margin and learning rate instead, scored on
+classes held out of the seen ones, and writes best.flags:
+
+    python train_main.py --mode=tune --flagfile=flags/tune.flags --data_dir=DIR --workdir=runs/tune
+    python train_main.py --flagfile=runs/tune/best.flags --data_dir=DIR --workdir=runs/best
+
+Rerunning the same command after an interruption resumes the run or the search.
 """
 
 from __future__ import annotations
@@ -18,16 +24,24 @@ from absl import app, flags, logging  # noqa: E402
 from keras_siamese import cli, workdir  # noqa: E402
 from keras_siamese.config import (  # noqa: E402
     JIT_CHOICES,
+    MODES,
     OBJECTIVES,
     PAIR_HEADS,
     PRECISIONS,
     STRATEGIES,
+    TUNERS,
     TrainConfig,
+    TuneConfig,
 )
 from keras_siamese.datasets import load_dataset  # noqa: E402
 from keras_siamese.errors import UserError  # noqa: E402
 
 _DEFAULTS = TrainConfig(workdir="")
+_TUNE_DEFAULTS = TuneConfig()
+
+_MODE = flags.DEFINE_enum(
+    "mode", "train", list(MODES), "train: one run; tune: a hyperparameter search (see --tuner)."
+)
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Folder of this run (created if missing).")
 _DATASET = flags.DEFINE_enum("dataset", _DEFAULTS.dataset, ["cifar100", "mnist"], "Data set.")
@@ -148,6 +162,32 @@ _OVERWRITE = flags.DEFINE_boolean(
 )
 _SEED = flags.DEFINE_integer("seed", _DEFAULTS.seed, "Seed of weights, triplets and augmentation.")
 
+# --mode=tune only. Each trial trains with the flags above for --epochs x --steps_per_epoch.
+_TUNER = flags.DEFINE_enum(
+    "tuner",
+    _TUNE_DEFAULTS.tuner,
+    list(TUNERS),
+    "keras-tuner search: random, bayesian (Gaussian process), or hyperband (trials follow "
+    "from --epochs, the most any trial trains; --max_trials does not apply).",
+)
+_MAX_TRIALS = flags.DEFINE_integer(
+    "max_trials", _TUNE_DEFAULTS.max_trials, "Trials of a random or bayesian search."
+)
+_VAL_CLASSES = flags.DEFINE_integer(
+    "val_classes",
+    _TUNE_DEFAULTS.val_classes,
+    "Seen classes held out of a search's training; N-way one-shot accuracy on them scores "
+    "each trial. Unseen classes are never used in a search.",
+)
+_TUNE_DISTANCE = flags.DEFINE_boolean(
+    "tune_distance", _TUNE_DEFAULTS.tune_distance, "Also search the distance (cosine, euclidean)."
+)
+_TUNE_EMBEDDING_DIM = flags.DEFINE_boolean(
+    "tune_embedding_dim",
+    _TUNE_DEFAULTS.tune_embedding_dim,
+    "Also search the dense embedding's size (needs --embedding=dense).",
+)
+
 
 def config_from_flags() -> TrainConfig:
     """The TrainConfig that the parsed flags describe."""
@@ -185,9 +225,50 @@ def config_from_flags() -> TrainConfig:
     )
 
 
+def tune_config_from_flags() -> TuneConfig:
+    """The TuneConfig that the parsed flags describe."""
+    return TuneConfig(
+        tuner=_TUNER.value,
+        max_trials=_MAX_TRIALS.value,
+        val_classes=_VAL_CLASSES.value,
+        tune_distance=_TUNE_DISTANCE.value,
+        tune_embedding_dim=_TUNE_EMBEDDING_DIM.value,
+    )
+
+
+def tune(config: TrainConfig) -> int:
+    """Runs the search of the flags; prints its table of trials."""
+    tune_config = tune_config_from_flags()
+    try:
+        config.validate()
+        tune_config.validate(config)
+        flagfile = config.to_flagfile() + tune_config.to_flagfile()
+        workdir.check(config.workdir, flagfile, overwrite=_OVERWRITE.value)
+        dataset = load_dataset(config.dataset, config.data_dir, config.data_source)
+        logging.set_verbosity(logging.WARNING)
+        from keras_siamese import tuning
+
+        result = tuning.run_search(config, tune_config, dataset, overwrite=_OVERWRITE.value)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    if tuning.is_distributed_worker():
+        print("This worker's trials are done; the chief writes the table of trials.")
+        return 0
+    print(tuning.format_table(result.rows))
+    print(f"Trials: {os.path.join(config.workdir, workdir.TRIALS_FILE)}")
+    if result.best_flags is None:
+        print("No trial finished with a score: nothing to recommend.")
+        return 1
+    print(f"Best settings: {result.best_flags}")
+    return 0
+
+
 def main(argv: list[str]) -> int:
     del argv  # cli.parse_flags has refused any stray argument
     config = config_from_flags()
+    if _MODE.value == "tune":
+        return tune(config)
     try:
         # Settings and data are checked before TensorFlow loads: a typo fails at once.
         config.validate()

@@ -206,3 +206,64 @@ class TrainConfig:
             else:
                 lines.append(f"--{field.name}={value}")
         return "\n".join(lines) + "\n"
+
+
+TUNERS = ("random", "bayesian", "hyperband")
+MODES = ("train", "tune")
+
+
+@dataclasses.dataclass(frozen=True)
+class TuneConfig:
+    """The settings of a hyperparameter search (`train_main.py --mode=tune`).
+
+    Each trial trains with the `TrainConfig` of the search, its margin and
+    learning rate (and optionally distance and embedding size) drawn by the
+    tuner, on the seen classes minus `val_classes` held-out validation classes.
+    """
+
+    tuner: str = "random"
+    max_trials: int = 10
+    val_classes: int = 10
+    tune_distance: bool = False
+    tune_embedding_dim: bool = False
+
+    def validate(self, train: TrainConfig) -> None:
+        """Raises ConfigError (one clear sentence) for an invalid search setting."""
+        if self.tuner not in TUNERS:
+            raise ConfigError(
+                f"--tuner={self.tuner} is unknown: choose one of {', '.join(TUNERS)}."
+            )
+        if self.max_trials < 1:
+            raise ConfigError(f"--max_trials={self.max_trials} must be at least 1.")
+        num_seen, _ = splits.parse_split(train.split, dataset_info(train.dataset).num_classes)
+        if self.val_classes < 2:
+            raise ConfigError(
+                f"--val_classes={self.val_classes} must be at least 2: one-shot accuracy needs "
+                "two classes to choose from."
+            )
+        if self.val_classes > num_seen - 2:
+            raise ConfigError(
+                f"--val_classes={self.val_classes} leaves fewer than 2 of the {num_seen} seen "
+                f"classes of --split={train.split} to train on: hold out at most {num_seen - 2}."
+            )
+        if self.tune_embedding_dim and train.embedding != "dense":
+            raise ConfigError(
+                "--tune_embedding_dim needs --embedding=dense: the gap embedding has a fixed size."
+            )
+        if train.uses_pk_batches and train.classes_per_batch > num_seen - self.val_classes:
+            raise ConfigError(
+                f"--classes_per_batch={train.classes_per_batch} exceeds the "
+                f"{num_seen - self.val_classes} classes left to train on after --val_classes="
+                f"{self.val_classes}."
+            )
+
+    def to_flagfile(self) -> str:
+        """The search settings as flagfile lines, after `--mode=tune`."""
+        lines = ["--mode=tune"]
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if isinstance(value, bool):
+                lines.append(f"--{field.name}" if value else f"--no{field.name}")
+            else:
+                lines.append(f"--{field.name}={value}")
+        return "\n".join(lines) + "\n"

@@ -78,6 +78,28 @@ def make_split(spec: str, num_classes: int, order: str = "sequential", seed: int
     return ClassSplit(seen=seen, unseen=unseen)
 
 
+def hold_out(split: ClassSplit, count: int, seed: int = 0) -> tuple[ClassSplit, tuple[int, ...]]:
+    """Holds `count` seeded seen classes out of training, for tuning on unseen-like classes.
+
+    Returns:
+        A split whose seen classes are the rest and that has no unseen classes
+        (the real unseen classes stay out of a search entirely), and the
+        held-out classes, sorted.
+
+    Raises:
+        ConfigError: unless at least two seen classes remain.
+    """
+    if count > len(split.seen) - 2:
+        raise ConfigError(
+            f"--val_classes={count} leaves fewer than 2 of the {len(split.seen)} seen classes "
+            "to train on."
+        )
+    held = np.random.default_rng(seed).choice(split.seen, size=count, replace=False)
+    held = tuple(sorted(int(c) for c in held))
+    rest = tuple(c for c in split.seen if c not in held)
+    return ClassSplit(seen=rest, unseen=()), held
+
+
 @dataclasses.dataclass(frozen=True)
 class Partition:
     """The arrays of one run, divided by role.

@@ -99,10 +99,14 @@ def build_training_model(config: TrainConfig, tower: keras.Model) -> keras.Model
     return model
 
 
-def _datasets(
+def make_datasets(
     config: TrainConfig, part: splits.Partition, steps: int, first_epoch: int
 ) -> tuple[tf.data.Dataset, tf.data.Dataset | None]:
-    """The training and (if there are validation images) validation datasets."""
+    """The training and (if there are validation images) validation datasets.
+
+    The training batches of epoch `first_epoch` onwards are those an
+    uninterrupted run would draw.
+    """
     augmentation = pipeline.Augmentation(flip=config.flip, crop=config.crop)
     has_validation = len(part.val_labels) > 0
     val_ds = None
@@ -160,7 +164,8 @@ def _datasets(
     return train_ds, val_ds
 
 
-def _steps_per_epoch(config: TrainConfig, num_train_images: int) -> int:
+def steps_per_epoch(config: TrainConfig, num_train_images: int) -> int:
+    """`--steps_per_epoch`, or one pass over the train images when it is 0."""
     if config.steps_per_epoch:
         return config.steps_per_epoch
     per_step = config.images_per_batch if config.uses_pk_batches else config.batch_size
@@ -245,7 +250,7 @@ def train_and_evaluate(
         config.split, dataset.num_classes, config.split_order, config.split_seed
     )
     part = splits.partition(dataset, split, config.val_fraction, seed=config.split_seed)
-    steps = _steps_per_epoch(config, len(part.train_labels))
+    steps = steps_per_epoch(config, len(part.train_labels))
 
     # Everything is validated: only now does the run touch the disk.
     workdir = config.workdir
@@ -259,7 +264,7 @@ def train_and_evaluate(
             shutil.rmtree(os.path.join(workdir, entry), ignore_errors=True)
 
     # A resumed run continues with the batches of the epoch it stopped at.
-    train_ds, val_ds = _datasets(config, part, steps, first_epoch)
+    train_ds, val_ds = make_datasets(config, part, steps, first_epoch)
     has_validation = val_ds is not None
 
     keras.utils.set_random_seed(config.seed)

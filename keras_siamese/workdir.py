@@ -12,6 +12,11 @@ export/             SavedModel of the tower, tower.keras, metadata.json
 eval.json           eval_main.py's evaluation of the export (written after its figures)
 learning_curve.json eval_main.py --snapshots: metrics of each snapshot against training time
 *.png               eval_main.py's figures (see FIGURES)
+
+A search (`train_main.py --mode=tune`) keeps config.flags and versions.json, and:
+search/             keras-tuner's state: the oracle and one folder per trial
+trials.csv          one row per trial: its hyperparameters and objective
+best.flags          a flagfile that trains with the best trial's settings
 """
 
 from __future__ import annotations
@@ -39,6 +44,10 @@ DISTANCES_FIGURE = "distances.png"
 ROC_FIGURE = "roc.png"
 NEAREST_SUPPORTS_FIGURE = "nearest_supports.png"
 EMBEDDING_MAP_FIGURE = "embedding_map.png"
+# A hyperparameter search: keras-tuner's state, the table of trials, the winner.
+SEARCH_DIR = "search"
+TRIALS_FILE = "trials.csv"
+BEST_FLAGS = "best.flags"
 FIGURES = (DISTANCES_FIGURE, ROC_FIGURE, NEAREST_SUPPORTS_FIGURE, EMBEDDING_MAP_FIGURE)
 # Everything a run writes; --overwrite removes exactly these and nothing else.
 RUN_ENTRIES = (
@@ -55,6 +64,9 @@ RUN_ENTRIES = (
     *FIGURES,
     CURVE_FILE,
     CURVE_FIGURE,
+    SEARCH_DIR,
+    TRIALS_FILE,
+    BEST_FLAGS,
 )
 
 # Settings that do not change what a run computes.

@@ -1,0 +1,343 @@
+"""Hyperparameter search with keras-tuner: margin and learning rate, judged on held-out classes.
+
+A search trains each trial on the seen classes minus `--val_classes` held-out
+classes and scores it by N-way one-shot accuracy on those held-out classes,
+computed by the evaluation protocol's own code after every epoch. The test
+images and the unseen classes are never part of a search.
+
+Distributed search is keras-tuner's: one chief process runs the oracle and N
+workers run trials, all started with the same command and told their role by
+KERASTUNER_TUNER_ID (`chief`, `tuner0`, ...), KERASTUNER_ORACLE_IP and
+KERASTUNER_ORACLE_PORT.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import math
+import os
+import sys
+
+import keras
+import keras_tuner
+import numpy as np
+
+from keras_siamese import devices, evaluation, export, files, splits, training
+from keras_siamese import workdir as wd
+from keras_siamese.config import DEFAULT_MARGINS, DISTANCES, TrainConfig, TuneConfig
+from keras_siamese.datasets import ImageDataset, load_dataset
+
+OBJECTIVE = "val_oneshot"
+MARGIN_RANGES = {"cosine": (0.05, 1.0), "euclidean": (0.1, 2.0)}
+LEARNING_RATE_RANGE = (1e-4, 1e-2)
+EMBEDDING_DIMS = (32, 64, 128, 256)
+HYPERBAND_FACTOR = 3
+
+
+def _clamp(value: float, bounds: tuple[float, float]) -> float:
+    return min(max(value, bounds[0]), bounds[1])
+
+
+def trial_config(
+    base: TrainConfig, tune: TuneConfig, hp: keras_tuner.HyperParameters
+) -> TrainConfig:
+    """The training settings of one trial: `base` with the values `hp` holds or draws.
+
+    Registers the search space in `hp` on first use. With `--tune_distance`
+    each distance has its own margin range (`margin_cosine`,
+    `margin_euclidean`), active only when that distance is chosen.
+    """
+    distance = base.distance
+    if tune.tune_distance:
+        distance = hp.Choice("distance", list(DISTANCES), default=base.distance)
+    bounds = MARGIN_RANGES[distance]
+    margin_default = (
+        base.resolved_margin if distance == base.distance else DEFAULT_MARGINS[distance]
+    )
+    if tune.tune_distance:
+        with hp.conditional_scope("distance", [distance]):
+            margin = hp.Float(f"margin_{distance}", *bounds, default=_clamp(margin_default, bounds))
+    else:
+        margin = hp.Float("margin", *bounds, default=_clamp(margin_default, bounds))
+    learning_rate = hp.Float(
+        "learning_rate",
+        *LEARNING_RATE_RANGE,
+        sampling="log",
+        default=_clamp(base.learning_rate, LEARNING_RATE_RANGE),
+    )
+    embedding_dim = base.embedding_dim
+    if tune.tune_embedding_dim:
+        default = base.embedding_dim if base.embedding_dim in EMBEDDING_DIMS else 64
+        embedding_dim = hp.Choice("embedding_dim", list(EMBEDDING_DIMS), default=default)
+    return dataclasses.replace(
+        base,
+        distance=distance,
+        margin=float(margin),
+        learning_rate=float(learning_rate),
+        embedding_dim=int(embedding_dim),
+    )
+
+
+def tower_of(model: keras.Model) -> keras.Model:
+    """The embedding tower nested in a training model."""
+    towers = [layer for layer in model.layers if isinstance(layer, keras.Model)]
+    if len(towers) != 1:
+        raise ValueError(f"expected one nested tower in {model.name}, found {len(towers)}")
+    return towers[0]
+
+
+class OneShotObjective(keras.callbacks.Callback):
+    """Logs N-way one-shot accuracy on held-out classes as `val_oneshot` after each epoch.
+
+    N is the number of held-out classes; the accuracy is the protocol's mean
+    over seeded random choices of one support image per class.
+    """
+
+    def __init__(self, tower: keras.Model, images: np.ndarray, labels: np.ndarray, distance: str):
+        super().__init__()
+        self.tower = tower
+        self.images = images
+        self.labels = labels
+        self.distance = distance
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is None:
+            return
+        if not math.isfinite(logs.get("loss", 0.0)):
+            raise keras_tuner.errors.FailedTrialError(
+                f"the training loss became {logs['loss']} in epoch {epoch + 1}"
+            )
+        embeddings = evaluation.embed(self.tower, self.images, verbose=0)
+        accuracy = evaluation.random_support_accuracy(embeddings, self.labels, self.distance)
+        logs[OBJECTIVE] = accuracy.value
+
+
+class SiameseHyperModel(keras_tuner.HyperModel):
+    """Builds each trial's training model with the training code itself.
+
+    Args:
+        base: the search's training settings; each trial overrides the tuned ones.
+        tune: the search settings.
+        dataset: the data set (only its shape and normalisation are used by build).
+        val_images, val_labels: the held-out classes' images that score a trial.
+    """
+
+    def __init__(
+        self,
+        base: TrainConfig,
+        tune: TuneConfig,
+        dataset: ImageDataset,
+        val_images: np.ndarray,
+        val_labels: np.ndarray,
+    ):
+        super().__init__(name="siamese")
+        self.base = base
+        self.tune = tune
+        self.dataset = dataset
+        self.val_images = val_images
+        self.val_labels = val_labels
+
+    def build(self, hp: keras_tuner.HyperParameters) -> keras.Model:
+        config = trial_config(self.base, self.tune, hp)
+        # Every trial starts from the same seed: trials differ by their settings only.
+        keras.utils.set_random_seed(config.seed)
+        with devices.precision_policy(config.precision):
+            tower = training.build_tower(config, self.dataset)
+            return training.build_training_model(config, tower)
+
+    def fit(self, hp: keras_tuner.HyperParameters, model: keras.Model, *args, **kwargs):
+        """model.fit(*args, **kwargs), with the objective's callback first in line."""
+        objective = OneShotObjective(
+            tower_of(model),
+            self.val_images,
+            self.val_labels,
+            trial_config(self.base, self.tune, hp).distance,
+        )
+        # Before the tuner's own callbacks, which read the objective from the logs.
+        kwargs["callbacks"] = [objective, *kwargs.get("callbacks", [])]
+        return model.fit(*args, **kwargs)
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchResult:
+    """What a finished search produced (on the chief, or a single process)."""
+
+    rows: list[dict]
+    best_config: TrainConfig | None
+    best_flags: str | None
+
+
+def is_distributed_worker() -> bool:
+    """Whether this process is one of the workers of a distributed search."""
+    return "KERASTUNER_ORACLE_IP" in os.environ and not is_chief()
+
+
+def is_chief() -> bool:
+    """Whether this process is the chief (oracle) of a distributed search."""
+    return "chief" in os.environ.get("KERASTUNER_TUNER_ID", "") and (
+        "KERASTUNER_ORACLE_IP" in os.environ
+    )
+
+
+def make_tuner(
+    hypermodel: SiameseHyperModel, base: TrainConfig, tune: TuneConfig, directory: str
+) -> keras_tuner.Tuner:
+    """The keras-tuner tuner `tune.tuner`, resuming any search state in `directory`."""
+    common = dict(
+        hypermodel=hypermodel,
+        objective=keras_tuner.Objective(OBJECTIVE, direction="max"),
+        # keras-tuner reads a seed of 0 as "no seed" and picks a random one.
+        seed=base.seed + 1,
+        directory=os.path.dirname(directory) or ".",
+        project_name=os.path.basename(directory),
+        overwrite=False,
+    )
+    if tune.tuner == "random":
+        return keras_tuner.RandomSearch(max_trials=tune.max_trials, **common)
+    if tune.tuner == "bayesian":
+        return keras_tuner.BayesianOptimization(max_trials=tune.max_trials, **common)
+    return keras_tuner.Hyperband(max_epochs=base.epochs, factor=HYPERBAND_FACTOR, **common)
+
+
+def trial_rows(tuner: keras_tuner.Tuner, base: TrainConfig, tune: TuneConfig) -> list[dict]:
+    """One row per trial, in the order they were created: settings, status, objective."""
+    rows = []
+    for trial_id, trial in sorted(tuner.oracle.trials.items()):
+        config = trial_config(base, tune, trial.hyperparameters.copy())
+        row = {
+            "trial": trial_id,
+            "status": trial.status,
+            "distance": config.distance,
+            "margin": round(config.margin, 6),
+            "learning_rate": float(f"{config.learning_rate:.6g}"),
+        }
+        if tune.tune_embedding_dim:
+            row["embedding_dim"] = config.embedding_dim
+        epochs = trial.hyperparameters.values.get("tuner/epochs")
+        if epochs is not None:
+            row["epochs"] = epochs
+        row[OBJECTIVE] = None if trial.score is None else round(float(trial.score), 4)
+        rows.append(row)
+    return rows
+
+
+def format_table(rows: list[dict]) -> str:
+    """The trial rows as an aligned text table."""
+    if not rows:
+        return "No trials."
+    columns = list(rows[0])
+    cells = [[("-" if row.get(c) is None else str(row.get(c))) for c in columns] for row in rows]
+    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in cells]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def _rows_csv(rows: list[dict]) -> str:
+    import csv
+
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(rows[0]) if rows else ["trial"])
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()
+
+
+def best_flagfile(config: TrainConfig, score: float, trial_id: str, tune: TuneConfig) -> str:
+    """A flagfile that trains with the best trial's settings (no --workdir or --data_dir)."""
+    lines = [
+        f"# Best of a {tune.tuner} search: trial {trial_id}, {tune.val_classes}-way one-shot "
+        f"accuracy {score:.4f} on held-out classes.",
+        "# Training with it uses every seen class, the held-out ones included; raise --epochs",
+        "# for a full run.",
+    ]
+    lines += [
+        line
+        for line in config.to_flagfile().splitlines()
+        if not line.startswith(("--workdir=", "--data_dir="))
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def run_search(
+    base: TrainConfig,
+    tune: TuneConfig,
+    dataset: ImageDataset | None = None,
+    overwrite: bool = False,
+    verbose: int | None = None,
+) -> SearchResult:
+    """Runs (or resumes) the search of `tune` around `base` in `base.workdir`.
+
+    Rerunning the same settings after an interruption resumes: finished trials
+    are kept, the interrupted one runs again. On the chief of a distributed
+    search this serves the oracle until the workers are done.
+
+    Returns:
+        The trials and the best trial's settings; workers return no table.
+
+    Raises:
+        UserError: for invalid settings or data, before anything is written.
+    """
+    base.validate()
+    tune.validate(base)
+    if verbose is None:
+        verbose = 1 if sys.stdout.isatty() else 2
+    if dataset is None:
+        dataset = load_dataset(base.dataset, base.data_dir, base.data_source)
+    split = splits.make_split(base.split, dataset.num_classes, base.split_order, base.split_seed)
+    train_split, held_out = splits.hold_out(split, tune.val_classes, seed=base.split_seed)
+    part = splits.partition(dataset, train_split, base.val_fraction, seed=base.split_seed)
+    steps = training.steps_per_epoch(base, len(part.train_labels))
+    objective_mask = np.isin(dataset.train_labels, held_out)
+
+    flagfile = base.to_flagfile() + tune.to_flagfile()
+    workdir = base.workdir
+    wd.prepare(workdir, flagfile, overwrite=overwrite)
+    files.write_json_atomic(os.path.join(workdir, "versions.json"), export.package_versions())
+    directory = os.path.join(workdir, wd.SEARCH_DIR)
+
+    hypermodel = SiameseHyperModel(
+        base,
+        tune,
+        dataset,
+        dataset.train_images[objective_mask],
+        dataset.train_labels[objective_mask],
+    )
+    tuner = make_tuner(hypermodel, base, tune, directory)
+    train_ds, val_ds = training.make_datasets(base, part, steps, first_epoch=0)
+    callbacks: list[keras.callbacks.Callback] = [keras.callbacks.TerminateOnNaN()]
+    if base.time_budget_minutes:
+        callbacks.append(training.TimeBudget(base.time_budget_minutes))
+    names = ", ".join(dataset.class_names[c] for c in held_out)
+    print(
+        f"Searching with the {tune.tuner} tuner on {base.dataset} split {split.name}: "
+        f"{len(part.train_labels)} train images of {len(train_split.seen)} classes, "
+        f"{len(held_out)} held-out classes score each trial ({names}).",
+        flush=True,
+    )
+    tuner.search(
+        train_ds,
+        epochs=base.epochs,
+        steps_per_epoch=steps,
+        validation_data=val_ds,
+        callbacks=callbacks,
+        shuffle=False,
+        verbose=verbose,
+    )
+    if is_distributed_worker():
+        return SearchResult(rows=[], best_config=None, best_flags=None)
+
+    rows = trial_rows(tuner, base, tune)
+    files.write_text_atomic(os.path.join(workdir, wd.TRIALS_FILE), _rows_csv(rows))
+    best = tuner.oracle.get_best_trials(1)
+    if not best or best[0].score is None:
+        return SearchResult(rows=rows, best_config=None, best_flags=None)
+    best_config = dataclasses.replace(
+        trial_config(base, tune, best[0].hyperparameters.copy()), workdir=""
+    )
+    best_path = os.path.join(workdir, wd.BEST_FLAGS)
+    files.write_text_atomic(
+        best_path, best_flagfile(best_config, float(best[0].score), best[0].trial_id, tune)
+    )
+    return SearchResult(rows=rows, best_config=best_config, best_flags=best_path)

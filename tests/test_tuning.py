@@ -1,0 +1,314 @@
+"""Hyperparameter search: the hypermodel, the held-out objective, resume, distribution."""
+
+from __future__ import annotations
+
+import csv
+import glob
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from tests.conftest import ROOT, run_main
+
+# A search of a few seconds per trial: depth 8, two steps of 8 triplets, 4 held-out classes.
+SEARCH_FLAGS = (
+    "--mode=tune",
+    "--depth=8",
+    "--epochs=1",
+    "--steps_per_epoch=2",
+    "--batch_size=8",
+    "--split=90_10",
+    "--val_fraction=0.01",
+    "--val_classes=4",
+    "--max_trials=3",
+)
+
+
+def _search_command(data_dir: str, workdir: str, *extra: str) -> list[str]:
+    return [
+        sys.executable,
+        os.path.join(ROOT, "train_main.py"),
+        *SEARCH_FLAGS,
+        f"--data_dir={data_dir}",
+        f"--workdir={workdir}",
+        *extra,
+    ]
+
+
+def _read_trials(workdir: str) -> list[dict]:
+    with open(os.path.join(workdir, "trials.csv"), newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _completed_trials(workdir: str) -> list[str]:
+    done = []
+    for path in glob.glob(os.path.join(workdir, "search", "trial_*", "trial.json")):
+        try:
+            with open(path) as f:
+                if json.load(f)["status"] == "COMPLETED":
+                    done.append(os.path.basename(os.path.dirname(path)))
+        except (OSError, ValueError, KeyError):
+            pass  # being written
+    return sorted(done)
+
+
+@pytest.fixture(scope="module")
+def resumed_search(data_root, tmp_path_factory):
+    """A 3-trial search killed after its first trial, then run again to the end."""
+    workdir = str(tmp_path_factory.mktemp("search") / "tune")
+    data_dir = os.path.join(data_root, "cifar100")
+    command = _search_command(data_dir, workdir)
+    proc = subprocess.Popen(
+        command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True
+    )
+    try:
+        deadline = time.time() + 300
+        while not _completed_trials(workdir):
+            assert proc.poll() is None, "the search ended before it could be interrupted"
+            assert time.time() < deadline, "no trial finished in 300 s"
+            time.sleep(0.2)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    done_before = _completed_trials(workdir)
+    with open(os.path.join(workdir, "search", done_before[0], "trial.json")) as f:
+        first_trial = json.load(f)
+    rerun = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    return workdir, done_before, first_trial, rerun.stdout
+
+
+def test_a_resumed_search_runs_only_the_trials_left(resumed_search):
+    workdir, done_before, first_trial, stdout = resumed_search
+    assert 1 <= len(done_before) < 3
+    # keras-tuner announces each trial it runs: none of the finished ones again.
+    assert stdout.count("Running Trial #") == 3 - len(done_before)
+    rows = _read_trials(workdir)
+    assert [r["trial"] for r in rows] == ["0", "1", "2"]
+    assert all(r["status"] == "COMPLETED" for r in rows)
+    kept = next(r for r in rows if f"trial_{r['trial']}" == done_before[0])
+    assert float(kept["val_oneshot"]) == pytest.approx(first_trial["score"], abs=1e-4)
+
+
+def test_the_table_and_best_flags_name_the_best_trial(resumed_search, data_root, tmp_path):
+    workdir, _, _, stdout = resumed_search
+    rows = _read_trials(workdir)
+    scores = [float(r["val_oneshot"]) for r in rows]
+    assert all(0.0 <= s <= 1.0 for s in scores)
+    assert "val_oneshot" in stdout and "best.flags" in stdout
+    margins = {float(r["margin"]) for r in rows}
+    assert len(margins) == 3 and all(0.05 <= m <= 1.0 for m in margins)
+    best = rows[int(np.argmax(scores))]
+    with open(os.path.join(workdir, "best.flags")) as f:
+        flagfile = f.read()
+    lines = flagfile.splitlines()
+    margin = float(next(x for x in lines if x.startswith("--margin="))[len("--margin=") :])
+    rate = float(next(x for x in lines if x.startswith("--learning_rate=")).split("=")[1])
+    assert margin == pytest.approx(float(best["margin"]), abs=1e-6)
+    assert rate == pytest.approx(float(best["learning_rate"]), rel=1e-5)
+    assert not any(x.startswith(("--workdir", "--data_dir", "--mode")) for x in lines)
+
+    # train_main trains with it, on every seen class.
+    run = tmp_path / "best"
+    result = run_main(
+        "train_main.py",
+        f"--flagfile={os.path.join(workdir, 'best.flags')}",
+        f"--data_dir={os.path.join(data_root, 'cifar100')}",
+        f"--workdir={run}",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    with open(run / "export" / "metadata.json") as f:
+        metadata = json.load(f)
+    assert metadata["margin"] == pytest.approx(margin)
+    assert len(metadata["seen_classes"]) == 90
+
+
+def _poisoned_copy(data_dir: str, target) -> str:
+    """CIFAR-100 with every test image and every unseen-class (90-99) image replaced by noise."""
+    target.mkdir()
+    rng = np.random.default_rng(1)
+    for name in sorted(os.listdir(data_dir)):
+        source = os.path.join(data_dir, name)
+        if name == "cifar100_test.npz" or name == "cifar100_train_part4.npz":
+            with np.load(source) as npz:
+                arrays = {key: npz[key] for key in npz.files}
+            labels = arrays["fine_labels"]
+            poison = np.ones(len(labels), bool) if "test" in name else labels >= 90
+            noise = rng.integers(0, 256, arrays["images"].shape, dtype=np.uint8)
+            arrays["images"] = np.where(poison[:, None, None, None], noise, arrays["images"])
+            np.savez(target / name, **arrays)
+        else:
+            os.symlink(os.path.abspath(source), target / name)
+    return str(target)
+
+
+def test_the_objective_never_looks_at_unseen_classes_or_test_images(
+    resumed_search, data_root, tmp_path
+):
+    workdir, _, _, _ = resumed_search
+    poisoned = _poisoned_copy(os.path.join(data_root, "cifar100"), tmp_path / "poisoned")
+    other = str(tmp_path / "tune")
+    result = subprocess.run(
+        _search_command(poisoned, other), cwd=ROOT, capture_output=True, text=True, timeout=600
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    clean = [(r["margin"], r["learning_rate"], r["val_oneshot"]) for r in _read_trials(workdir)]
+    dirty = [(r["margin"], r["learning_rate"], r["val_oneshot"]) for r in _read_trials(other)]
+    assert dirty == clean
+
+
+def test_default_hyperparameters_build_the_training_model(data_root):
+    import keras
+    import keras_tuner
+
+    from keras_siamese import training, tuning
+    from keras_siamese.config import TrainConfig, TuneConfig
+    from keras_siamese.datasets import load_dataset
+
+    dataset = load_dataset("cifar100", os.path.join(data_root, "cifar100"))
+    config = TrainConfig(workdir="unused", depth=8, split="90_10")
+    images = dataset.train_images[:10]
+    hypermodel = tuning.SiameseHyperModel(config, TuneConfig(), dataset, images, np.arange(10))
+    tuned = hypermodel.build(keras_tuner.HyperParameters())
+    keras.utils.set_random_seed(config.seed)
+    plain = training.build_training_model(config, training.build_tower(config, dataset))
+
+    def architecture(model):
+        tower = tuning.tower_of(model)
+        return (
+            [
+                (type(layer).__name__, [tuple(w.shape) for w in layer.weights])
+                for layer in tower.layers
+            ],
+            [type(layer).__name__ for layer in model.layers],
+            model.get_layer("triplet_loss").arguments,
+            float(model.optimizer.learning_rate),
+        )
+
+    assert architecture(tuned) == architecture(plain)
+    assert tuned.get_layer("triplet_loss").arguments == {"distance": "cosine", "margin": 0.3}
+    # Same seed, same code: the very same initial weights.
+    for a, b in zip(tuned.get_weights(), plain.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_tuning_a_distance_gives_each_its_own_margin_range():
+    import keras_tuner
+
+    from keras_siamese import tuning
+    from keras_siamese.config import TrainConfig, TuneConfig
+
+    base = TrainConfig(workdir="unused")
+    tune = TuneConfig(tune_distance=True)
+    hp = keras_tuner.HyperParameters()
+    first = tuning.trial_config(base, tune, hp)
+    assert (first.distance, first.margin) == ("cosine", 0.3)
+    hp.values["distance"] = "euclidean"
+    second = tuning.trial_config(base, tune, hp)
+    assert second.distance == "euclidean"
+    assert second.margin == 1.0  # the euclidean default, inside (0.1, 2.0)
+    assert hp.values["margin_euclidean"] == 1.0
+    assert [p.name for p in hp.space] == [
+        "distance",
+        "margin_cosine",
+        "learning_rate",
+        "margin_euclidean",
+    ]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_a_chief_and_two_workers_finish_a_search_together(data_root, tmp_path):
+    workdir = str(tmp_path / "tune")
+    command = _search_command(os.path.join(data_root, "cifar100"), workdir, "--max_trials=2")
+    port = str(_free_port())
+    procs = {}
+    try:
+        for role in ("chief", "tuner0", "tuner1"):
+            env = dict(
+                os.environ,
+                KERASTUNER_TUNER_ID=role,
+                KERASTUNER_ORACLE_IP="127.0.0.1",
+                KERASTUNER_ORACLE_PORT=port,
+            )
+            procs[role] = subprocess.Popen(
+                command,
+                cwd=ROOT,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+        outputs = {role: proc.communicate(timeout=300)[0] for role, proc in procs.items()}
+    finally:
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    for role, proc in procs.items():
+        assert proc.returncode == 0, f"{role}: {outputs[role][-3000:]}"
+    rows = _read_trials(workdir)
+    assert len(rows) == 2 and all(r["status"] == "COMPLETED" for r in rows)
+    # Each epoch of a trial logs its objective on the worker that trains it.
+    ran = [outputs[w].count("val_oneshot: ") for w in ("tuner0", "tuner1")]
+    assert sum(ran) == 2, outputs
+    assert "Best settings:" in outputs["chief"]
+    assert "the chief writes the table" in outputs["tuner0"]
+    assert os.path.exists(os.path.join(workdir, "best.flags"))
+
+
+@pytest.mark.parametrize(
+    "flag, message",
+    [
+        ("--tuner=grid", "--tuner"),
+        ("--max_trials=0", "--max_trials=0 must be at least 1."),
+        ("--val_classes=89", "--val_classes=89 leaves fewer than 2 of the 90 seen classes"),
+        ("--val_classes=1", "--val_classes=1 must be at least 2"),
+        ("--tune_embedding_dim", "--tune_embedding_dim needs --embedding=dense"),
+    ],
+)
+def test_bad_search_settings_are_one_line(tmp_path, flag, message):
+    workdir = tmp_path / "tune"
+    result = run_main(
+        "train_main.py", *SEARCH_FLAGS, flag, "--data_dir=/nonexistent", f"--workdir={workdir}"
+    )
+    assert result.returncode != 0
+    lines = [x for x in result.stderr.splitlines() if x.startswith("error:")]
+    assert len(lines) == 1 and message in lines[0], result.stderr
+    assert "Traceback" not in result.stderr
+    assert not workdir.exists()
+
+
+@pytest.mark.parametrize(
+    "name, oracle",
+    [
+        ("random", "RandomSearchOracle"),
+        ("bayesian", "BayesianOptimizationOracle"),
+        ("hyperband", "HyperbandOracle"),
+    ],
+)
+def test_each_tuner_searches_the_same_space(tmp_path, name, oracle):
+    from keras_siamese import tuning
+    from keras_siamese.config import TrainConfig, TuneConfig
+    from keras_siamese.datasets import DATASETS
+
+    class _Shapes:  # the tuner builds a model to learn the space: it needs only shapes
+        info = DATASETS["cifar100"]
+
+    base = TrainConfig(workdir=str(tmp_path), depth=8, epochs=4)
+    tune = TuneConfig(tuner=name, max_trials=3)
+    hypermodel = tuning.SiameseHyperModel(base, tune, _Shapes(), np.zeros(0), np.zeros(0))
+    tuner = tuning.make_tuner(hypermodel, base, tune, str(tmp_path / "search"))
+    assert type(tuner.oracle).__name__ == oracle
+    assert [p.name for p in tuner.oracle.get_space().space] == ["margin", "learning_rate"]
