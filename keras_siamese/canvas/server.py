@@ -1,0 +1,269 @@
+"""The canvas's HTTP server: the page, and a JSON API around one exported model.
+
+Routes:
+    GET  /                  the page
+    GET  /static/NAME       the page's script and style (files of this package only)
+    GET  /api/info          the model: data set, input shape, distance, threshold
+    POST /api/compare       {"left": IMAGE, "right": IMAGE}
+                            -> distance, similarity, threshold, verdict ("same" / "different")
+    POST /api/classify      {"image": IMAGE, "supports": [{"label": "...", "image": IMAGE}, ...]}
+                            -> the supports ranked by distance, and the predicted label
+
+An IMAGE is a PNG data URL or a nested list of 0-255 pixel values. Every bad
+request gets a 4xx answer with a one-line JSON reason; the server keeps serving.
+
+The standard library's threading HTTP server is enough for a local page with
+a handful of routes, and adds no dependency; model calls take a lock.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import keras
+import numpy as np
+
+from keras_siamese import evaluation, export, losses
+from keras_siamese.canvas import drawing
+from keras_siamese.errors import UserError
+
+MAX_BODY_BYTES = 2 * 1024 * 1024
+MAX_SUPPORTS = 50
+STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
+CONTENT_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".png": "image/png",
+}
+
+
+class RequestError(Exception):
+    """A bad request: answered with `status` and a one-line reason."""
+
+    def __init__(self, status: HTTPStatus, reason: str):
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+def threshold_of(metadata: dict) -> tuple[float, str]:
+    """The distance under which two images count as one class, and where it comes from.
+
+    The threshold calibrated on validation pairs when the run's evaluation
+    recorded one; else the reference's fixed rule for the distance.
+    """
+    seen = (metadata.get("metrics") or {}).get("seen") or {}
+    calibrated = (seen.get("pair") or {}).get("calibrated") or {}
+    if isinstance(calibrated.get("threshold"), (int, float)):
+        return float(calibrated["threshold"]), "calibrated on validation pairs"
+    return evaluation.FIXED_THRESHOLDS[metadata["distance"]], "the reference's fixed rule"
+
+
+def similarity_of(distance: np.ndarray, name: str) -> np.ndarray:
+    """Similarity in (0, 1], 1 for identical embeddings.
+
+    Cosine: the cosine similarity, 1 - d. Squared euclidean: 1 / (1 + d).
+    """
+    return 1.0 - distance if name == "cosine" else 1.0 / (1.0 + distance)
+
+
+class SimilarityModel:
+    """An exported tower, loaded once, that compares and classifies drawings."""
+
+    def __init__(self, export_dir: str, threshold: float | None = None):
+        path = os.path.join(export_dir, export.METADATA_FILE)
+        if not os.path.isfile(path):
+            raise UserError(
+                f"--export={export_dir} holds no {export.METADATA_FILE}: not an export."
+            )
+        try:
+            with open(path, encoding="utf-8") as f:
+                self.metadata = json.load(f)
+        except (OSError, ValueError) as e:
+            raise UserError(f"{path} cannot be read ({e}).") from None
+        self.dataset = self.metadata["dataset"]
+        self.input_shape = tuple(self.metadata["input_shape"])
+        self.distance = self.metadata["distance"]
+        if threshold is None:
+            self.threshold, self.threshold_source = threshold_of(self.metadata)
+        else:
+            self.threshold, self.threshold_source = float(threshold), "set with --threshold"
+        try:
+            self._model = export.load_saved_model(export_dir)
+        except (OSError, ValueError) as e:
+            raise UserError(f"--export={export_dir} holds no loadable SavedModel ({e}).") from None
+        self._lock = threading.Lock()
+
+    def info(self) -> dict:
+        """What the page shows about the model."""
+        return {
+            "dataset": self.dataset,
+            "input_shape": list(self.input_shape),
+            "distance": self.distance,
+            "threshold": self.threshold,
+            "threshold_source": self.threshold_source,
+            "split": self.metadata.get("split"),
+        }
+
+    def embed(self, images: list[np.ndarray]) -> np.ndarray:
+        """Embeddings `[N, D]` of preprocessed uint8 images."""
+        with self._lock:
+            return np.asarray(self._model.serve(np.stack(images)), np.float32)
+
+    def _distances(self, query: np.ndarray, others: np.ndarray) -> np.ndarray:
+        d = losses.pairwise_distance(query[None], others, self.distance)
+        return np.asarray(keras.ops.convert_to_numpy(d), np.float64)[0]
+
+    def compare(self, left: np.ndarray, right: np.ndarray) -> dict:
+        """Distance, similarity and verdict of two preprocessed images."""
+        embeddings = self.embed([left, right])
+        distance = float(max(self._distances(embeddings[0], embeddings[1:])[0], 0.0))
+        return {
+            "distance": round(distance, 6),
+            "similarity": round(float(similarity_of(distance, self.distance)), 6),
+            "threshold": self.threshold,
+            "threshold_similarity": round(float(similarity_of(self.threshold, self.distance)), 6),
+            "verdict": "same" if distance <= self.threshold else "different",
+        }
+
+    def classify(self, image: np.ndarray, supports: list[tuple[str, np.ndarray]]) -> dict:
+        """Ranks labelled support images by distance to `image` (one-shot classification)."""
+        embeddings = self.embed([image] + [support for _, support in supports])
+        distances = np.maximum(self._distances(embeddings[0], embeddings[1:]), 0.0)
+        order = np.argsort(distances, kind="stable")
+        ranking = [
+            {
+                "label": supports[i][0],
+                "distance": round(float(distances[i]), 6),
+                "similarity": round(float(similarity_of(distances[i], self.distance)), 6),
+            }
+            for i in order
+        ]
+        return {"predicted": ranking[0]["label"], "ranking": ranking}
+
+
+def _image_field(body: dict, key: str, model: SimilarityModel) -> np.ndarray:
+    if key not in body:
+        raise RequestError(HTTPStatus.BAD_REQUEST, f"The request has no '{key}' image.")
+    value = body[key]
+    try:
+        pixels = (
+            drawing.decode_data_url(value) if isinstance(value, str) else drawing.from_array(value)
+        )
+        return drawing.model_input(pixels, model.dataset, model.input_shape)
+    except drawing.DrawingError as e:
+        raise RequestError(HTTPStatus.BAD_REQUEST, f"'{key}': {e}") from None
+
+
+def handle_compare(body: dict, model: SimilarityModel) -> dict:
+    """POST /api/compare."""
+    return model.compare(_image_field(body, "left", model), _image_field(body, "right", model))
+
+
+def handle_classify(body: dict, model: SimilarityModel) -> dict:
+    """POST /api/classify."""
+    supports = body.get("supports")
+    if not isinstance(supports, list) or not supports:
+        raise RequestError(
+            HTTPStatus.BAD_REQUEST, "'supports' must be a non-empty list of labelled images."
+        )
+    if len(supports) > MAX_SUPPORTS:
+        raise RequestError(
+            HTTPStatus.BAD_REQUEST, f"At most {MAX_SUPPORTS} supports; got {len(supports)}."
+        )
+    labelled = []
+    for i, support in enumerate(supports):
+        if not isinstance(support, dict) or not isinstance(support.get("label"), str):
+            raise RequestError(
+                HTTPStatus.BAD_REQUEST, f"Support {i} must be an object with a 'label' string."
+            )
+        labelled.append((support["label"], _image_field(support, "image", model)))
+    return model.classify(_image_field(body, "image", model), labelled)
+
+
+POST_ROUTES = {"/api/compare": handle_compare, "/api/classify": handle_classify}
+
+
+class CanvasHandler(BaseHTTPRequestHandler):
+    """Serves the page and the API of the server's `model`."""
+
+    server_version = "keras-siamese-canvas"
+    model: SimilarityModel  # set on the subclass made by make_server
+
+    def _send(self, status: HTTPStatus, body: bytes, content_type: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("X-Content-Type-Options", "nosniff")
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _send_json(self, status: HTTPStatus, payload: dict) -> None:
+        self._send(status, json.dumps(payload).encode(), "application/json")
+
+    def _fail(self, error: RequestError) -> None:
+        # The rest of a refused body may be unread: do not reuse the connection.
+        self.close_connection = True
+        self._send_json(error.status, {"error": error.reason})
+
+    def do_GET(self) -> None:  # noqa: N802 - the http.server naming
+        path = self.path.split("?", 1)[0]
+        if path == "/api/info":
+            self._send_json(HTTPStatus.OK, self.model.info())
+            return
+        name = "index.html" if path in ("/", "/index.html") else None
+        if path.startswith("/static/"):
+            name = path[len("/static/") :]
+        # Only names listed in the package's static folder: no path can leave it.
+        if name is None or name not in os.listdir(STATIC_DIR):
+            self._fail(RequestError(HTTPStatus.NOT_FOUND, f"No page at {path}."))
+            return
+        content_type = CONTENT_TYPES.get(os.path.splitext(name)[1], "application/octet-stream")
+        with open(os.path.join(STATIC_DIR, name), "rb") as f:
+            self._send(HTTPStatus.OK, f.read(), content_type)
+
+    do_HEAD = do_GET
+
+    def do_POST(self) -> None:  # noqa: N802
+        try:
+            route = POST_ROUTES.get(self.path)
+            if route is None:
+                raise RequestError(HTTPStatus.NOT_FOUND, f"No API route {self.path}.")
+            self._send_json(HTTPStatus.OK, route(self._read_json(), self.model))
+        except RequestError as e:
+            self._fail(e)
+        except Exception as e:  # noqa: BLE001 - a bug must not take the server down
+            self.log_error("request failed: %r", e)
+            self._fail(RequestError(HTTPStatus.INTERNAL_SERVER_ERROR, "The request failed."))
+
+    def _read_json(self) -> dict:
+        length = self.headers.get("Content-Length")
+        if length is None or not length.isdigit():
+            raise RequestError(HTTPStatus.LENGTH_REQUIRED, "A Content-Length header is required.")
+        if int(length) > MAX_BODY_BYTES:
+            raise RequestError(
+                HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+                f"The body has {int(length)} bytes; the limit is {MAX_BODY_BYTES}.",
+            )
+        raw = self.rfile.read(int(length))
+        try:
+            body = json.loads(raw)
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            raise RequestError(HTTPStatus.BAD_REQUEST, "The body is not valid JSON.") from None
+        if not isinstance(body, dict):
+            raise RequestError(HTTPStatus.BAD_REQUEST, "The body must be a JSON object.")
+        return body
+
+
+def make_server(model: SimilarityModel, host: str, port: int) -> ThreadingHTTPServer:
+    """An HTTP server for `model` bound to host:port (port 0: any free port)."""
+    handler = type("BoundCanvasHandler", (CanvasHandler,), {"model": model})
+    server = ThreadingHTTPServer((host, port), handler)
+    server.daemon_threads = True
+    return server
