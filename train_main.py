@@ -145,6 +145,12 @@ _PRECISION = flags.DEFINE_enum(
     list(PRECISIONS),
     "Keras dtype policy of the tower; mixed_* compute in 16 bits, losses and outputs stay float32.",
 )
+_CONCAT_TOWER = flags.DEFINE_boolean(
+    "concat_tower",
+    _DEFAULTS.concat_tower,
+    "--objective=triplet: run the tower once on the stacked anchors, positives and negatives "
+    "instead of three times; batch normalisation then sees all 3N images together.",
+)
 _JIT_COMPILE = flags.DEFINE_enum(
     "jit_compile",
     _DEFAULTS.jit_compile,
@@ -220,6 +226,7 @@ def config_from_flags() -> TrainConfig:
         time_budget_minutes=_TIME_BUDGET.value,
         snapshot_every=_SNAPSHOT_EVERY.value,
         precision=_PRECISION.value,
+        concat_tower=_CONCAT_TOWER.value,
         jit_compile=_JIT_COMPILE.value,
         strategy=_STRATEGY.value,
     )

@@ -24,9 +24,9 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import keras  # noqa: E402
 import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
+from measure import forward_gflop, matmul_gflops  # noqa: E402  (bench/measure.py)
 
 from keras_siamese import evaluation, resnet  # noqa: E402
 from keras_siamese.datasets import DATASETS  # noqa: E402
@@ -35,32 +35,6 @@ _DEPTH = flags.DEFINE_integer("depth", 56, "ResNet depth.")
 _IMAGES = flags.DEFINE_integer("images", 10_000, "Images embedded per pass.")
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 500, "Images per forward pass.")
 _REPEATS = flags.DEFINE_integer("repeats", 3, "Timed passes (after one warm-up batch).")
-
-
-def forward_gflop(model: keras.Model) -> float:
-    """Multiply-adds x 2 of one image through the convolutions and dense layers."""
-    flops = 0
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.Conv2D):
-            kh, kw, cin, cout = layer.kernel.shape
-            _, h, w, _ = layer.output.shape
-            flops += 2 * h * w * kh * kw * cin * cout
-        elif isinstance(layer, keras.layers.Dense):
-            cin, cout = layer.kernel.shape
-            flops += 2 * cin * cout
-    return flops / 1e9
-
-
-def matmul_gflops(size: int = 2048, repeats: int = 5) -> float:
-    """Median float32 matmul rate of this machine, through the same backend."""
-    a = keras.ops.convert_to_tensor(np.random.default_rng(0).random((size, size), np.float32))
-    keras.ops.convert_to_numpy(keras.ops.matmul(a, a))
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        keras.ops.convert_to_numpy(keras.ops.matmul(a, a))
-        times.append(time.perf_counter() - start)
-    return 2 * size**3 / statistics.median(times) / 1e9
 
 
 def _synthetic(unseen_classes: int, seed: int = 0) -> evaluation.Embeddings:

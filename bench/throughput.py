@@ -1,14 +1,24 @@
-"""Training-step throughput of each objective (figures, not a test).
+"""Training throughput against this machine's own limit (figures, not a test).
 
-    python bench/throughput.py [--objectives=triplet,batch_hard] [--depth=56] [--steps=10]
-        [--batch_size=128] [--classes_per_batch=32] [--images_per_class=4] [--jit_compile]
-        [--precision=float32|mixed_float16|mixed_bfloat16]
+    python bench/throughput.py [--objectives=triplet] [--depth=56] [--batch_size=128]
+        [--precision=float32|mixed_float16|mixed_bfloat16] [--jit_compile] [--concat_tower]
+        [--steps=5] [--synthetic]
 
-Builds each objective's training model with the code training uses, and prints
-one JSON line per objective: the median seconds per training step on random
-uint8 CIFAR-sized images, the images per second through the tower (the fair
-comparison: triplets push three images per sample, pairs two, P x K batches
-one), and the peak resident memory of the process so far.
+Builds each objective's training model with the code training uses and times
+`train_on_batch` on random uint8 CIFAR-sized arrays (no tf.data). Prints one
+JSON line per objective:
+
+* `median_step_seconds`, `samples_per_second` (triplets, pairs, or images of
+  a P x K batch) and `tower_images_per_second` (the fair comparison: a
+  triplet is three images through the tower, a pair two);
+* `train_gflop_per_image`, counted from the tower's layers (forward plus
+  backward), the GFLOP/s the step achieves, this machine's float32 matmul rate
+  measured in the same run, and their ratio;
+* `inference_images_per_second` at batch `--inference_batch` (1000);
+* `pipeline_triplets_per_second`: the training tf.data pipeline alone (random
+  triplets with flip augmentation from 50,000 images), which must be far above
+  what training consumes; skipped with `--synthetic`, which needs only Keras;
+* `peak_rss_mib`: the process's peak resident memory so far.
 """
 
 from __future__ import annotations
@@ -26,35 +36,84 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
+from measure import matmul_gflops, training_gflop  # noqa: E402  (bench/measure.py)
 
-from keras_siamese import devices, pipeline, training  # noqa: E402
+from keras_siamese import models, siamese  # noqa: E402
 from keras_siamese.config import OBJECTIVES, PRECISIONS, TrainConfig  # noqa: E402
 from keras_siamese.datasets import DATASETS  # noqa: E402
 
-_OBJECTIVES = flags.DEFINE_list("objectives", ["triplet", "batch_hard"], "Objectives to time.")
+_OBJECTIVES = flags.DEFINE_list("objectives", ["triplet"], "Objectives to time.")
 _DEPTH = flags.DEFINE_integer("depth", 56, "ResNet depth.")
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 128, "Triplets or pairs per step.")
 _P = flags.DEFINE_integer("classes_per_batch", 32, "P of the batch_* objectives.")
 _K = flags.DEFINE_integer("images_per_class", 4, "K of the batch_* objectives.")
-_STEPS = flags.DEFINE_integer("steps", 10, "Timed steps (after two warm-up steps).")
+_STEPS = flags.DEFINE_integer("steps", 5, "Timed steps (after two warm-up steps).")
 _JIT = flags.DEFINE_boolean("jit_compile", False, "Compile the step with XLA.")
 _PRECISION = flags.DEFINE_enum("precision", "float32", list(PRECISIONS), "Keras dtype policy.")
+_CONCAT = flags.DEFINE_boolean(
+    "concat_tower", False, "triplet: one tower call on the stacked batch instead of three."
+)
+_INFERENCE_BATCH = flags.DEFINE_integer("inference_batch", 1000, "Images per inference call.")
+_PIPELINE_BATCHES = flags.DEFINE_integer("pipeline_batches", 20, "Batches timed from tf.data.")
+_SYNTHETIC = flags.DEFINE_boolean(
+    "synthetic", False, "Random arrays only: skip the tf.data measurement (any Keras backend)."
+)
+_MATMUL_SIZE = flags.DEFINE_integer("matmul_size", 2048, "Side of the reference matmul.")
+
+SHAPE = DATASETS["cifar100"].image_shape
 
 
 def _batch(config: TrainConfig, rng: np.random.Generator):
-    shape = DATASETS["cifar100"].image_shape
     if config.uses_pk_batches:
         labels = np.repeat(np.arange(config.classes_per_batch), config.images_per_class)
-        images = rng.integers(0, 256, (len(labels), *shape), dtype=np.uint8)
+        images = rng.integers(0, 256, (len(labels), *SHAPE), dtype=np.uint8)
         return images, labels.astype(np.int32)
-    names = pipeline.PAIR_INPUT_NAMES if config.objective == "contrastive" else pipeline.INPUT_NAMES
-    x = {n: rng.integers(0, 256, (config.batch_size, *shape), dtype=np.uint8) for n in names}
+    names = siamese.PAIR_INPUT_NAMES if config.objective == "contrastive" else siamese.INPUT_NAMES
+    x = {n: rng.integers(0, 256, (config.batch_size, *SHAPE), dtype=np.uint8) for n in names}
     y = np.tile(np.array([1.0, 0.0], np.float32), config.batch_size // 2 + 1)[: config.batch_size]
     return x, y
 
 
+def _median_seconds(step, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def _inference_rate(tower: keras.Model, batch: int) -> float:
+    images = np.random.default_rng(1).integers(0, 256, (batch, *SHAPE), dtype=np.uint8)
+    tower.predict_on_batch(images)  # warm-up
+    return batch / _median_seconds(lambda: tower.predict_on_batch(images), 3)
+
+
+def _pipeline_rate(batch_size: int, batches: int) -> float:
+    """Triplets per second out of the training pipeline alone."""
+    from keras_siamese import pipeline
+
+    rng = np.random.default_rng(2)
+    labels = np.repeat(np.arange(100), 500)
+    images = rng.integers(0, 256, (len(labels), *SHAPE), dtype=np.uint8)
+    dataset = pipeline.triplet_dataset(
+        images, labels, batch_size, batches + 2, seed=0, augmentation=pipeline.Augmentation()
+    )
+    iterator = iter(dataset)
+    for _ in range(2):
+        next(iterator)
+    start = time.perf_counter()
+    for _ in range(batches):
+        next(iterator)
+    return batches * batch_size / (time.perf_counter() - start)
+
+
 def main(argv: list[str]) -> None:
     del argv
+    matmul = matmul_gflops(_MATMUL_SIZE.value)
+    pipeline_rate = None
+    if not _SYNTHETIC.value:
+        pipeline_rate = _pipeline_rate(_BATCH_SIZE.value, _PIPELINE_BATCHES.value)
     for objective in _OBJECTIVES.value:
         if objective not in OBJECTIVES:
             raise app.UsageError(f"--objectives: {objective} is not one of {', '.join(OBJECTIVES)}")
@@ -66,45 +125,48 @@ def main(argv: list[str]) -> None:
             classes_per_batch=_P.value,
             images_per_class=_K.value,
             precision=_PRECISION.value,
-            jit_compile="true" if _JIT.value else "false",
+            concat_tower=_CONCAT.value,
         )
         keras.utils.set_random_seed(0)
-        with devices.precision_policy(config.precision):
-            tower = training.build_tower(config, _CifarShape())
-            model = training.build_training_model(config, tower)
+        previous = keras.config.dtype_policy()
+        keras.config.set_dtype_policy(config.precision)
+        try:
+            tower = models.build_tower(config, DATASETS["cifar100"])
+            model = models.build_training_model(config, tower, jit_compile=_JIT.value)
+        finally:
+            keras.config.set_dtype_policy(previous)
         x, y = _batch(config, np.random.default_rng(0))
         for _ in range(2):
             model.train_on_batch(x, y)
-        times = []
-        for _ in range(_STEPS.value):
-            start = time.perf_counter()
-            model.train_on_batch(x, y)
-            times.append(time.perf_counter() - start)
-        step = statistics.median(times)
-        print(
-            json.dumps(
-                {
-                    "objective": objective,
-                    "model": f"resnet{_DEPTH.value}",
-                    "images_per_step": config.images_per_batch,
-                    "jit_compile": _JIT.value,
-                    "precision": _PRECISION.value,
-                    "median_step_seconds": round(step, 4),
-                    "tower_images_per_second": round(config.images_per_batch / step, 1),
-                    "peak_rss_mib": round(
-                        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1
-                    ),
-                    "keras": keras.__version__,
-                }
-            ),
-            flush=True,
-        )
-
-
-class _CifarShape:
-    """What `training.build_tower` reads of a dataset: its static facts."""
-
-    info = DATASETS["cifar100"]
+        step = _median_seconds(lambda: model.train_on_batch(x, y), _STEPS.value)  # noqa: B023
+        images_per_second = config.images_per_batch / step
+        gflop = training_gflop(tower)
+        samples = config.images_per_batch if config.uses_pk_batches else config.batch_size
+        line = {
+            "objective": objective,
+            "model": f"resnet{_DEPTH.value}",
+            "precision": config.precision,
+            "jit_compile": _JIT.value,
+            "concat_tower": config.concat_tower,
+            "batch_size": config.batch_size,
+            "images_per_step": config.images_per_batch,
+            "median_step_seconds": round(step, 4),
+            "samples_per_second": round(samples / step, 2),
+            "tower_images_per_second": round(images_per_second, 1),
+            "train_gflop_per_image": round(gflop, 4),
+            "achieved_gflops": round(images_per_second * gflop, 1),
+            "matmul_gflops": round(matmul, 1),
+            "ratio_to_matmul": round(images_per_second * gflop / matmul, 3),
+            "inference_batch": _INFERENCE_BATCH.value,
+            "inference_images_per_second": round(_inference_rate(tower, _INFERENCE_BATCH.value), 1),
+            "pipeline_triplets_per_second": None
+            if pipeline_rate is None
+            else round(pipeline_rate, 1),
+            "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            "backend": keras.backend.backend(),
+            "keras": keras.__version__,
+        }
+        print(json.dumps(line), flush=True)
 
 
 if __name__ == "__main__":

@@ -81,6 +81,7 @@ class TrainConfig:
     time_budget_minutes: float = 0.0
     snapshot_every: int = 0
     precision: str = "float32"
+    concat_tower: bool = False
     jit_compile: str = "auto"
     strategy: str = "auto"
 

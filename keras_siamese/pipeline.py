@@ -17,8 +17,8 @@ import numpy as np
 import tensorflow as tf
 
 from keras_siamese.errors import ConfigError
+from keras_siamese.siamese import INPUT_NAMES, PAIR_INPUT_NAMES
 
-INPUT_NAMES = ("anchor", "positive", "negative")
 CROP_PADDING = 4
 
 
@@ -353,9 +353,6 @@ def fixed_pk_dataset(
     return tf.data.Dataset.from_tensor_slices(
         (images[indices], np.asarray(labels, np.int32)[indices])
     )
-
-
-PAIR_INPUT_NAMES = ("left", "right")
 
 
 def _pairs_from_triplets(triplets: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:

@@ -13,7 +13,10 @@ from keras import layers
 
 from keras_siamese import losses
 from keras_siamese.config import PAIR_HEADS
-from keras_siamese.pipeline import INPUT_NAMES, PAIR_INPUT_NAMES
+
+# The training models' input names; the tf.data pipelines yield dicts with these keys.
+INPUT_NAMES = ("anchor", "positive", "negative")
+PAIR_INPUT_NAMES = ("left", "right")
 
 
 def _triplet_loss_of_list(embeddings, distance: str, margin: float):
@@ -21,13 +24,27 @@ def _triplet_loss_of_list(embeddings, distance: str, margin: float):
     return losses.triplet_loss(anchor, positive, negative, distance=distance, margin=margin)
 
 
-def triplet_model(tower: keras.Model, distance: str, margin: float) -> keras.Model:
+def _stack(images):
+    return keras.ops.concatenate(images, axis=0)
+
+
+def _unstack(embeddings):
+    return keras.ops.split(embeddings, len(INPUT_NAMES), axis=0)
+
+
+def triplet_model(
+    tower: keras.Model, distance: str, margin: float, concat_tower: bool = False
+) -> keras.Model:
     """Wraps `tower` into the three-input training model.
 
     Args:
         tower: maps uint8 images `[N, H, W, C]` to embeddings `[N, D]`.
         distance: `cosine` or `euclidean` (squared).
         margin: triplet margin, > 0.
+        concat_tower: run the tower once on the 3N stacked images instead of
+            three times on N. The weights and the loss are the same; batch
+            normalisation then computes its batch statistics over all 3N
+            images (not per role) and updates its moving averages once a step.
 
     Returns:
         A model with inputs `anchor`, `positive`, `negative` whose output is the
@@ -39,7 +56,11 @@ def triplet_model(tower: keras.Model, distance: str, margin: float) -> keras.Mod
     inputs = {
         name: keras.Input(shape=image_shape, dtype="uint8", name=name) for name in INPUT_NAMES
     }
-    embeddings = [tower(inputs[name]) for name in INPUT_NAMES]
+    if concat_tower:
+        stacked = layers.Lambda(_stack, name="stack")([inputs[name] for name in INPUT_NAMES])
+        embeddings = layers.Lambda(_unstack, name="unstack")(tower(stacked))
+    else:
+        embeddings = [tower(inputs[name]) for name in INPUT_NAMES]
     loss = layers.Lambda(
         _triplet_loss_of_list,
         arguments={"distance": distance, "margin": float(margin)},

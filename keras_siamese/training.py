@@ -21,10 +21,8 @@ from keras_siamese import (
     evaluation,
     export,
     files,
-    losses,
+    models,
     pipeline,
-    resnet,
-    siamese,
     splits,
 )
 from keras_siamese import workdir as wd
@@ -44,59 +42,6 @@ class RunResult:
 
     metrics: dict
     export_dir: str
-
-
-def build_tower(config: TrainConfig, dataset: ImageDataset) -> keras.Model:
-    """The embedding tower for `config` on `dataset`."""
-    info = dataset.info
-    return resnet.resnet_tower(
-        config.depth,
-        input_shape=info.image_shape,
-        mean=info.mean,
-        std=info.std,
-        embedding=config.embedding,
-        embedding_dim=config.embedding_dim,
-        l2_normalize=config.l2_normalize,
-    )
-
-
-def build_training_model(config: TrainConfig, tower: keras.Model) -> keras.Model:
-    """The compiled training model of `config.objective` around `tower`.
-
-    triplet: the three-input model with the Lambda loss; batch_*: the tower
-    alone, with a loss that mines the triplets of each P x K batch;
-    contrastive: the two-input pair model.
-    """
-    margin = config.resolved_margin
-    metrics = []
-    if config.objective == "triplet":
-        model = siamese.triplet_model(tower, config.distance, margin)
-        loss = siamese.identity_loss
-    elif config.uses_pk_batches:
-        model = siamese.embedding_model(tower)
-        loss = losses.BatchTripletLoss(config.objective, config.distance, margin)
-        metrics = [
-            keras.metrics.MeanMetricWrapper(
-                losses.violating_fraction,
-                name="violating_fraction",
-                distance=config.distance,
-                margin=margin,
-            )
-        ]
-    else:
-        model = siamese.pair_model(tower, config.distance, config.pair_head)
-        if config.pair_head == "bce":
-            loss = keras.losses.BinaryCrossentropy()
-            metrics = [keras.metrics.BinaryAccuracy(name="pair_accuracy")]
-        else:
-            loss = losses.ContrastiveLoss(margin)
-    model.compile(
-        optimizer=keras.optimizers.Adam(config.learning_rate),
-        loss=loss,
-        metrics=metrics,
-        jit_compile=devices.resolve_jit_compile(config.jit_compile),
-    )
-    return model
 
 
 def make_datasets(
@@ -271,8 +216,10 @@ def train_and_evaluate(
     # The batch is global: fit splits each one across the strategy's replicas.
     strategy = devices.make_strategy(config.strategy)
     with strategy.scope(), devices.precision_policy(config.precision):
-        tower = build_tower(config, dataset)
-        model = build_training_model(config, tower)
+        tower = models.build_tower(config, dataset.info)
+        model = models.build_training_model(
+            config, tower, devices.resolve_jit_compile(config.jit_compile)
+        )
     resuming = f", resuming at epoch {first_epoch + 1}" if first_epoch else ""
     print(
         f"Training {tower.name} ({tower.count_params():,} parameters) on {config.dataset} "

@@ -23,7 +23,7 @@ import keras
 import keras_tuner
 import numpy as np
 
-from keras_siamese import devices, evaluation, export, files, splits, training
+from keras_siamese import devices, evaluation, export, files, models, splits, training
 from keras_siamese import workdir as wd
 from keras_siamese.config import DEFAULT_MARGINS, DISTANCES, TrainConfig, TuneConfig
 from keras_siamese.datasets import ImageDataset, load_dataset
@@ -143,8 +143,10 @@ class SiameseHyperModel(keras_tuner.HyperModel):
         # Every trial starts from the same seed: trials differ by their settings only.
         keras.utils.set_random_seed(config.seed)
         with devices.precision_policy(config.precision):
-            tower = training.build_tower(config, self.dataset)
-            return training.build_training_model(config, tower)
+            tower = models.build_tower(config, self.dataset.info)
+            return models.build_training_model(
+                config, tower, devices.resolve_jit_compile(config.jit_compile)
+            )
 
     def fit(self, hp: keras_tuner.HyperParameters, model: keras.Model, *args, **kwargs):
         """model.fit(*args, **kwargs), with the objective's callback first in line."""

@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from tests.conftest import run_main
 
 
@@ -17,15 +19,49 @@ def test_throughput_bench_prints_a_line_per_objective():
         "--batch_size=4",
         "--classes_per_batch=2",
         "--images_per_class=2",
+        "--inference_batch=8",
+        "--pipeline_batches=2",
+        "--matmul_size=256",
         "--objectives=triplet,batch_hard,contrastive",
     )
     assert result.returncode == 0, result.stderr[-2000:]
     lines = _json_lines(result.stdout)
     assert [line["objective"] for line in lines] == ["triplet", "batch_hard", "contrastive"]
     assert [line["images_per_step"] for line in lines] == [12, 4, 8]
+    assert [line["samples_per_second"] * line["median_step_seconds"] for line in lines] == (
+        pytest.approx([4, 4, 4], rel=0.01)
+    )
+    # Forward FLOPs of ResNet-8 by hand (see the evaluation bench test) times 3, less the
+    # input gradient of the first convolution, which the image does not need.
+    first = 2 * 9 * 1024 * 3 * 16
+    flops = first + 2 * 9 * (
+        2 * 1024 * 16 * 16 + 256 * (16 * 32 + 32 * 32) + 64 * (32 * 64 + 64 * 64)
+    )
     for line in lines:
         assert line["median_step_seconds"] > 0 and line["tower_images_per_second"] > 0
-        assert {"precision", "jit_compile", "peak_rss_mib"} <= set(line)
+        assert line["train_gflop_per_image"] == round((3 * flops - first) / 1e9, 4)
+        assert line["ratio_to_matmul"] == pytest.approx(
+            line["achieved_gflops"] / line["matmul_gflops"], abs=0.002
+        )
+        assert line["inference_images_per_second"] > 0
+        assert line["pipeline_triplets_per_second"] > 0
+        assert {"precision", "jit_compile", "concat_tower", "peak_rss_mib"} <= set(line)
+
+
+def test_throughput_bench_synthetic_mode_skips_the_pipeline():
+    result = run_main(
+        "bench/throughput.py",
+        "--depth=8",
+        "--steps=1",
+        "--batch_size=4",
+        "--inference_batch=8",
+        "--matmul_size=256",
+        "--synthetic",
+        "--concat_tower",
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    (line,) = _json_lines(result.stdout)
+    assert line["concat_tower"] is True and line["pipeline_triplets_per_second"] is None
 
 
 def test_evaluation_bench_prints_embedding_and_metric_figures():

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_siamese import export, pipeline, training
+from keras_siamese import export, models, pipeline
 from keras_siamese.config import OBJECTIVES, TrainConfig
 from keras_siamese.datasets import load_dataset
 
@@ -54,8 +54,8 @@ def test_each_objective_lowers_its_loss_and_exports_the_same_signature(
     dataset, images, labels = cifar_subset
     config = _config(objective, pair_head=head)
     keras.utils.set_random_seed(0)
-    tower = training.build_tower(config, dataset)
-    model = training.build_training_model(config, tower)
+    tower = models.build_tower(config, dataset.info)
+    model = models.build_training_model(config, tower)
     x, y = _fixed_batch(config, images, labels)
     before = float(model.evaluate(x, y, verbose=0, return_dict=True)["loss"])
     for _ in range(15):

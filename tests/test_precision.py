@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_siamese import devices, export, pipeline, training
+from keras_siamese import devices, export, models, pipeline
 from keras_siamese.config import TrainConfig
 from keras_siamese.datasets import DATASETS
 
@@ -20,8 +20,8 @@ class _Cifar:
 def test_mixed_precision_step_keeps_float32_losses_and_export(precision, compute, tmp_path):
     config = TrainConfig(workdir="unused", depth=8, precision=precision, batch_size=8)
     with devices.precision_policy(precision):
-        tower = training.build_tower(config, _Cifar())
-        model = training.build_training_model(config, tower)
+        tower = models.build_tower(config, _Cifar().info)
+        model = models.build_training_model(config, tower)
     assert keras.config.dtype_policy().name == "float32"  # restored
     convs = [layer for layer in tower.layers if isinstance(layer, keras.layers.Conv2D)]
     assert convs and all(layer.compute_dtype == compute for layer in convs)

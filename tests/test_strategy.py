@@ -19,7 +19,7 @@ _SCRIPT = textwrap.dedent(
         cpu, [tf.config.LogicalDeviceConfiguration()] * 2
     )
     import keras
-    from keras_siamese import devices, pipeline, training
+    from keras_siamese import devices, models, pipeline, training
     from keras_siamese.config import TrainConfig
     from keras_siamese.datasets import load_dataset
 
@@ -31,8 +31,8 @@ _SCRIPT = textwrap.dedent(
     strategy = devices.make_strategy(config.strategy)
     keras.utils.set_random_seed(0)
     with strategy.scope():
-        tower = training.build_tower(config, dataset)
-        model = training.build_training_model(config, tower)
+        tower = models.build_tower(config, dataset.info)
+        model = models.build_training_model(config, tower)
     ds = pipeline.triplet_dataset(images, labels, 16, steps_per_epoch=1, seed=0)
     x, y = next(iter(ds))
     per_replica = next(iter(strategy.experimental_distribute_dataset(ds.take(1))))[0]

@@ -168,7 +168,7 @@ def test_default_hyperparameters_build_the_training_model(data_root):
     import keras
     import keras_tuner
 
-    from keras_siamese import training, tuning
+    from keras_siamese import models, tuning
     from keras_siamese.config import TrainConfig, TuneConfig
     from keras_siamese.datasets import load_dataset
 
@@ -178,7 +178,7 @@ def test_default_hyperparameters_build_the_training_model(data_root):
     hypermodel = tuning.SiameseHyperModel(config, TuneConfig(), dataset, images, np.arange(10))
     tuned = hypermodel.build(keras_tuner.HyperParameters())
     keras.utils.set_random_seed(config.seed)
-    plain = training.build_training_model(config, training.build_tower(config, dataset))
+    plain = models.build_training_model(config, models.build_tower(config, dataset.info))
 
     def architecture(model):
         tower = tuning.tower_of(model)

@@ -1,0 +1,67 @@
+"""The models of a training configuration: the tower and the compiled training model.
+
+Model code imports no TensorFlow (Keras and `keras.ops` only), so the same
+models build under any Keras backend.
+"""
+
+from __future__ import annotations
+
+import keras
+
+from keras_siamese import losses, resnet, siamese
+from keras_siamese.config import TrainConfig
+from keras_siamese.datasets import DatasetInfo
+
+
+def build_tower(config: TrainConfig, info: DatasetInfo) -> keras.Model:
+    """The embedding tower for `config` on images described by `info`."""
+    return resnet.resnet_tower(
+        config.depth,
+        input_shape=info.image_shape,
+        mean=info.mean,
+        std=info.std,
+        embedding=config.embedding,
+        embedding_dim=config.embedding_dim,
+        l2_normalize=config.l2_normalize,
+    )
+
+
+def build_training_model(
+    config: TrainConfig, tower: keras.Model, jit_compile: bool = False
+) -> keras.Model:
+    """The compiled training model of `config.objective` around `tower`.
+
+    triplet: the three-input model with the Lambda loss; batch_*: the tower
+    alone, with a loss that mines the triplets of each P x K batch;
+    contrastive: the two-input pair model.
+    """
+    margin = config.resolved_margin
+    metrics = []
+    if config.objective == "triplet":
+        model = siamese.triplet_model(tower, config.distance, margin, config.concat_tower)
+        loss = siamese.identity_loss
+    elif config.uses_pk_batches:
+        model = siamese.embedding_model(tower)
+        loss = losses.BatchTripletLoss(config.objective, config.distance, margin)
+        metrics = [
+            keras.metrics.MeanMetricWrapper(
+                losses.violating_fraction,
+                name="violating_fraction",
+                distance=config.distance,
+                margin=margin,
+            )
+        ]
+    else:
+        model = siamese.pair_model(tower, config.distance, config.pair_head)
+        if config.pair_head == "bce":
+            loss = keras.losses.BinaryCrossentropy()
+            metrics = [keras.metrics.BinaryAccuracy(name="pair_accuracy")]
+        else:
+            loss = losses.ContrastiveLoss(margin)
+    model.compile(
+        optimizer=keras.optimizers.Adam(config.learning_rate),
+        loss=loss,
+        metrics=metrics,
+        jit_compile=jit_compile,
+    )
+    return model
