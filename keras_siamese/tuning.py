@@ -194,6 +194,8 @@ def make_tuner(
         directory=os.path.dirname(directory) or ".",
         project_name=os.path.basename(directory),
         overwrite=False,
+        # Each trial's model is built in the strategy's scope, as in training.
+        distribution_strategy=devices.make_strategy(base.strategy),
     )
     if tune.tuner == "random":
         return keras_tuner.RandomSearch(max_trials=tune.max_trials, **common)
