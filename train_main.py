@@ -161,7 +161,8 @@ _STRATEGY = flags.DEFINE_enum(
     "strategy",
     _DEFAULTS.strategy,
     list(STRATEGIES),
-    "tf.distribute strategy: auto (mirrored with 2+ GPUs), default (one device), mirrored.",
+    "tf.distribute strategy: auto (mirrored with 2+ GPUs), default (one device), mirrored "
+    "(every local GPU), multi_worker (the machines of TF_CONFIG, one process each).",
 )
 _OVERWRITE = flags.DEFINE_boolean(
     "overwrite", False, "Replace a run of another configuration found in --workdir."
@@ -288,6 +289,9 @@ def main(argv: list[str]) -> int:
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
+    if not result.is_chief:
+        print("This worker's part is done; the chief evaluates and exports.")
+        return 0
     for line in evaluation.summary_lines(result.metrics):
         print(line)
     print(f"Metrics: {os.path.join(config.workdir, 'metrics.json')}")

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 
 import keras
 import tensorflow as tf
+
+from keras_siamese.errors import ConfigError
 
 
 @contextlib.contextmanager
@@ -40,8 +43,17 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
 
     auto: mirrored when the machine has two or more GPUs, else default.
     default: one device. mirrored: synchronous data parallelism over every
-    GPU, or over every logical CPU device when there is no GPU.
+    GPU, or over every logical CPU device when there is no GPU. multi_worker:
+    the same across the processes that TF_CONFIG lists, one per machine.
     """
+    if name == "multi_worker":
+        # Before anything that starts TensorFlow's runtime, listing devices included.
+        if not os.environ.get("TF_CONFIG"):
+            raise ConfigError(
+                "--strategy=multi_worker needs TF_CONFIG: the cluster's workers and this "
+                "process's task (see the README's scaling section)."
+            )
+        return tf.distribute.MultiWorkerMirroredStrategy()
     gpus = tf.config.list_logical_devices("GPU")
     if name == "auto":
         name = "mirrored" if len(gpus) > 1 else "default"

