@@ -247,6 +247,11 @@ class TuneConfig:
                 f"--val_classes={self.val_classes} leaves fewer than 2 of the {num_seen} seen "
                 f"classes of --split={train.split} to train on: hold out at most {num_seen - 2}."
             )
+        if train.strategy == "multi_worker":
+            raise ConfigError(
+                "--mode=tune cannot use --strategy=multi_worker: spread a search over machines "
+                "with keras-tuner's chief and workers instead (see the README)."
+            )
         if self.tune_embedding_dim and train.embedding != "dense":
             raise ConfigError(
                 "--tune_embedding_dim needs --embedding=dense: the gap embedding has a fixed size."

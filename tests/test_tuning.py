@@ -276,6 +276,7 @@ def test_a_chief_and_two_workers_finish_a_search_together(data_root, tmp_path):
         ("--val_classes=89", "--val_classes=89 leaves fewer than 2 of the 90 seen classes"),
         ("--val_classes=1", "--val_classes=1 must be at least 2"),
         ("--tune_embedding_dim", "--tune_embedding_dim needs --embedding=dense"),
+        ("--strategy=multi_worker", "cannot use --strategy=multi_worker"),
     ],
 )
 def test_bad_search_settings_are_one_line(tmp_path, flag, message):
