@@ -2,7 +2,7 @@
 
     python bench/throughput.py [--objectives=triplet] [--depth=56] [--batch_size=128]
         [--precision=float32|mixed_float16|mixed_bfloat16] [--jit_compile] [--concat_tower]
-        [--steps=5] [--synthetic]
+        [--steps=5] [--synthetic] [--inter_op_threads=N]
 
 Builds each objective's training model with the code training uses and times
 `train_on_batch` on random uint8 CIFAR-sized arrays (no tf.data). Prints one
@@ -59,6 +59,9 @@ _SYNTHETIC = flags.DEFINE_boolean(
     "synthetic", False, "Random arrays only: skip the tf.data measurement (any Keras backend)."
 )
 _MATMUL_SIZE = flags.DEFINE_integer("matmul_size", 2048, "Side of the reference matmul.")
+_INTER_OP = flags.DEFINE_integer(
+    "inter_op_threads", 0, "TensorFlow's inter-op thread pool size; 0: TensorFlow's default."
+)
 
 SHAPE = DATASETS["cifar100"].image_shape
 
@@ -110,6 +113,10 @@ def _pipeline_rate(batch_size: int, batches: int) -> float:
 
 def main(argv: list[str]) -> None:
     del argv
+    if _INTER_OP.value:
+        import tensorflow as tf
+
+        tf.config.threading.set_inter_op_parallelism_threads(_INTER_OP.value)
     matmul = matmul_gflops(_MATMUL_SIZE.value)
     pipeline_rate = None
     if not _SYNTHETIC.value:
@@ -163,6 +170,7 @@ def main(argv: list[str]) -> None:
             if pipeline_rate is None
             else round(pipeline_rate, 1),
             "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            "inter_op_threads": _INTER_OP.value,
             "backend": keras.backend.backend(),
             "keras": keras.__version__,
         }

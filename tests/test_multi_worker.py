@@ -99,7 +99,7 @@ def test_a_killed_multi_worker_run_resumes_and_the_chief_exports(data_root, tmp_
         sys.executable,
         os.path.join(ROOT, "train_main.py"),
         "--flagfile=flags/smoke.flags",
-        "--epochs=3",
+        "--epochs=2",
         "--steps_per_epoch=2",
         "--batch_size=8",
         "--val_fraction=0.01",
@@ -111,9 +111,9 @@ def test_a_killed_multi_worker_run_resumes_and_the_chief_exports(data_root, tmp_
     procs = _start_workers(command, tmp_path)
     try:
         deadline = time.time() + TIMEOUT
-        while not (history.exists() and "\n1," in history.read_text()):
+        while not (history.exists() and "\n0," in history.read_text()):
             assert all(p.poll() is None for p in procs), "a worker ended before the kill"
-            assert time.time() < deadline, "two epochs did not finish in time"
+            assert time.time() < deadline, "the first epoch did not finish in time"
             time.sleep(0.1)
     finally:
         _stop(procs)
@@ -129,7 +129,7 @@ def test_a_killed_multi_worker_run_resumes_and_the_chief_exports(data_root, tmp_
         assert "Resuming at epoch" in log
     assert "the chief evaluates and exports" in logs[1]
     epochs = [line.split(",")[0] for line in history.read_text().splitlines()[1:]]
-    assert epochs == ["0", "1", "2"]
+    assert epochs == ["0", "1"]
     assert (workdir / "export" / "metadata.json").exists()
     assert not (workdir / "backup").exists() and not (workdir / "workertemp_1").exists()
 
