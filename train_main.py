@@ -162,7 +162,7 @@ _STRATEGY = flags.DEFINE_enum(
     _DEFAULTS.strategy,
     list(STRATEGIES),
     "tf.distribute strategy: auto (mirrored with 2+ GPUs), default (one device), mirrored "
-    "(every local GPU), multi_worker (the machines of TF_CONFIG, one process each).",
+    "(every local GPU), multi_worker (the machines of TF_CONFIG, one process each), tpu.",
 )
 _OVERWRITE = flags.DEFINE_boolean(
     "overwrite", False, "Replace a run of another configuration found in --workdir."

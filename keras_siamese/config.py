@@ -24,7 +24,7 @@ OBJECTIVES = ("triplet", "batch_all", "batch_hard", "batch_semihard", "contrasti
 PAIR_HEADS = ("contrastive", "bce")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 JIT_CHOICES = ("auto", "true", "false")
-STRATEGIES = ("auto", "default", "mirrored", "multi_worker")
+STRATEGIES = ("auto", "default", "mirrored", "multi_worker", "tpu")
 
 
 def check_distance(distance: str) -> None:

@@ -45,6 +45,8 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
     default: one device. mirrored: synchronous data parallelism over every
     GPU, or over every logical CPU device when there is no GPU. multi_worker:
     the same across the processes that TF_CONFIG lists, one per machine.
+    tpu: the TPU that TensorFlow's TPUClusterResolver finds (TPU_NAME, or a
+    TPU VM's own).
     """
     if name == "multi_worker":
         # Before anything that starts TensorFlow's runtime, listing devices included.
@@ -54,6 +56,8 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
                 "process's task (see the README's scaling section)."
             )
         return tf.distribute.MultiWorkerMirroredStrategy()
+    if name == "tpu":
+        return _tpu_strategy()
     gpus = tf.config.list_logical_devices("GPU")
     if name == "auto":
         name = "mirrored" if len(gpus) > 1 else "default"
@@ -61,3 +65,13 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
         devices = gpus or tf.config.list_logical_devices("CPU")
         return tf.distribute.MirroredStrategy(devices=[d.name for d in devices])
     return tf.distribute.get_strategy()
+
+
+def _tpu_strategy() -> tf.distribute.Strategy:
+    try:
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
+        tf.config.experimental_connect_to_cluster(resolver)
+        tf.tpu.experimental.initialize_tpu_system(resolver)
+    except (ValueError, tf.errors.OpError) as e:
+        raise ConfigError(f"--strategy=tpu found no TPU ({e}).") from None
+    return tf.distribute.TPUStrategy(resolver)

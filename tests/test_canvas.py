@@ -210,6 +210,7 @@ def test_classify_ranks_the_supports_by_distance(server, cifar_images):
         ("GET", "/static/%2e%2e/server.py", None, {}, 404, "No page"),
         ("GET", "/../../etc/passwd", None, {}, 404, "No page"),
         ("GET", "/static/", None, {}, 404, "No page"),
+        ("DELETE", "/api/compare", None, {}, 405, "DELETE is not served"),
     ],
 )
 def test_bad_requests_get_a_reason_and_the_server_keeps_serving(

