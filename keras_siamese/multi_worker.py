@@ -107,6 +107,8 @@ def fit(
     @tf.function
     def train_step(iterator):
         logs = strategy.run(model.train_step, args=(next(iterator),))
+        # Counted with the step, so that a checkpoint saved after it counts it too.
+        steps_done.assign_add(1)
         return strategy.reduce("MEAN", logs["loss"], axis=None)
 
     done = int(steps_done.numpy())
@@ -124,7 +126,6 @@ def fit(
         losses = []
         for _ in range(skip if epoch == first_epoch else 0, steps_per_epoch):
             losses.append(float(handler.run(train_step, iterator)))
-            steps_done.assign_add(1)
         mean = sum(losses) / max(len(losses), 1)
         epoch_losses.append(mean)
         synchronise_statistics()

@@ -13,6 +13,7 @@ KERASTUNER_ORACLE_PORT.
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import io
 import math
@@ -239,8 +240,6 @@ def format_table(rows: list[dict]) -> str:
 
 
 def _rows_csv(rows: list[dict]) -> str:
-    import csv
-
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=list(rows[0]) if rows else ["trial"])
     writer.writeheader()
