@@ -40,9 +40,11 @@ def test_throughput_bench_prints_a_line_per_objective():
     for line in lines:
         assert line["median_step_seconds"] > 0 and line["tower_images_per_second"] > 0
         assert line["train_gflop_per_image"] == round((3 * flops - first) / 1e9, 4)
-        assert line["ratio_to_matmul"] == pytest.approx(
-            line["achieved_gflops"] / line["matmul_gflops"], abs=0.002
-        )
+        # Both rates are printed to 0.1 GFLOP/s and the ratio to 0.001.
+        achieved, matmul = line["achieved_gflops"], line["matmul_gflops"]
+        low = (achieved - 0.05) / (matmul + 0.05) - 0.0005
+        high = (achieved + 0.05) / (matmul - 0.05) + 0.0005
+        assert low <= line["ratio_to_matmul"] <= high
         assert line["inference_images_per_second"] > 0
         assert line["pipeline_triplets_per_second"] > 0
         assert {"precision", "jit_compile", "concat_tower", "peak_rss_mib"} <= set(line)
