@@ -135,13 +135,9 @@ def main(argv: list[str]) -> None:
             concat_tower=_CONCAT.value,
         )
         keras.utils.set_random_seed(0)
-        previous = keras.config.dtype_policy()
-        keras.config.set_dtype_policy(config.precision)
-        try:
+        with models.precision_policy(config.precision):
             tower = models.build_tower(config, DATASETS["cifar100"])
             model = models.build_training_model(config, tower, jit_compile=_JIT.value)
-        finally:
-            keras.config.set_dtype_policy(previous)
         x, y = _batch(config, np.random.default_rng(0))
         for _ in range(2):
             model.train_on_batch(x, y)

@@ -1,31 +1,12 @@
-"""Where and how the model runs: the tf.distribute strategy, mixed precision, XLA."""
+"""Where the model runs: the tf.distribute strategy and XLA."""
 
 from __future__ import annotations
 
-import contextlib
 import os
-from collections.abc import Iterator
 
-import keras
 import tensorflow as tf
 
 from keras_siamese.errors import ConfigError
-
-
-@contextlib.contextmanager
-def precision_policy(precision: str) -> Iterator[None]:
-    """Sets the Keras dtype policy for the layers built inside, then restores the old one.
-
-    Under `mixed_float16` or `mixed_bfloat16` the convolutions compute in 16 bits
-    while variables, the input normalisation, the embedding output and every
-    loss stay float32; compile adds loss scaling for float16.
-    """
-    previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(precision)
-    try:
-        yield
-    finally:
-        keras.config.set_dtype_policy(previous)
 
 
 def resolve_jit_compile(choice: str) -> bool:

@@ -6,11 +6,30 @@ models build under any Keras backend.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import keras
 
 from keras_siamese import losses, resnet, siamese
 from keras_siamese.config import TrainConfig
 from keras_siamese.datasets import DatasetInfo
+
+
+@contextlib.contextmanager
+def precision_policy(precision: str) -> Iterator[None]:
+    """Sets the Keras dtype policy for the layers built inside, then restores the old one.
+
+    Under `mixed_float16` or `mixed_bfloat16` the convolutions compute in 16 bits
+    while variables, the input normalisation, the embedding output and every
+    loss stay float32; compile adds loss scaling for float16.
+    """
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(precision)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
 
 
 def build_tower(config: TrainConfig, info: DatasetInfo) -> keras.Model:

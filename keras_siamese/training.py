@@ -297,7 +297,7 @@ def train_and_evaluate(
 
     keras.utils.set_random_seed(config.seed)
     # The batch is global: each replica trains on its share.
-    with strategy.scope(), devices.precision_policy(config.precision):
+    with strategy.scope(), models.precision_policy(config.precision):
         tower = models.build_tower(config, dataset.info)
         model = models.build_training_model(
             config, tower, devices.resolve_jit_compile(config.jit_compile)
@@ -339,7 +339,7 @@ def train_and_evaluate(
             return RunResult(metrics={}, export_dir="", is_chief=False)
         # Evaluate and export a copy outside the strategy: the other workers have left.
         trained = tower
-        with devices.precision_policy(config.precision):
+        with models.precision_policy(config.precision):
             tower = models.build_tower(config, dataset.info)
         tower.set_weights(trained.get_weights())
     if os.path.exists(best_path):

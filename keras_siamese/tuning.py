@@ -143,7 +143,7 @@ class SiameseHyperModel(keras_tuner.HyperModel):
         config = trial_config(self.base, self.tune, hp)
         # Every trial starts from the same seed: trials differ by their settings only.
         keras.utils.set_random_seed(config.seed)
-        with devices.precision_policy(config.precision):
+        with models.precision_policy(config.precision):
             tower = models.build_tower(config, self.dataset.info)
             return models.build_training_model(
                 config, tower, devices.resolve_jit_compile(config.jit_compile)

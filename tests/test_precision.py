@@ -19,7 +19,7 @@ class _Cifar:
 )
 def test_mixed_precision_step_keeps_float32_losses_and_export(precision, compute, tmp_path):
     config = TrainConfig(workdir="unused", depth=8, precision=precision, batch_size=8)
-    with devices.precision_policy(precision):
+    with models.precision_policy(precision):
         tower = models.build_tower(config, _Cifar().info)
         model = models.build_training_model(config, tower)
     assert keras.config.dtype_policy().name == "float32"  # restored
