@@ -1,4 +1,4 @@
-"""What both command-line programs share: flag parsing that fails in one line."""
+"""What the command-line programs share: flag parsing that fails in one line."""
 
 from __future__ import annotations
 
@@ -7,10 +7,14 @@ import sys
 from absl import flags
 
 
-def parse_flags(argv: list[str]) -> list[str]:
-    """Parses the flags defined so far; a bad flag or a stray argument exits 2 in one line."""
+def parse_flags(argv: list[str], flag_values: flags.FlagValues) -> list[str]:
+    """Parses `argv` into `flag_values`; a bad flag or a stray argument exits 2 in one line.
+
+    A program passes its own flags: `app.run(main, flags_parser=lambda argv:
+    cli.parse_flags(argv, flags.FLAGS))`.
+    """
     try:
-        rest = flags.FLAGS(argv)
+        rest = flag_values(argv)
     except flags.Error as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
