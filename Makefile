@@ -19,7 +19,7 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python train_main.py --flagfile=flags/demo.flags --workdir=runs/demo
 	$(BIN)/python eval_main.py --workdir=runs/demo --ways=4
-	@echo "Draw digits and ask the model: $(BIN)/python -m keras_siamese.canvas --export=runs/demo/export, then open http://127.0.0.1:8000/"
+	@echo "Draw digits and ask the model: $(BIN)/python canvas_main.py --export=runs/demo/export, then open http://127.0.0.1:8000/"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

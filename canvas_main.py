@@ -1,6 +1,6 @@
 """Serves the similarity canvas for one export.
 
-python -m keras_siamese.canvas --export=runs/demo/export [--port=8000] [--host=127.0.0.1]
+python canvas_main.py --export=runs/demo/export [--port=8000] [--host=127.0.0.1]
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ def main(argv: list[str]) -> int:
     if not 0 <= _PORT.value <= 65535:
         print(f"error: --port={_PORT.value} must be 0 to 65535.", file=sys.stderr)
         return 2
-    from keras_siamese.canvas import server
+    from keras_siamese.serving.canvas import server
 
     try:
         model = server.SimilarityModel(_EXPORT.value, _THRESHOLD.value)

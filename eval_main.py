@@ -18,7 +18,7 @@ from absl import app, flags, logging  # noqa: E402
 
 from keras_siamese import cli  # noqa: E402
 from keras_siamese import workdir as wd  # noqa: E402
-from keras_siamese.datasets import SOURCES, load_dataset  # noqa: E402
+from keras_siamese.data.datasets import SOURCES, load_dataset  # noqa: E402
 from keras_siamese.errors import UserError  # noqa: E402
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run folder whose export/ is evaluated.")
@@ -58,7 +58,7 @@ def _shots() -> list[int]:
 
 
 def _report() -> None:
-    from keras_siamese import report
+    from keras_siamese.evaluation import report
 
     for path in report.write_report(_RUNS_DIR.value, _OUT.value):
         print(f"Wrote {path}")
@@ -73,18 +73,18 @@ def _evaluate() -> None:
     if not os.path.isdir(_WORKDIR.value):
         raise UserError(f"--workdir={_WORKDIR.value} is not a folder.")
     export_dir = _EXPORT.value or os.path.join(_WORKDIR.value, wd.EXPORT_DIR)
-    from keras_siamese import evaluation, run_evaluation
+    from keras_siamese.evaluation import export_eval, protocol
 
-    metadata = run_evaluation.read_metadata(export_dir)
+    metadata = export_eval.read_metadata(export_dir)
     if _SNAPSHOTS.value:
-        run_evaluation.snapshot_rows(_WORKDIR.value)
+        export_eval.snapshot_rows(_WORKDIR.value)
     trained_with = metadata.get("config", {})
     source = _DATA_SOURCE.value or trained_with.get("data_source", "auto")
     dataset = load_dataset(
         metadata["dataset"], _DATA_DIR.value or trained_with.get("data_dir"), source
     )
     logging.set_verbosity(logging.WARNING)
-    result = run_evaluation.evaluate_export(
+    result = export_eval.evaluate_export(
         export_dir,
         dataset,
         _WORKDIR.value,
@@ -95,13 +95,13 @@ def _evaluate() -> None:
         verbose=1 if sys.stdout.isatty() else 2,
     )
     print(f"Evaluated {export_dir} ({result['run']['dataset']} split {result['run']['split']}):")
-    for line in evaluation.summary_lines(result):
+    for line in protocol.summary_lines(result):
         print(f"  {line}")
     for name in result["figures"]:
         print(f"Figure: {os.path.join(_WORKDIR.value, name)}")
     print(f"Metrics: {os.path.join(_WORKDIR.value, wd.EVAL_FILE)}")
     if _SNAPSHOTS.value:
-        run_evaluation.evaluate_snapshots(
+        export_eval.evaluate_snapshots(
             export_dir, dataset, _WORKDIR.value, seed=_SEED.value, batch_size=_BATCH_SIZE.value
         )
         print(f"Learning curve: {os.path.join(_WORKDIR.value, wd.CURVE_FILE)}")

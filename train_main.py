@@ -33,7 +33,7 @@ from keras_siamese.config import (  # noqa: E402
     TrainConfig,
     TuneConfig,
 )
-from keras_siamese.datasets import load_dataset  # noqa: E402
+from keras_siamese.data.datasets import load_dataset  # noqa: E402
 from keras_siamese.errors import UserError  # noqa: E402
 
 _DEFAULTS = TrainConfig(workdir="")
@@ -254,7 +254,7 @@ def tune(config: TrainConfig) -> int:
         workdir.check(config.workdir, flagfile, overwrite=_OVERWRITE.value)
         dataset = load_dataset(config.dataset, config.data_dir, config.data_source)
         logging.set_verbosity(logging.WARNING)
-        from keras_siamese import tuning
+        from keras_siamese.training import tuning
 
         result = tuning.run_search(config, tune_config, dataset, overwrite=_OVERWRITE.value)
     except UserError as e:
@@ -283,16 +283,17 @@ def main(argv: list[str]) -> int:
         workdir.check(config.workdir, config.to_flagfile(), overwrite=_OVERWRITE.value)
         dataset = load_dataset(config.dataset, config.data_dir, config.data_source)
         logging.set_verbosity(logging.WARNING)
-        from keras_siamese import evaluation, training
+        from keras_siamese.evaluation import protocol
+        from keras_siamese.training import trainer
 
-        result = training.train_and_evaluate(config, dataset, overwrite=_OVERWRITE.value)
+        result = trainer.train_and_evaluate(config, dataset, overwrite=_OVERWRITE.value)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     if not result.is_chief:
         print("This worker's part is done; the chief evaluates and exports.")
         return 0
-    for line in evaluation.summary_lines(result.metrics):
+    for line in protocol.summary_lines(result.metrics):
         print(line)
     print(f"Metrics: {os.path.join(config.workdir, 'metrics.json')}")
     print(f"Export: {result.export_dir}")

@@ -1,6 +1,6 @@
 """Speed of the evaluation: embedding throughput and the cost of the metrics (figures, not a test).
 
-    python bench/evaluation.py [--depth=56] [--images=10000] [--batch_size=500] [--repeats=3]
+    python bench/protocol.py [--depth=56] [--images=10000] [--batch_size=500] [--repeats=3]
 
 Prints JSON lines:
 
@@ -28,8 +28,9 @@ import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
 from measure import forward_gflop, matmul_gflops  # noqa: E402  (bench/measure.py)
 
-from keras_siamese import evaluation, resnet  # noqa: E402
-from keras_siamese.datasets import DATASETS  # noqa: E402
+from keras_siamese.data.datasets import DATASETS  # noqa: E402
+from keras_siamese.evaluation import protocol  # noqa: E402
+from keras_siamese.model import resnet  # noqa: E402
 
 _DEPTH = flags.DEFINE_integer("depth", 56, "ResNet depth.")
 _IMAGES = flags.DEFINE_integer("images", 10_000, "Images embedded per pass.")
@@ -37,7 +38,7 @@ _BATCH_SIZE = flags.DEFINE_integer("batch_size", 500, "Images per forward pass."
 _REPEATS = flags.DEFINE_integer("repeats", 3, "Timed passes (after one warm-up batch).")
 
 
-def _synthetic(unseen_classes: int, seed: int = 0) -> evaluation.Embeddings:
+def _synthetic(unseen_classes: int, seed: int = 0) -> protocol.Embeddings:
     rng = np.random.default_rng(seed)
     seen_classes = 100 - unseen_classes
 
@@ -46,7 +47,7 @@ def _synthetic(unseen_classes: int, seed: int = 0) -> evaluation.Embeddings:
         centres = rng.normal(size=(classes, 64))
         return (centres[labels] + rng.normal(size=(len(labels), 64))).astype(np.float32), labels
 
-    return evaluation.Embeddings(
+    return protocol.Embeddings(
         *block(seen_classes, 100), *block(unseen_classes, 100), *block(seen_classes, 50)
     )
 
@@ -58,11 +59,11 @@ def main(argv: list[str]) -> None:
     images = np.random.default_rng(0).integers(
         0, 256, (_IMAGES.value, *info.image_shape), dtype=np.uint8
     )
-    evaluation.embed(tower, images[: _BATCH_SIZE.value], _BATCH_SIZE.value, verbose=0)
+    protocol.embed(tower, images[: _BATCH_SIZE.value], _BATCH_SIZE.value, verbose=0)
     times = []
     for _ in range(_REPEATS.value):
         start = time.perf_counter()
-        evaluation.embed(tower, images, _BATCH_SIZE.value, verbose=0)
+        protocol.embed(tower, images, _BATCH_SIZE.value, verbose=0)
         times.append(time.perf_counter() - start)
     per_second = _IMAGES.value / statistics.median(times)
     gflop = forward_gflop(tower)
@@ -84,9 +85,9 @@ def main(argv: list[str]) -> None:
     )
     for unseen in (10, 90):
         emb = _synthetic(unseen)
-        evaluation.evaluate(emb, "cosine")  # warm-up
+        protocol.evaluate(emb, "cosine")  # warm-up
         start = time.perf_counter()
-        evaluation.evaluate(emb, "cosine")
+        protocol.evaluate(emb, "cosine")
         print(
             json.dumps(
                 {

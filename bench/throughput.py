@@ -38,9 +38,9 @@ import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
 from measure import matmul_gflops, training_gflop  # noqa: E402  (bench/measure.py)
 
-from keras_siamese import models, siamese  # noqa: E402
 from keras_siamese.config import OBJECTIVES, PRECISIONS, TrainConfig  # noqa: E402
-from keras_siamese.datasets import DATASETS  # noqa: E402
+from keras_siamese.data.datasets import DATASETS  # noqa: E402
+from keras_siamese.model import build, siamese  # noqa: E402
 
 _OBJECTIVES = flags.DEFINE_list("objectives", ["triplet"], "Objectives to time.")
 _DEPTH = flags.DEFINE_integer("depth", 56, "ResNet depth.")
@@ -94,13 +94,19 @@ def _inference_rate(tower: keras.Model, batch: int) -> float:
 
 def _pipeline_rate(batch_size: int, batches: int) -> float:
     """Triplets per second out of the training pipeline alone."""
-    from keras_siamese import pipeline
+    from keras_siamese.data import pipeline
 
     rng = np.random.default_rng(2)
     labels = np.repeat(np.arange(100), 500)
     images = rng.integers(0, 256, (len(labels), *SHAPE), dtype=np.uint8)
     dataset = pipeline.triplet_dataset(
-        images, labels, batch_size, batches + 2, seed=0, augmentation=pipeline.Augmentation()
+        images,
+        labels,
+        batch_size,
+        batches + 2,
+        names=siamese.INPUT_NAMES,
+        seed=0,
+        augmentation=pipeline.Augmentation(),
     )
     iterator = iter(dataset)
     for _ in range(2):
@@ -135,9 +141,9 @@ def main(argv: list[str]) -> None:
             concat_tower=_CONCAT.value,
         )
         keras.utils.set_random_seed(0)
-        with models.precision_policy(config.precision):
-            tower = models.build_tower(config, DATASETS["cifar100"])
-            model = models.build_training_model(config, tower, jit_compile=_JIT.value)
+        with build.precision_policy(config.precision):
+            tower = build.build_tower(config, DATASETS["cifar100"])
+            model = build.build_training_model(config, tower, jit_compile=_JIT.value)
         x, y = _batch(config, np.random.default_rng(0))
         for _ in range(2):
             model.train_on_batch(x, y)

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from keras_siamese import splits
-from keras_siamese.datasets import SOURCES, dataset_info
+from keras_siamese.data import splits
+from keras_siamese.data.datasets import SOURCES, dataset_info
 from keras_siamese.errors import ConfigError
 
 # The choices are defined here, with no Keras import, so that flags can be

@@ -194,3 +194,19 @@ def append_history(workdir: str, epoch: int, values: dict[str, float]) -> None:
     out = io.StringIO()
     csv.writer(out, lineterminator="\n").writerows(rows)
     files.write_text_atomic(path, out.getvalue())
+
+
+SNAPSHOT_TABLE = "snapshots.csv"
+
+
+def read_snapshots(folder: str) -> list[dict]:
+    """The rows of `<folder>/snapshots.csv` (epoch, file, train_seconds), by epoch."""
+    path = os.path.join(folder, SNAPSHOT_TABLE)
+    if not os.path.exists(path):
+        return []
+    with open(path, encoding="utf-8", newline="") as f:
+        rows = list(csv.DictReader(f))
+    return [
+        {"epoch": int(r["epoch"]), "file": r["file"], "train_seconds": float(r["train_seconds"])}
+        for r in rows
+    ]

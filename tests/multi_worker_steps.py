@@ -11,16 +11,18 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from keras_siamese import devices  # noqa: E402
+from keras_siamese.training import devices  # noqa: E402
 
 strategy = devices.make_strategy("multi_worker")  # first: before TensorFlow starts its runtime
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from keras_siamese import models, multi_worker, pipeline, splits  # noqa: E402
 from keras_siamese.config import TrainConfig  # noqa: E402
-from keras_siamese.datasets import load_dataset  # noqa: E402
+from keras_siamese.data import pipeline, splits  # noqa: E402
+from keras_siamese.data.datasets import load_dataset  # noqa: E402
+from keras_siamese.model import build, siamese  # noqa: E402
+from keras_siamese.training import multi_worker  # noqa: E402
 
 
 def main(data_dir: str, workdir: str, out: str) -> None:
@@ -29,7 +31,7 @@ def main(data_dir: str, workdir: str, out: str) -> None:
     part = splits.partition(dataset, splits.make_split("90_10", 100), 0.0)
     keras.utils.set_random_seed(0)
     with strategy.scope():
-        model = models.build_training_model(config, models.build_tower(config, dataset.info))
+        model = build.build_training_model(config, build.build_tower(config, dataset.info))
 
     def make_dataset(context, first_epoch, skip):
         return pipeline.triplet_dataset(
@@ -37,6 +39,7 @@ def main(data_dir: str, workdir: str, out: str) -> None:
             part.train_labels,
             context.get_per_replica_batch_size(config.batch_size),
             config.steps_per_epoch,
+            names=siamese.INPUT_NAMES,
             seed=context.input_pipeline_id,  # each worker draws its own triplets
             first_epoch=first_epoch,
         ).skip(skip)

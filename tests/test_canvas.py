@@ -26,7 +26,7 @@ def _png_data_url(image: np.ndarray) -> str:
 
 
 def test_a_real_mnist_digit_drawn_on_the_canvas_comes_back_as_itself(data_root):
-    from keras_siamese.canvas import drawing
+    from keras_siamese.serving.canvas import drawing
 
     with np.load(os.path.join(data_root, "mnist", "mnist_test.npz")) as npz:
         digits = npz["images"][:200]
@@ -45,7 +45,7 @@ def test_a_real_mnist_digit_drawn_on_the_canvas_comes_back_as_itself(data_root):
 
 
 def test_a_dark_digit_on_white_is_inverted_scaled_and_centred():
-    from keras_siamese.canvas import drawing
+    from keras_siamese.serving.canvas import drawing
 
     page = np.full((300, 200, 3), 255, np.uint8)
     page[40:240, 20:60] = 0  # a tall bar, far from the centre
@@ -68,14 +68,14 @@ def test_a_dark_digit_on_white_is_inverted_scaled_and_centred():
     ],
 )
 def test_images_that_are_not_pngs_are_refused(value, message):
-    from keras_siamese.canvas import drawing
+    from keras_siamese.serving.canvas import drawing
 
     with pytest.raises(drawing.DrawingError, match=message):
         drawing.decode_data_url(value)
 
 
 def test_a_huge_png_is_refused_from_its_header():
-    from keras_siamese.canvas import drawing
+    from keras_siamese.serving.canvas import drawing
 
     header = drawing.PNG_SIGNATURE + b"\x00\x00\x00\rIHDR" + (5000).to_bytes(4, "big") * 2
     url = "data:image/png;base64," + base64.b64encode(header + b"\x08\x02\x00\x00\x00").decode()
@@ -84,7 +84,7 @@ def test_a_huge_png_is_refused_from_its_header():
 
 
 def test_an_empty_drawing_is_refused():
-    from keras_siamese.canvas import drawing
+    from keras_siamese.serving.canvas import drawing
 
     with pytest.raises(drawing.DrawingError, match="empty"):
         drawing.mnist_digit(np.zeros((280, 280, 4), np.uint8))
@@ -99,8 +99,7 @@ def server(smoke_run):
     proc = subprocess.Popen(
         [
             sys.executable,
-            "-m",
-            "keras_siamese.canvas",
+            "canvas_main.py",
             f"--export={os.path.join(smoke_run, 'export')}",
             "--port=0",
         ],
@@ -150,7 +149,7 @@ def test_the_same_image_twice_is_the_same(server, cifar_images):
 
 
 def test_compare_answers_the_models_own_distance(server, smoke_run, cifar_images):
-    from keras_siamese import export
+    from keras_siamese.serving import export
 
     with open(os.path.join(smoke_run, "export", "metadata.json")) as f:
         metadata = json.load(f)
@@ -237,7 +236,7 @@ def test_the_page_and_its_files_are_served(server):
 
 def test_a_folder_that_is_not_an_export_is_one_line(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "keras_siamese.canvas", f"--export={tmp_path}"],
+        [sys.executable, "canvas_main.py", f"--export={tmp_path}"],
         cwd=ROOT,
         capture_output=True,
         text=True,

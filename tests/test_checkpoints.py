@@ -5,8 +5,9 @@ import os
 import keras
 import numpy as np
 
-from keras_siamese import checkpoints
-from keras_siamese.training import TimeBudget
+from keras_siamese import workdir as wd
+from keras_siamese.training import callbacks
+from keras_siamese.training.callbacks import TimeBudget
 
 
 def _tiny_model():
@@ -22,8 +23,8 @@ def test_snapshots_every_n_epochs_with_time_continued_across_a_resume(tmp_path):
     tower, model = _tiny_model()
     x, y = np.ones((8, 3), np.float32), np.zeros((8, 2), np.float32)
     folder = str(tmp_path / "snapshots")
-    model.fit(x, y, epochs=4, verbose=0, callbacks=[checkpoints.EpochSnapshots(tower, folder, 2)])
-    rows = checkpoints.read_snapshots(folder)
+    model.fit(x, y, epochs=4, verbose=0, callbacks=[callbacks.EpochSnapshots(tower, folder, 2)])
+    rows = wd.read_snapshots(folder)
     assert [r["epoch"] for r in rows] == [2, 4]
     assert rows[0]["train_seconds"] <= rows[1]["train_seconds"]
     for r in rows:
@@ -35,9 +36,9 @@ def test_snapshots_every_n_epochs_with_time_continued_across_a_resume(tmp_path):
         initial_epoch=4,
         epochs=6,
         verbose=0,
-        callbacks=[checkpoints.EpochSnapshots(tower, folder, 2)],
+        callbacks=[callbacks.EpochSnapshots(tower, folder, 2)],
     )
-    rows = checkpoints.read_snapshots(folder)
+    rows = wd.read_snapshots(folder)
     assert [r["epoch"] for r in rows] == [2, 4, 6]
     assert rows[2]["train_seconds"] >= rows[1]["train_seconds"]
     restored, _ = _tiny_model()

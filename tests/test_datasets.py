@@ -8,7 +8,7 @@ import tarfile
 import numpy as np
 import pytest
 
-from keras_siamese import datasets
+from keras_siamese.data import datasets
 from keras_siamese.errors import DataError
 
 

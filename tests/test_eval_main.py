@@ -10,8 +10,8 @@ import textwrap
 
 import pytest
 
-from keras_siamese import report
 from keras_siamese import workdir as wd
+from keras_siamese.evaluation import report
 from tests.conftest import ROOT, run_main
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -268,7 +268,8 @@ def test_report_without_evaluations_is_refused(tmp_path):
 _REPORT_SCRIPT = textwrap.dedent(
     """
     import os, signal, sys
-    from keras_siamese import files, report
+    from keras_siamese import files
+    from keras_siamese.evaluation import report
     real_replace = os.replace
     def dying_replace(src, dst):
         if dst.endswith(report.REPORT_FILE):  # the new table is complete, not yet in place

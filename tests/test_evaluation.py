@@ -1,8 +1,9 @@
 import numpy as np
 import pytest
 
-from keras_siamese import evaluation
-from keras_siamese.evaluation import PairScores
+from keras_siamese.evaluation import protocol
+from keras_siamese.evaluation.protocol import PairScores
+from keras_siamese.model import losses
 
 
 def _clusters(num_classes=4, per_class=6, dim=8, noise=0.01, offset=0.0, seed=0):
@@ -14,7 +15,7 @@ def _clusters(num_classes=4, per_class=6, dim=8, noise=0.01, offset=0.0, seed=0)
 
 
 def _embeddings(seen, unseen, val):
-    return evaluation.Embeddings(*seen, *unseen, *val)
+    return protocol.Embeddings(*seen, *unseen, *val)
 
 
 def _scores(same_d, diff_d):
@@ -29,7 +30,7 @@ def test_separated_clusters_score_one_everywhere(distance):
         _clusters(num_classes=6, per_class=25, seed=1),
         _clusters(num_classes=6, per_class=10, seed=2),
     )
-    m = evaluation.evaluate(emb, distance).metrics
+    m = protocol.evaluate(emb, distance).metrics
     assert m["seen"]["triplet_accuracy"]["value"] == 1.0
     assert m["seen"]["pair"]["calibrated"]["accuracy"]["value"] == 1.0
     assert m["seen"]["pair"]["roc_auc"] == 1.0
@@ -47,7 +48,7 @@ def test_identical_embeddings_score_chance():
     labels = np.repeat(np.arange(5), 20)
     same = np.ones((100, 3), np.float32)
     emb = _embeddings((same, labels), (same, labels), (same, labels))
-    m = evaluation.evaluate(emb, "euclidean").metrics
+    m = protocol.evaluate(emb, "euclidean").metrics
     # Ties go to a seeded coin: about half the triplets count.
     assert m["seen"]["triplet_accuracy"]["value"] == pytest.approx(0.5, abs=0.02)
     assert m["seen"]["pair"]["calibrated"]["accuracy"]["value"] == 0.5
@@ -66,24 +67,24 @@ def test_oneshot_uses_the_first_image_of_each_class_as_support():
     emb = np.array([[0.0], [10.0], [6.0], [4.0], [9.0]], np.float32)
     labels = np.array([0, 1, 0, 0, 1])
     # Queries: 6.0 (class 0 -> nearest 10 -> wrong), 4.0 (right), 9.0 (right).
-    result = evaluation.oneshot_accuracy(emb, labels, "euclidean")
+    result = protocol.oneshot_accuracy(emb, labels, "euclidean")
     assert result.count == 3
     assert result.value == pytest.approx(2 / 3)
 
 
 def test_sampled_triplets_are_valid_and_seeded():
     labels = np.array([0, 0, 1, 2, 2, 2, 1, 3])
-    t = evaluation.sample_triplets(labels, 1000, seed=5)
+    t = protocol.sample_triplets(labels, 1000, seed=5)
     assert np.all(labels[t[:, 0]] == labels[t[:, 1]]) and np.all(t[:, 0] != t[:, 1])
     assert np.all(labels[t[:, 0]] != labels[t[:, 2]])
     assert 3 not in labels[t[:, 0]]  # a single-image class is never an anchor
     assert 3 in labels[t[:, 2]]
-    np.testing.assert_array_equal(t, evaluation.sample_triplets(labels, 1000, seed=5))
+    np.testing.assert_array_equal(t, protocol.sample_triplets(labels, 1000, seed=5))
 
 
 def test_sampled_pairs_are_balanced_and_valid():
     labels = np.repeat(np.arange(7), 5)
-    pairs, same = evaluation.sample_pairs(labels, 1001, seed=3)
+    pairs, same = protocol.sample_pairs(labels, 1001, seed=3)
     assert len(pairs) == 1001 and same.sum() == 501
     assert np.all(pairs[:, 0] != pairs[:, 1])
     np.testing.assert_array_equal(labels[pairs[:, 0]] == labels[pairs[:, 1]], same)
@@ -92,39 +93,39 @@ def test_sampled_pairs_are_balanced_and_valid():
 def test_threshold_calibration_on_a_hand_built_case():
     # Sorted: S S D S S D D. "Same" up to 0.5 gets 6 of 7 right; up to 0.2 only 5.
     scores = _scores([0.1, 0.2, 0.4, 0.5], [0.3, 0.6, 0.7])
-    assert evaluation.calibrate_threshold(scores) == pytest.approx(0.55)
-    assert evaluation.pair_accuracy(scores, 0.55).value == pytest.approx(6 / 7)
+    assert protocol.calibrate_threshold(scores) == pytest.approx(0.55)
+    assert protocol.pair_accuracy(scores, 0.55).value == pytest.approx(6 / 7)
     # Everything "different" is best when every same pair is far.
-    assert evaluation.calibrate_threshold(_scores([0.9], [0.1, 0.2])) < 0.1
+    assert protocol.calibrate_threshold(_scores([0.9], [0.1, 0.2])) < 0.1
 
 
 def test_calibration_never_splits_equal_distances():
     # 0.5 appears as same and different: the threshold is below or above both.
-    t = evaluation.calibrate_threshold(_scores([0.1, 0.5, 0.5], [0.5, 0.9]))
+    t = protocol.calibrate_threshold(_scores([0.1, 0.5, 0.5], [0.5, 0.9]))
     assert t == pytest.approx(0.7)
 
 
 def test_roc_auc_and_equal_error_rate_by_hand():
     # Same-class closer than different-class in 3 of the 4 (same, diff) combinations.
-    assert evaluation.roc_auc(_scores([0.1, 0.4], [0.2, 0.5])) == pytest.approx(3 / 4)
+    assert protocol.roc_auc(_scores([0.1, 0.4], [0.2, 0.5])) == pytest.approx(3 / 4)
     # A tie counts half: (0.3 vs 0.3) -> 0.5, (0.3 vs 0.6) -> 1.
-    assert evaluation.roc_auc(_scores([0.3], [0.3, 0.6])) == pytest.approx(3 / 4)
+    assert protocol.roc_auc(_scores([0.3], [0.3, 0.6])) == pytest.approx(3 / 4)
     # At 0.35 one same pair in four is rejected and no different pair is accepted; at 0.4
     # one of each: the rates meet at 0.25.
     scores = _scores([0.1, 0.2, 0.3, 0.6], [0.4, 0.5, 0.7, 0.8])
-    assert evaluation.equal_error_rate(scores) == pytest.approx(0.25)
+    assert protocol.equal_error_rate(scores) == pytest.approx(0.25)
 
 
 def test_reference_fewshot_metric_is_beaten_by_always_different():
     # Perfectly separated classes sharing a large offset: every cosine similarity is
     # above 0.2, so the reference's rule calls every pair "same".
     emb, labels = _clusters(num_classes=4, per_class=10, offset=20.0)
-    scores = evaluation.reference_fewshot_pairs(emb, labels, "cosine")
+    scores = protocol.reference_fewshot_pairs(emb, labels, "cosine")
     assert len(scores.same) == 4 * 36 and scores.same.sum() == 36
-    ref = evaluation.pair_accuracy(scores, evaluation.FIXED_THRESHOLDS["cosine"])
+    ref = protocol.pair_accuracy(scores, losses.FIXED_THRESHOLDS["cosine"])
     always_different = 1.0 - scores.same.mean()
     assert ref.value == pytest.approx(0.25) and always_different == pytest.approx(0.75)
-    assert evaluation.oneshot_accuracy(emb, labels, "cosine").value == 1.0
+    assert protocol.oneshot_accuracy(emb, labels, "cosine").value == 1.0
 
 
 def test_calibrated_threshold_ignores_test_embeddings():
@@ -132,9 +133,9 @@ def test_calibrated_threshold_ignores_test_embeddings():
     val = _clusters(num_classes=5, per_class=20, noise=3.0, seed=4)
     seen = _clusters(num_classes=5, per_class=20, noise=3.0, seed=5)
     unseen = _clusters(num_classes=5, per_class=20, noise=3.0, seed=6)
-    first = evaluation.evaluate(_embeddings(seen, unseen, val), "cosine")
+    first = protocol.evaluate(_embeddings(seen, unseen, val), "cosine")
     poisoned = [(rng.normal(size=e.shape).astype(np.float32), lab) for e, lab in (seen, unseen)]
-    second = evaluation.evaluate(_embeddings(*poisoned, val), "cosine")
+    second = protocol.evaluate(_embeddings(*poisoned, val), "cosine")
     assert first.calibrated_threshold == second.calibrated_threshold
     assert first.metrics["seen"]["pair"] != second.metrics["seen"]["pair"]
 
@@ -142,14 +143,14 @@ def test_calibrated_threshold_ignores_test_embeddings():
 def test_split_without_unseen_classes_or_validation_leaves_metrics_absent():
     seen = _clusters()
     empty = (np.zeros((0, 8), np.float32), np.zeros(0, np.int64))
-    m = evaluation.evaluate(_embeddings(seen, empty, empty), "cosine").metrics
+    m = protocol.evaluate(_embeddings(seen, empty, empty), "cosine").metrics
     assert "unseen" not in m and "calibrated" not in m["seen"]["pair"]
     assert len(m["notes"]) == 2
 
 
 def test_too_few_unseen_classes_for_the_episodes_leaves_them_absent():
     seen, unseen = _clusters(), _clusters(num_classes=3, per_class=20)
-    m = evaluation.evaluate(_embeddings(seen, unseen, seen), "cosine", ways=5).metrics
+    m = protocol.evaluate(_embeddings(seen, unseen, seen), "cosine", ways=5).metrics
     assert m["unseen"]["episodes"] == []
     assert m["unseen"]["oneshot"]["ways"] == 3
     assert any("5-way" in n for n in m["notes"])
@@ -157,15 +158,15 @@ def test_too_few_unseen_classes_for_the_episodes_leaves_them_absent():
 
 def test_episodes_draw_distinct_classes_and_images():
     labels = np.repeat(np.arange(8), 12)[np.random.default_rng(0).permutation(96)]
-    idx = evaluation.sample_episodes(labels, ways=5, shots=2, queries=10, episodes=200, seed=1)
+    idx = protocol.sample_episodes(labels, ways=5, shots=2, queries=10, episodes=200, seed=1)
     assert idx.shape == (200, 5, 12)
     episode_labels = labels[idx]
     assert np.all(episode_labels == episode_labels[:, :, :1])  # one class per row
     assert all(len(set(e[:, 0])) == 5 for e in episode_labels)
     assert all(len(set(e.ravel())) == 60 for e in idx)
-    np.testing.assert_array_equal(idx, evaluation.sample_episodes(labels, 5, 2, 10, 200, seed=1))
+    np.testing.assert_array_equal(idx, protocol.sample_episodes(labels, 5, 2, 10, 200, seed=1))
     with pytest.raises(ValueError, match="13 images per class"):
-        evaluation.sample_episodes(labels, ways=5, shots=3, queries=10, episodes=1, seed=0)
+        protocol.sample_episodes(labels, ways=5, shots=3, queries=10, episodes=1, seed=0)
 
 
 def test_episodes_use_the_nearest_class_mean(monkeypatch):
@@ -174,12 +175,12 @@ def test_episodes_use_the_nearest_class_mean(monkeypatch):
     emb = np.array([[0.0], [4.0], [2.5], [3.5], [3.5], [3.6]], np.float32)
     labels = np.array([0, 0, 0, 1, 1, 1])
     episode = np.array([[[0, 1, 2], [3, 4, 5]]])
-    monkeypatch.setattr(evaluation, "sample_episodes", lambda *args, **kwargs: episode)
-    acc = evaluation.episodic_accuracy(
+    monkeypatch.setattr(protocol, "sample_episodes", lambda *args, **kwargs: episode)
+    acc = protocol.episodic_accuracy(
         emb, labels, "euclidean", ways=2, shots=2, queries=1, episodes=1
     )
     assert acc.value == 1.0
-    nearest_support = evaluation.nearest_support_accuracy(
+    nearest_support = protocol.nearest_support_accuracy(
         emb[[0, 1, 3, 4, 2, 5]], labels[[0, 1, 3, 4, 2, 5]], np.arange(4), "euclidean"
     )
     assert nearest_support.value == 0.5
@@ -187,15 +188,15 @@ def test_episodes_use_the_nearest_class_mean(monkeypatch):
 
 def test_one_shot_episodes_agree_with_nearest_support():
     emb, labels = _clusters(num_classes=5, per_class=20, noise=4.0)
-    idx = evaluation.sample_episodes(labels, 5, 1, 15, 30, seed=0)
+    idx = protocol.sample_episodes(labels, 5, 1, 15, 30, seed=0)
     supports = np.arange(0, 80, 16)  # the first image of each class's row
     expected = [
-        evaluation.nearest_support_accuracy(
+        protocol.nearest_support_accuracy(
             emb[e.ravel()], labels[e.ravel()], supports, "euclidean"
         ).value
         for e in idx
     ]
-    acc = evaluation.episodic_accuracy(emb, labels, "euclidean", ways=5, shots=1, episodes=30)
+    acc = protocol.episodic_accuracy(emb, labels, "euclidean", ways=5, shots=1, episodes=30)
     assert acc.value == pytest.approx(np.mean(expected))
 
 
@@ -218,7 +219,7 @@ def test_retrieval_matches_a_brute_force_count():
     emb, labels = _clusters(num_classes=5, per_class=9, noise=6.0, seed=3)
     labels = labels.copy()
     labels[-1] = 9  # a class of one image: never a query
-    scores = evaluation.retrieval_scores(emb, labels, "euclidean", chunk=7)
+    scores = protocol.retrieval_scores(emb, labels, "euclidean", chunk=7)
     recall, map_r = _brute_force_retrieval(emb.astype(np.float64), labels)
     assert scores["recall_at_1"].count == 44
     assert scores["recall_at_1"].value == pytest.approx(recall)
@@ -230,27 +231,27 @@ def test_map_at_r_by_hand():
     # AP = (1/1) / 2 = 0.5.
     emb = np.array([[0.0], [1.0], [5.0], [2.0], [6.0], [7.0]], np.float32)
     labels = np.array([0, 0, 0, 1, 1, 1])
-    scores = evaluation.retrieval_scores(emb[:], labels, "euclidean")
+    scores = protocol.retrieval_scores(emb[:], labels, "euclidean")
     _, brute = _brute_force_retrieval(emb, labels)
     assert scores["map_at_r"].value == pytest.approx(brute)
-    single = evaluation.retrieval_scores(emb, labels, "euclidean", chunk=1)
+    single = protocol.retrieval_scores(emb, labels, "euclidean", chunk=1)
     assert single["map_at_r"].value == pytest.approx(brute)
 
 
 def test_random_supports_hold_one_image_per_class_and_are_seeded():
     labels = np.array([2, 0, 1, 2, 0, 1, 1, 2])
-    draws = evaluation.random_supports(labels, draws=50, seed=1)
+    draws = protocol.random_supports(labels, draws=50, seed=1)
     assert draws.shape == (50, 3)
     assert np.all(labels[draws] == np.array([0, 1, 2]))
     assert len({tuple(d) for d in draws}) > 1
-    np.testing.assert_array_equal(draws, evaluation.random_supports(labels, 50, 1))
+    np.testing.assert_array_equal(draws, protocol.random_supports(labels, 50, 1))
 
 
 def test_confidence_interval_is_the_normal_approximation():
-    acc = evaluation.Accuracy.from_hits(np.array([1] * 80 + [0] * 20))
+    acc = protocol.Accuracy.from_hits(np.array([1] * 80 + [0] * 20))
     assert acc.value == 0.8 and acc.count == 100
     assert acc.ci95 == pytest.approx(1.96 * np.sqrt(0.8 * 0.2 / 100))
-    mean = evaluation.Accuracy.from_means(np.array([0.2, 0.4, 0.6]))
+    mean = protocol.Accuracy.from_means(np.array([0.2, 0.4, 0.6]))
     assert mean.value == pytest.approx(0.4)
     assert mean.ci95 == pytest.approx(1.96 * 0.2 / np.sqrt(3))
 
@@ -258,17 +259,17 @@ def test_confidence_interval_is_the_normal_approximation():
 def test_confidence_intervals_shrink_and_cover_the_true_rate():
     rng = np.random.default_rng(0)
     p = 0.7
-    small = evaluation.Accuracy.from_hits(rng.random(100) < p)
-    large = evaluation.Accuracy.from_hits(rng.random(10_000) < p)
+    small = protocol.Accuracy.from_hits(rng.random(100) < p)
+    large = protocol.Accuracy.from_hits(rng.random(10_000) < p)
     assert large.ci95 < small.ci95 / 5
     covered = []
     for _ in range(1000):
-        acc = evaluation.Accuracy.from_hits(rng.random(400) < p)
+        acc = protocol.Accuracy.from_hits(rng.random(400) < p)
         covered.append(abs(acc.value - p) <= acc.ci95)
     assert 0.92 <= np.mean(covered) <= 0.98
     mean_covered = []
     for _ in range(1000):
-        acc = evaluation.Accuracy.from_means(rng.normal(p, 0.1, size=200))
+        acc = protocol.Accuracy.from_means(rng.normal(p, 0.1, size=200))
         mean_covered.append(abs(acc.value - p) <= acc.ci95)
     assert 0.92 <= np.mean(mean_covered) <= 0.98
 
@@ -279,6 +280,6 @@ def test_summary_lines_mention_every_headline_metric():
         _clusters(num_classes=6, per_class=25, seed=1),
         _clusters(num_classes=6, per_class=10, seed=2),
     )
-    text = "\n".join(evaluation.summary_lines(evaluation.evaluate(emb, "cosine").metrics))
+    text = "\n".join(protocol.summary_lines(protocol.evaluate(emb, "cosine").metrics))
     for phrase in ("Triplet", "calibrated", "AUC", "always answering", "6-way one-shot", "MAP@R"):
         assert phrase in text

@@ -14,7 +14,8 @@ import time
 import numpy as np
 import pytest
 
-from keras_siamese import export, files
+from keras_siamese import files
+from keras_siamese.serving import export
 from tests.conftest import ROOT, run_main
 
 
@@ -82,7 +83,9 @@ def test_killed_training_resumes_and_logs_each_epoch_once(data_root, tmp_path):
 _EXPORT_SCRIPT = textwrap.dedent(
     """
     import os, signal, sys
-    from keras_siamese import export, files, resnet
+    from keras_siamese import files
+    from keras_siamese.serving import export
+    from keras_siamese.model import resnet
     export_dir, metadata = sys.argv[1], sys.argv[2]
     tower = resnet.resnet8(input_shape=(32, 32, 3), mean=(0.5,) * 3, std=(0.25,) * 3)
     if metadata == "second":
@@ -154,7 +157,7 @@ def test_diverged_run_stops_with_the_epoch_and_keeps_the_previous_export(
 def test_best_weights_ignore_nan_and_survive_a_resume(tmp_path):
     import keras
 
-    from keras_siamese.checkpoints import BestWeights
+    from keras_siamese.training.callbacks import BestWeights
 
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
     path = str(tmp_path / "best.weights.h5")

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from keras import ops
 
-from keras_siamese import losses
 from keras_siamese.errors import ConfigError
+from keras_siamese.model import losses
 
 
 def _np(x):

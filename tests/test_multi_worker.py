@@ -87,13 +87,13 @@ def test_two_workers_train_two_steps_to_identical_weights(data_root, tmp_path):
     # And training moved them: the weights differ from a fresh model's with the same seed.
     import keras
 
-    from keras_siamese import models
     from keras_siamese.config import TrainConfig
-    from keras_siamese.datasets import DATASETS
+    from keras_siamese.data.datasets import DATASETS
+    from keras_siamese.model import build
 
     keras.utils.set_random_seed(0)
     config = TrainConfig(workdir="unused", depth=8)
-    fresh = models.build_training_model(config, models.build_tower(config, DATASETS["cifar100"]))
+    fresh = build.build_training_model(config, build.build_tower(config, DATASETS["cifar100"]))
     initial = fresh.get_weights()
     moved = [not np.array_equal(a, first[n]) for a, n in zip(initial, names, strict=True)]
     assert sum(moved) > len(names) // 2

@@ -7,9 +7,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_siamese import export, models, pipeline
 from keras_siamese.config import OBJECTIVES, TrainConfig
-from keras_siamese.datasets import load_dataset
+from keras_siamese.data import pipeline
+from keras_siamese.data.datasets import load_dataset
+from keras_siamese.model import build, siamese
+from keras_siamese.serving import export
 
 
 @pytest.fixture(scope="module")
@@ -38,9 +40,13 @@ def _fixed_batch(config: TrainConfig, images, labels):
     if config.uses_pk_batches:
         ds = pipeline.pk_dataset(images, labels, 4, 4, steps_per_epoch=1, seed=0)
     elif config.objective == "contrastive":
-        ds = pipeline.pair_dataset(images, labels, 16, steps_per_epoch=1, seed=0)
+        ds = pipeline.pair_dataset(
+            images, labels, 16, steps_per_epoch=1, names=siamese.PAIR_INPUT_NAMES, seed=0
+        )
     else:
-        ds = pipeline.triplet_dataset(images, labels, 16, steps_per_epoch=1, seed=0)
+        ds = pipeline.triplet_dataset(
+            images, labels, 16, steps_per_epoch=1, names=siamese.INPUT_NAMES, seed=0
+        )
     return next(iter(ds))
 
 
@@ -54,8 +60,8 @@ def test_each_objective_lowers_its_loss_and_exports_the_same_signature(
     dataset, images, labels = cifar_subset
     config = _config(objective, pair_head=head)
     keras.utils.set_random_seed(0)
-    tower = models.build_tower(config, dataset.info)
-    model = models.build_training_model(config, tower)
+    tower = build.build_tower(config, dataset.info)
+    model = build.build_training_model(config, tower)
     x, y = _fixed_batch(config, images, labels)
     before = float(model.evaluate(x, y, verbose=0, return_dict=True)["loss"])
     for _ in range(15):

@@ -1,8 +1,12 @@
 import numpy as np
 import pytest
 
-from keras_siamese import pipeline
+from keras_siamese.data import pipeline
 from keras_siamese.errors import ConfigError
+
+# The model's input names, as the training code passes them.
+TRIPLET = ("anchor", "positive", "negative")
+PAIR = ("left", "right")
 
 
 def _indexed_images(labels):
@@ -61,6 +65,7 @@ def test_triplet_dataset_batches_only_given_images_with_valid_labels():
         labels[seen],
         batch_size=8,
         steps_per_epoch=4,
+        names=TRIPLET,
         seed=0,
         augmentation=pipeline.Augmentation(flip=False),
     )
@@ -81,7 +86,13 @@ def test_triplet_dataset_is_deterministic_and_epochs_differ():
 
     def anchors(first_epoch=0):
         ds = pipeline.triplet_dataset(
-            images, labels, batch_size=4, steps_per_epoch=2, seed=7, first_epoch=first_epoch
+            images,
+            labels,
+            batch_size=4,
+            steps_per_epoch=2,
+            names=TRIPLET,
+            seed=7,
+            first_epoch=first_epoch,
         )
         return [_decode(x["anchor"]) for x, _ in _first_batches(ds, 4)]
 
@@ -104,6 +115,7 @@ def test_augmentation_changes_pixels_between_epochs():
         labels,
         batch_size=64,
         steps_per_epoch=1,
+        names=TRIPLET,
         seed=1,
         augmentation=pipeline.Augmentation(flip=True, crop=True),
     )
@@ -125,6 +137,7 @@ def test_flip_only_produces_originals_or_their_mirror_images():
         labels,
         batch_size=32,
         steps_per_epoch=1,
+        names=TRIPLET,
         seed=2,
         augmentation=pipeline.Augmentation(flip=True, crop=False),
     )
@@ -136,7 +149,9 @@ def test_flip_only_produces_originals_or_their_mirror_images():
 def test_fixed_triplet_dataset_repeats_the_same_triplets():
     labels = np.repeat(np.arange(3), 4)
     images = _indexed_images(labels)
-    ds = pipeline.fixed_triplet_dataset(images, labels, num_triplets=10, batch_size=4, seed=0)
+    ds = pipeline.fixed_triplet_dataset(
+        images, labels, num_triplets=10, batch_size=4, names=TRIPLET, seed=0
+    )
     first = [_decode(x["negative"].numpy()) for x, _ in ds]
     second = [_decode(x["negative"].numpy()) for x, _ in ds]
     assert [len(b) for b in first] == [4, 4, 2]
@@ -203,11 +218,11 @@ def test_pk_dataset_yields_labelled_batches_and_resumes_at_an_epoch():
 
 def test_pair_batches_are_balanced_and_labelled_right():
     images = _indexed_images(LABELS)
-    ds = pipeline.pair_dataset(images, LABELS, batch_size=8, steps_per_epoch=3, seed=0)
+    ds = pipeline.pair_dataset(images, LABELS, batch_size=8, steps_per_epoch=3, names=PAIR, seed=0)
     for x, y in _first_batches(ds, 3):
         left, right = LABELS[_decode(x["left"])], LABELS[_decode(x["right"])]
         np.testing.assert_array_equal(y, (left == right).astype(np.float32))
         assert y.sum() == 4
         assert np.all(_decode(x["left"]) != _decode(x["right"]))
     with pytest.raises(ConfigError, match="even"):
-        pipeline.pair_dataset(images, LABELS, batch_size=7, steps_per_epoch=1)
+        pipeline.pair_dataset(images, LABELS, batch_size=7, steps_per_epoch=1, names=PAIR)

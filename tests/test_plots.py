@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from keras_siamese import evaluation, plots
+from keras_siamese.evaluation import plots, protocol
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -17,7 +17,7 @@ def test_every_figure_of_a_collapsed_model(tmp_path):
     emb = np.ones((24, 8), np.float32)
     images = np.zeros((24, 8, 8, 3), np.uint8)
     names = ["a", "b", "c", "d"]
-    scores = evaluation.pair_scores(emb, labels, "cosine", num_pairs=40)
+    scores = protocol.pair_scores(emb, labels, "cosine", num_pairs=40)
     paths = [tmp_path / n for n in ("d.png", "r.png", "n.png", "m.png")]
     plots.plot_distances(scores, "cosine", 0.8, 0.0, str(paths[0]))
     plots.plot_roc(scores, str(paths[1]))

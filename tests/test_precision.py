@@ -5,9 +5,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_siamese import devices, export, models, pipeline
 from keras_siamese.config import TrainConfig
-from keras_siamese.datasets import DATASETS
+from keras_siamese.data.datasets import DATASETS
+from keras_siamese.model import build, siamese
+from keras_siamese.serving import export
+from keras_siamese.training import devices
 
 
 class _Cifar:
@@ -19,9 +21,9 @@ class _Cifar:
 )
 def test_mixed_precision_step_keeps_float32_losses_and_export(precision, compute, tmp_path):
     config = TrainConfig(workdir="unused", depth=8, precision=precision, batch_size=8)
-    with models.precision_policy(precision):
-        tower = models.build_tower(config, _Cifar().info)
-        model = models.build_training_model(config, tower)
+    with build.precision_policy(precision):
+        tower = build.build_tower(config, _Cifar().info)
+        model = build.build_training_model(config, tower)
     assert keras.config.dtype_policy().name == "float32"  # restored
     convs = [layer for layer in tower.layers if isinstance(layer, keras.layers.Conv2D)]
     assert convs and all(layer.compute_dtype == compute for layer in convs)
@@ -30,7 +32,7 @@ def test_mixed_precision_step_keeps_float32_losses_and_export(precision, compute
         assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
 
     rng = np.random.default_rng(0)
-    x = {n: rng.integers(0, 256, (8, 32, 32, 3), dtype=np.uint8) for n in pipeline.INPUT_NAMES}
+    x = {n: rng.integers(0, 256, (8, 32, 32, 3), dtype=np.uint8) for n in siamese.INPUT_NAMES}
     loss = model.train_on_batch(x, np.zeros(8, np.float32))
     assert np.isfinite(loss)
     per_sample = model(x)

@@ -2,8 +2,8 @@ import keras
 import numpy as np
 import pytest
 
-from keras_siamese import resnet
 from keras_siamese.errors import ConfigError
+from keras_siamese.model import resnet
 
 CIFAR = {"input_shape": (32, 32, 3), "mean": (0.5, 0.5, 0.5), "std": (0.25, 0.25, 0.25)}
 

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from keras_siamese import splits
-from keras_siamese.datasets import DATASETS, ImageDataset
+from keras_siamese.data import splits
+from keras_siamese.data.datasets import DATASETS, ImageDataset
 from keras_siamese.errors import ConfigError
 
 

@@ -19,9 +19,11 @@ _SCRIPT = textwrap.dedent(
         cpu, [tf.config.LogicalDeviceConfiguration()] * 2
     )
     import keras
-    from keras_siamese import devices, models, pipeline, training
+    from keras_siamese.training import devices, trainer
+    from keras_siamese.model import build, siamese
+    from keras_siamese.data import pipeline
     from keras_siamese.config import TrainConfig
-    from keras_siamese.datasets import load_dataset
+    from keras_siamese.data.datasets import load_dataset
 
     dataset = load_dataset("cifar100", sys.argv[1])
     keep = np.concatenate([np.flatnonzero(dataset.train_labels == c)[:20] for c in range(6)])
@@ -31,9 +33,11 @@ _SCRIPT = textwrap.dedent(
     strategy = devices.make_strategy(config.strategy)
     keras.utils.set_random_seed(0)
     with strategy.scope():
-        tower = models.build_tower(config, dataset.info)
-        model = models.build_training_model(config, tower)
-    ds = pipeline.triplet_dataset(images, labels, 16, steps_per_epoch=1, seed=0)
+        tower = build.build_tower(config, dataset.info)
+        model = build.build_training_model(config, tower)
+    ds = pipeline.triplet_dataset(
+        images, labels, 16, steps_per_epoch=1, names=siamese.INPUT_NAMES, seed=0
+    )
     x, y = next(iter(ds))
     per_replica = next(iter(strategy.experimental_distribute_dataset(ds.take(1))))[0]
     fixed = tf.data.Dataset.from_tensors((x, y)).repeat()

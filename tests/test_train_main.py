@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_siamese import datasets, export, resnet, siamese
+from keras_siamese.data import datasets
+from keras_siamese.model import resnet, siamese
+from keras_siamese.serving import export
 from tests.conftest import run_main
 
 

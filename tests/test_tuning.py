@@ -173,9 +173,10 @@ def test_default_hyperparameters_build_the_training_model(data_root):
     import keras
     import keras_tuner
 
-    from keras_siamese import models, tuning
     from keras_siamese.config import TrainConfig, TuneConfig
-    from keras_siamese.datasets import load_dataset
+    from keras_siamese.data.datasets import load_dataset
+    from keras_siamese.model import build
+    from keras_siamese.training import tuning
 
     dataset = load_dataset("cifar100", os.path.join(data_root, "cifar100"))
     config = TrainConfig(workdir="unused", depth=8, split="90_10")
@@ -183,7 +184,7 @@ def test_default_hyperparameters_build_the_training_model(data_root):
     hypermodel = tuning.SiameseHyperModel(config, TuneConfig(), dataset, images, np.arange(10))
     tuned = hypermodel.build(keras_tuner.HyperParameters())
     keras.utils.set_random_seed(config.seed)
-    plain = models.build_training_model(config, models.build_tower(config, dataset.info))
+    plain = build.build_training_model(config, build.build_tower(config, dataset.info))
 
     def architecture(model):
         tower = tuning.tower_of(model)
@@ -207,8 +208,8 @@ def test_default_hyperparameters_build_the_training_model(data_root):
 def test_tuning_a_distance_gives_each_its_own_margin_range():
     import keras_tuner
 
-    from keras_siamese import tuning
     from keras_siamese.config import TrainConfig, TuneConfig
+    from keras_siamese.training import tuning
 
     base = TrainConfig(workdir="unused")
     tune = TuneConfig(tune_distance=True)
@@ -305,9 +306,9 @@ def test_bad_search_settings_are_one_line(tmp_path, flag, message):
     ],
 )
 def test_each_tuner_searches_the_same_space(tmp_path, name, oracle):
-    from keras_siamese import tuning
     from keras_siamese.config import TrainConfig, TuneConfig
-    from keras_siamese.datasets import DATASETS
+    from keras_siamese.data.datasets import DATASETS
+    from keras_siamese.training import tuning
 
     class _Shapes:  # the tuner builds a model to learn the space: it needs only shapes
         info = DATASETS["cifar100"]

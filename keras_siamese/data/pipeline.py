@@ -12,12 +12,12 @@ the same way. Images stay uint8: the model normalises them.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 
 import numpy as np
 import tensorflow as tf
 
 from keras_siamese.errors import ConfigError
-from keras_siamese.siamese import INPUT_NAMES, PAIR_INPUT_NAMES
 
 CROP_PADDING = 4
 
@@ -107,14 +107,17 @@ def triplet_dataset(
     labels: np.ndarray,
     batch_size: int,
     steps_per_epoch: int,
+    *,
+    names: Sequence[str],
     seed: int = 0,
     augmentation: Augmentation | None = None,
     first_epoch: int = 0,
 ) -> tf.data.Dataset:
     """An endless dataset of training triplet batches, new triplets each epoch.
 
-    Each element is `({"anchor", "positive", "negative"}: uint8 [B, H, W, C],
-    zeros [B])`; the zeros are the dummy targets of the identity loss.
+    Each element is `({names[0], names[1], names[2]}: uint8 [B, H, W, C],
+    zeros [B])` (anchor, positive, negative); the zeros are the dummy targets
+    of the identity loss.
 
     Args:
         images: uint8 `[N, H, W, C]`; only these images are ever used.
@@ -122,6 +125,7 @@ def triplet_dataset(
         batch_size: triplets per batch.
         steps_per_epoch: batches per epoch; each epoch draws
             `batch_size * steps_per_epoch` triplets.
+        names: the model's input names of the anchor, positive and negative.
         seed: base seed of triplets and augmentation.
         augmentation: per-sample augmentation; None for none.
         first_epoch: the epoch the dataset starts at (to resume a run).
@@ -132,7 +136,7 @@ def triplet_dataset(
         images,
         sampler,
         lambda epoch: (sampler.sample(per_epoch, epoch), tf.zeros([per_epoch], tf.float32)),
-        INPUT_NAMES,
+        tuple(names),
         batch_size,
         augmentation,
         first_epoch,
@@ -183,20 +187,29 @@ def _augmented_groups(
 
 
 def fixed_triplet_dataset(
-    images: np.ndarray, labels: np.ndarray, num_triplets: int, batch_size: int, seed: int = 0
+    images: np.ndarray,
+    labels: np.ndarray,
+    num_triplets: int,
+    batch_size: int,
+    *,
+    names: Sequence[str],
+    seed: int = 0,
 ) -> tf.data.Dataset:
-    """A finite dataset of the same `num_triplets` triplets every time (validation)."""
+    """A finite dataset of the same `num_triplets` triplets every time (validation).
+
+    `names` are the model's input names of the anchor, positive and negative.
+    """
     triplets = TripletSampler(labels, seed).sample(num_triplets, epoch=0)
     images_t = tf.constant(images)
 
     def load(triplet):
-        return {name: tf.gather(images_t, triplet[k]) for k, name in enumerate(INPUT_NAMES)}
+        return {name: tf.gather(images_t, triplet[k]) for k, name in enumerate(names)}
 
     return (
         tf.data.Dataset.from_tensor_slices(triplets)
         .map(load, num_parallel_calls=tf.data.AUTOTUNE)
         .batch(batch_size)
-        .map(lambda x: (x, tf.zeros([tf.shape(x["anchor"])[0]], tf.float32)))
+        .map(lambda x: (x, tf.zeros([tf.shape(x[names[0]])[0]], tf.float32)))
         .prefetch(tf.data.AUTOTUNE)
     )
 
@@ -369,11 +382,13 @@ def pair_dataset(
     labels: np.ndarray,
     batch_size: int,
     steps_per_epoch: int,
+    *,
+    names: Sequence[str],
     seed: int = 0,
     augmentation: Augmentation | None = None,
     first_epoch: int = 0,
 ) -> tf.data.Dataset:
-    """An endless dataset of balanced pair batches: `({"left", "right"}, same [B])`.
+    """An endless dataset of balanced pair batches: `({names[0], names[1]}, same [B])`.
 
     Half of every batch are same-class pairs (target 1), half different-class
     pairs (target 0); `batch_size` must be even.
@@ -386,7 +401,7 @@ def pair_dataset(
         images,
         sampler,
         lambda epoch: _pairs_from_triplets(sampler.sample(per_epoch // 2, epoch)),
-        PAIR_INPUT_NAMES,
+        tuple(names),
         batch_size,
         augmentation,
         first_epoch,
@@ -394,14 +409,20 @@ def pair_dataset(
 
 
 def fixed_pair_dataset(
-    images: np.ndarray, labels: np.ndarray, num_pairs: int, batch_size: int, seed: int = 0
+    images: np.ndarray,
+    labels: np.ndarray,
+    num_pairs: int,
+    batch_size: int,
+    *,
+    names: Sequence[str],
+    seed: int = 0,
 ) -> tf.data.Dataset:
-    """The same balanced pairs every time (validation)."""
+    """The same balanced pairs every time (validation); `names`: the model's two inputs."""
     pairs, targets = _pairs_from_triplets(TripletSampler(labels, seed).sample(num_pairs // 2, 0))
     images_t = tf.constant(images)
 
     def load(pair, target):
-        return {n: tf.gather(images_t, pair[k]) for k, n in enumerate(PAIR_INPUT_NAMES)}, target
+        return {n: tf.gather(images_t, pair[k]) for k, n in enumerate(names)}, target
 
     return (
         tf.data.Dataset.from_tensor_slices((pairs, targets))

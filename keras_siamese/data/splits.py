@@ -15,7 +15,7 @@ import re
 
 import numpy as np
 
-from keras_siamese.datasets import ImageDataset
+from keras_siamese.data.datasets import ImageDataset
 from keras_siamese.errors import ConfigError
 
 SPLIT_ORDERS = ("sequential", "random")

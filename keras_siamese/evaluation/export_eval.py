@@ -14,10 +14,14 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from keras_siamese import checkpoints, evaluation, export, files, splits
+from keras_siamese import files
 from keras_siamese import workdir as wd
-from keras_siamese.datasets import DATASETS, ImageDataset
+from keras_siamese.data import splits
+from keras_siamese.data.datasets import DATASETS, ImageDataset
 from keras_siamese.errors import UserError
+from keras_siamese.evaluation import protocol
+from keras_siamese.model import losses
+from keras_siamese.serving import export
 
 _REQUIRED_KEYS = ("dataset", "split", "split_order", "split_seed", "val_fraction", "distance")
 
@@ -106,21 +110,21 @@ def evaluate_export(
     Returns:
         The content of eval.json.
     """
-    from keras_siamese import plots  # matplotlib only when figures are drawn
+    from keras_siamese.evaluation import plots  # matplotlib only when figures are drawn
 
     metadata = read_metadata(export_dir)
     part = rebuild_partition(metadata, dataset)
     tower = export.load_tower(export_dir)
     distance = metadata["distance"]
-    emb = evaluation.embed_partition(tower, part, batch_size=batch_size, verbose=verbose)
-    result = evaluation.evaluate(emb, distance, seed=seed, ways=ways, shots=shots)
+    emb = protocol.embed_partition(tower, part, batch_size=batch_size, verbose=verbose)
+    result = protocol.evaluate(emb, distance, seed=seed, ways=ways, shots=shots)
 
     os.makedirs(out_dir, exist_ok=True)
     figures = [wd.DISTANCES_FIGURE, wd.ROC_FIGURE]
     plots.plot_distances(
         result.seen_pairs,
         distance,
-        evaluation.FIXED_THRESHOLDS[distance],
+        losses.FIXED_THRESHOLDS[distance],
         result.calibrated_threshold,
         os.path.join(out_dir, wd.DISTANCES_FIGURE),
     )
@@ -174,7 +178,7 @@ def snapshot_rows(workdir: str) -> list[dict]:
     Raises:
         UserError: when there are none.
     """
-    rows = checkpoints.read_snapshots(os.path.join(workdir, wd.SNAPSHOTS_DIR))
+    rows = wd.read_snapshots(os.path.join(workdir, wd.SNAPSHOTS_DIR))
     if not rows:
         raise UserError(
             f"{workdir} holds no snapshots: train it with --snapshot_every=N to draw a "
@@ -201,7 +205,7 @@ def evaluate_snapshots(
     Raises:
         UserError: when the run has no snapshots.
     """
-    from keras_siamese import plots
+    from keras_siamese.evaluation import plots
 
     metadata = read_metadata(export_dir)
     part = rebuild_partition(metadata, dataset)
@@ -213,15 +217,15 @@ def evaluate_snapshots(
     points = []
     for row in rows:
         tower.load_weights(os.path.join(folder, row["file"]))
-        emb = evaluation.Embeddings(
-            seen=evaluation.embed(tower, part.test_seen_images[seen], batch_size, verbose=0),
+        emb = protocol.Embeddings(
+            seen=protocol.embed(tower, part.test_seen_images[seen], batch_size, verbose=0),
             seen_labels=part.test_seen_labels[seen],
-            unseen=evaluation.embed(tower, part.test_unseen_images, batch_size, verbose=0),
+            unseen=protocol.embed(tower, part.test_unseen_images, batch_size, verbose=0),
             unseen_labels=part.test_unseen_labels,
             val=np.zeros((0, tower.output_shape[-1]), np.float32),
             val_labels=empty,
         )
-        metrics = evaluation.evaluate(emb, metadata["distance"], seed=seed).metrics
+        metrics = protocol.evaluate(emb, metadata["distance"], seed=seed).metrics
         points.append({**row, "metrics": metrics})
         print(f"Snapshot of epoch {row['epoch']} ({row['train_seconds']:.0f} s): evaluated.")
     curve = {

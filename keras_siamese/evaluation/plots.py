@@ -21,8 +21,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from keras import ops  # noqa: E402
 
-from keras_siamese import evaluation, files, losses  # noqa: E402
-from keras_siamese.evaluation import PairScores  # noqa: E402
+from keras_siamese import files  # noqa: E402
+from keras_siamese.evaluation import protocol  # noqa: E402
+from keras_siamese.evaluation.protocol import PairScores  # noqa: E402
+from keras_siamese.model import losses  # noqa: E402
 
 _DISTANCE_LABELS = {"cosine": "cosine distance (1 - cos)", "euclidean": "squared L2 distance"}
 
@@ -59,9 +61,9 @@ def plot_distances(
 
 def plot_roc(scores: PairScores, path: str) -> None:
     """The ROC curve of answering "same" below a distance threshold."""
-    fpr, tpr, _ = evaluation.roc_curve(scores)
-    auc = evaluation.roc_auc(scores)
-    eer = evaluation.equal_error_rate(scores)
+    fpr, tpr, _ = protocol.roc_curve(scores)
+    auc = protocol.roc_auc(scores)
+    eer = protocol.equal_error_rate(scores)
     fig, ax = plt.subplots(figsize=(4.8, 4.8))
     ax.plot(fpr, tpr, label=f"AUC {auc:.3f}")
     ax.plot([0, 1], [0, 1], color="grey", linestyle=":", label="chance")
@@ -103,7 +105,7 @@ def plot_nearest_supports(
     a support of the query's own class is framed green, others red.
     """
     labels = np.asarray(labels)
-    supports = evaluation.first_image_supports(labels)
+    supports = protocol.first_image_supports(labels)
     candidates = np.setdiff1d(np.arange(len(labels)), supports)
     rng = np.random.default_rng(seed)
     queries = rng.choice(candidates, size=min(rows, len(candidates)), replace=False)

@@ -32,16 +32,13 @@ from collections.abc import Sequence
 import keras
 import numpy as np
 
-from keras_siamese import losses
+from keras_siamese.model import losses
 
 EVAL_TRIPLETS = 10_000
 EVAL_PAIRS = 10_000
 RANDOM_SUPPORT_DRAWS = 100
 EPISODES = 1000
 QUERIES_PER_CLASS = 15
-# The reference's rules: cosine similarity > 0.2, i.e. cosine distance < 0.8;
-# (squared) euclidean distance <= 1.0.
-FIXED_THRESHOLDS = {"cosine": 0.8, "euclidean": 1.0}
 
 # Independent random streams for each sampled quantity of one seed.
 _TRIPLETS, _TIES, _VAL_PAIRS, _SEEN_PAIRS, _UNSEEN_PAIRS, _SUPPORTS, _EPISODES = range(7)
@@ -523,7 +520,7 @@ def evaluate(
         absent, never zero; `notes` in the metrics says why.
     """
     losses.check_distance(distance)
-    fixed = FIXED_THRESHOLDS[distance]
+    fixed = losses.FIXED_THRESHOLDS[distance]
     notes: list[str] = []
     seen_pairs = pair_scores(emb.seen, emb.seen_labels, distance, seed=seed)
     pair: dict = {
@@ -570,7 +567,7 @@ def _unseen_metrics(
     notes: list[str],
 ) -> dict:
     e, labels = emb.unseen, emb.unseen_labels
-    fixed = FIXED_THRESHOLDS[distance]
+    fixed = losses.FIXED_THRESHOLDS[distance]
     num_classes = len(np.unique(labels))
     balanced = pair_scores(e, labels, distance, seed=seed, stream=_UNSEEN_PAIRS)
     reference = reference_fewshot_pairs(e, labels, distance)

@@ -12,9 +12,10 @@ from __future__ import annotations
 import json
 import os
 
-from keras_siamese import files, reference
+from keras_siamese import files
 from keras_siamese import workdir as wd
 from keras_siamese.errors import UserError
+from keras_siamese.evaluation import reference
 
 REPORT_FILE = "results.md"
 FEWSHOT_FIGURE = "fewshot_by_split.png"
@@ -267,7 +268,7 @@ def write_report(runs_dir: str, out_dir: str) -> list[str]:
     written = [fewshot, oneshot]
     curves = {name: c["learning_curve"] for name, c in evaluations if "learning_curve" in c}
     if curves:
-        from keras_siamese import plots
+        from keras_siamese.evaluation import plots
 
         written.append(os.path.join(out_dir, CURVES_FIGURE))
         plots.plot_learning_curves(curves, written[-1])

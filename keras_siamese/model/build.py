@@ -11,9 +11,9 @@ from collections.abc import Iterator
 
 import keras
 
-from keras_siamese import losses, resnet, siamese
 from keras_siamese.config import TrainConfig
-from keras_siamese.datasets import DatasetInfo
+from keras_siamese.data.datasets import DatasetInfo
+from keras_siamese.model import losses, resnet, siamese
 
 
 @contextlib.contextmanager

@@ -18,6 +18,7 @@ __all__ = [
     "ContrastiveLoss",
     "DEFAULT_MARGINS",
     "DISTANCES",
+    "FIXED_THRESHOLDS",
     "check_distance",
     "check_margin",
     "batch_all_triplet_loss",
@@ -29,6 +30,9 @@ __all__ = [
     "pairwise_distance",
     "triplet_loss",
 ]
+# The reference's "same" rules: cosine similarity > 0.2, i.e. cosine distance < 0.8;
+# (squared) euclidean distance <= 1.0.
+FIXED_THRESHOLDS = {"cosine": 0.8, "euclidean": 1.0}
 
 
 def l2_normalize(x, epsilon: float = 1e-12):

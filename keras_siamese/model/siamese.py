@@ -11,8 +11,8 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from keras_siamese import losses
 from keras_siamese.config import PAIR_HEADS
+from keras_siamese.model import losses
 
 # The training models' input names; the tf.data pipelines yield dicts with these keys.
 INPUT_NAMES = ("anchor", "positive", "negative")

@@ -71,7 +71,7 @@ def export_tower(tower: keras.Model, export_dir: str, metadata: dict) -> None:
 
 def load_tower(export_dir: str) -> keras.Model:
     """Loads the exported tower as a Keras model (registers its custom layer)."""
-    from keras_siamese import resnet  # noqa: F401 - registers ShortcutA for deserialisation
+    from keras_siamese.model import resnet  # noqa: F401 - registers ShortcutA for deserialisation
 
     return keras.models.load_model(os.path.join(export_dir, KERAS_FILE))
 

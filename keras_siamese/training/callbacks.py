@@ -1,19 +1,25 @@
-"""Weights kept during training: the best so far, and periodic snapshots for curves.
+"""Every callback of training and search: kept weights, the time budget, the search's score.
 
-Both are written safely across kills, resumes and NaNs.
+Best weights and snapshots are written safely across kills, resumes and NaNs.
 """
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import os
 import time
 
 import keras
+import keras_tuner
+import numpy as np
 
 from keras_siamese import files
+from keras_siamese import workdir as wd
+from keras_siamese.evaluation import protocol
+
+# The log key of the search's score (OneShotObjective).
+ONESHOT_LOG = "val_oneshot"
 
 
 class BestWeights(keras.callbacks.Callback):
@@ -65,11 +71,11 @@ class EpochSnapshots(keras.callbacks.Callback):
     def __init__(self, tower: keras.Model, folder: str, every: int):
         super().__init__()
         self.tower, self.folder, self.every = tower, folder, every
-        self.table = os.path.join(folder, SNAPSHOT_TABLE)
+        self.table = os.path.join(folder, wd.SNAPSHOT_TABLE)
 
     def on_train_begin(self, logs=None):
         os.makedirs(self.folder, exist_ok=True)
-        rows = read_snapshots(self.folder)
+        rows = wd.read_snapshots(self.folder)
         self.offset = rows[-1]["train_seconds"] if rows else 0.0
         self.start = time.time()
 
@@ -81,7 +87,7 @@ class EpochSnapshots(keras.callbacks.Callback):
         self.tower.save_weights(tmp, overwrite=True)
         os.replace(tmp, os.path.join(self.folder, name))
         seconds = self.offset + time.time() - self.start
-        rows = [r for r in read_snapshots(self.folder) if r["epoch"] < epoch + 1]
+        rows = [r for r in wd.read_snapshots(self.folder) if r["epoch"] < epoch + 1]
         rows.append({"epoch": epoch + 1, "file": name, "train_seconds": round(seconds, 1)})
         lines = ["epoch,file,train_seconds"] + [
             f"{r['epoch']},{r['file']},{r['train_seconds']}" for r in rows
@@ -89,17 +95,45 @@ class EpochSnapshots(keras.callbacks.Callback):
         files.write_text_atomic(self.table, "\n".join(lines) + "\n")
 
 
-SNAPSHOT_TABLE = "snapshots.csv"
+class TimeBudget(keras.callbacks.Callback):
+    """Stops training at the end of the first epoch that ends past `minutes` of training.
+
+    The clock is this process's: a resumed run gets the whole budget again.
+    """
+
+    def __init__(self, minutes: float):
+        super().__init__()
+        self.seconds = 60.0 * minutes
+
+    def on_train_begin(self, logs=None):
+        self.start = time.time()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if time.time() - self.start >= self.seconds:
+            self.model.stop_training = True
 
 
-def read_snapshots(folder: str) -> list[dict]:
-    """The rows of `<folder>/snapshots.csv` (epoch, file, train_seconds), by epoch."""
-    path = os.path.join(folder, SNAPSHOT_TABLE)
-    if not os.path.exists(path):
-        return []
-    with open(path, encoding="utf-8", newline="") as f:
-        rows = list(csv.DictReader(f))
-    return [
-        {"epoch": int(r["epoch"]), "file": r["file"], "train_seconds": float(r["train_seconds"])}
-        for r in rows
-    ]
+class OneShotObjective(keras.callbacks.Callback):
+    """Logs N-way one-shot accuracy on held-out classes as `val_oneshot` after each epoch.
+
+    N is the number of held-out classes; the accuracy is the protocol's mean
+    over seeded random choices of one support image per class.
+    """
+
+    def __init__(self, tower: keras.Model, images: np.ndarray, labels: np.ndarray, distance: str):
+        super().__init__()
+        self.tower = tower
+        self.images = images
+        self.labels = labels
+        self.distance = distance
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is None:
+            return
+        if not math.isfinite(logs.get("loss", 0.0)):
+            raise keras_tuner.errors.FailedTrialError(
+                f"the training loss became {logs['loss']} in epoch {epoch + 1}"
+            )
+        embeddings = protocol.embed(self.tower, self.images, verbose=0)
+        accuracy = protocol.random_support_accuracy(embeddings, self.labels, self.distance)
+        logs[ONESHOT_LOG] = accuracy.value

@@ -16,21 +16,17 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_siamese import (
-    devices,
-    evaluation,
-    export,
-    files,
-    models,
-    multi_worker,
-    pipeline,
-    splits,
-)
+from keras_siamese import files
 from keras_siamese import workdir as wd
-from keras_siamese.checkpoints import BestWeights, EpochSnapshots
 from keras_siamese.config import TrainConfig
-from keras_siamese.datasets import ImageDataset, load_dataset
+from keras_siamese.data import pipeline, splits
+from keras_siamese.data.datasets import ImageDataset, load_dataset
 from keras_siamese.errors import ConfigError, UserError
+from keras_siamese.evaluation import protocol
+from keras_siamese.model import build, siamese
+from keras_siamese.serving import export
+from keras_siamese.training import devices, multi_worker
+from keras_siamese.training.callbacks import BestWeights, EpochSnapshots, TimeBudget
 
 
 class TrainingDiverged(UserError):
@@ -89,15 +85,18 @@ def make_datasets(
         # Triplets and pairs are drawn alike; only their grouping differs.
         if config.objective == "contrastive":
             make, make_fixed = pipeline.pair_dataset, pipeline.fixed_pair_dataset
+            names = siamese.PAIR_INPUT_NAMES
         else:
             make, make_fixed = pipeline.triplet_dataset, pipeline.fixed_triplet_dataset
+            names = siamese.INPUT_NAMES
         train_ds = make(
             part.train_images,
             part.train_labels,
             config.batch_size,
             steps,
-            config.seed,
-            augmentation,
+            names=names,
+            seed=config.seed,
+            augmentation=augmentation,
             first_epoch=first_epoch,
         )
         if has_validation:
@@ -106,7 +105,8 @@ def make_datasets(
                 part.val_labels,
                 len(part.val_labels),
                 config.batch_size,
-                config.seed + 1,
+                names=names,
+                seed=config.seed + 1,
             )
     return train_ds, val_ds
 
@@ -123,24 +123,6 @@ def steps_per_epoch(config: TrainConfig, num_train_images: int) -> int:
             "smaller batches or set --steps_per_epoch."
         )
     return steps
-
-
-class TimeBudget(keras.callbacks.Callback):
-    """Stops training at the end of the first epoch that ends past `minutes` of training.
-
-    The clock is this process's: a resumed run gets the whole budget again.
-    """
-
-    def __init__(self, minutes: float):
-        super().__init__()
-        self.seconds = 60.0 * minutes
-
-    def on_train_begin(self, logs=None):
-        self.start = time.time()
-
-    def on_epoch_end(self, epoch, logs=None):
-        if time.time() - self.start >= self.seconds:
-            self.model.stop_training = True
 
 
 def _callbacks(
@@ -297,9 +279,9 @@ def train_and_evaluate(
 
     keras.utils.set_random_seed(config.seed)
     # The batch is global: each replica trains on its share.
-    with strategy.scope(), models.precision_policy(config.precision):
-        tower = models.build_tower(config, dataset.info)
-        model = models.build_training_model(
+    with strategy.scope(), build.precision_policy(config.precision):
+        tower = build.build_tower(config, dataset.info)
+        model = build.build_training_model(
             config, tower, devices.resolve_jit_compile(config.jit_compile)
         )
     resuming = f", resuming at epoch {first_epoch + 1}" if first_epoch else ""
@@ -339,15 +321,15 @@ def train_and_evaluate(
             return RunResult(metrics={}, export_dir="", is_chief=False)
         # Evaluate and export a copy outside the strategy: the other workers have left.
         trained = tower
-        with models.precision_policy(config.precision):
-            tower = models.build_tower(config, dataset.info)
+        with build.precision_policy(config.precision):
+            tower = build.build_tower(config, dataset.info)
         tower.set_weights(trained.get_weights())
     if os.path.exists(best_path):
         model.load_weights(best_path)
 
     # The protocol's own seed, not the training seed: runs are compared on the same samples.
-    embeddings = evaluation.embed_partition(tower, part, verbose=verbose)
-    metrics = evaluation.evaluate(embeddings, config.distance).metrics
+    embeddings = protocol.embed_partition(tower, part, verbose=verbose)
+    metrics = protocol.evaluate(embeddings, config.distance).metrics
     metrics["budget"] = {
         "objective": config.objective,
         "epochs": first_epoch + len(epoch_losses),

@@ -16,7 +16,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
-import math
 import os
 import sys
 
@@ -24,12 +23,16 @@ import keras
 import keras_tuner
 import numpy as np
 
-from keras_siamese import devices, evaluation, export, files, models, splits, training
+from keras_siamese import files
 from keras_siamese import workdir as wd
 from keras_siamese.config import DEFAULT_MARGINS, DISTANCES, TrainConfig, TuneConfig
-from keras_siamese.datasets import ImageDataset, load_dataset
+from keras_siamese.data import splits
+from keras_siamese.data.datasets import ImageDataset, load_dataset
+from keras_siamese.model import build
+from keras_siamese.serving import export
+from keras_siamese.training import callbacks, devices, trainer
 
-OBJECTIVE = "val_oneshot"
+OBJECTIVE = callbacks.ONESHOT_LOG
 MARGIN_RANGES = {"cosine": (0.05, 1.0), "euclidean": (0.1, 2.0)}
 LEARNING_RATE_RANGE = (1e-4, 1e-2)
 EMBEDDING_DIMS = (32, 64, 128, 256)
@@ -88,32 +91,6 @@ def tower_of(model: keras.Model) -> keras.Model:
     return towers[0]
 
 
-class OneShotObjective(keras.callbacks.Callback):
-    """Logs N-way one-shot accuracy on held-out classes as `val_oneshot` after each epoch.
-
-    N is the number of held-out classes; the accuracy is the protocol's mean
-    over seeded random choices of one support image per class.
-    """
-
-    def __init__(self, tower: keras.Model, images: np.ndarray, labels: np.ndarray, distance: str):
-        super().__init__()
-        self.tower = tower
-        self.images = images
-        self.labels = labels
-        self.distance = distance
-
-    def on_epoch_end(self, epoch, logs=None):
-        if logs is None:
-            return
-        if not math.isfinite(logs.get("loss", 0.0)):
-            raise keras_tuner.errors.FailedTrialError(
-                f"the training loss became {logs['loss']} in epoch {epoch + 1}"
-            )
-        embeddings = evaluation.embed(self.tower, self.images, verbose=0)
-        accuracy = evaluation.random_support_accuracy(embeddings, self.labels, self.distance)
-        logs[OBJECTIVE] = accuracy.value
-
-
 class SiameseHyperModel(keras_tuner.HyperModel):
     """Builds each trial's training model with the training code itself.
 
@@ -143,15 +120,15 @@ class SiameseHyperModel(keras_tuner.HyperModel):
         config = trial_config(self.base, self.tune, hp)
         # Every trial starts from the same seed: trials differ by their settings only.
         keras.utils.set_random_seed(config.seed)
-        with models.precision_policy(config.precision):
-            tower = models.build_tower(config, self.dataset.info)
-            return models.build_training_model(
+        with build.precision_policy(config.precision):
+            tower = build.build_tower(config, self.dataset.info)
+            return build.build_training_model(
                 config, tower, devices.resolve_jit_compile(config.jit_compile)
             )
 
     def fit(self, hp: keras_tuner.HyperParameters, model: keras.Model, *args, **kwargs):
         """model.fit(*args, **kwargs), with the objective's callback first in line."""
-        objective = OneShotObjective(
+        objective = callbacks.OneShotObjective(
             tower_of(model),
             self.val_images,
             self.val_labels,
@@ -291,7 +268,7 @@ def run_search(
     split = splits.make_split(base.split, dataset.num_classes, base.split_order, base.split_seed)
     train_split, held_out = splits.hold_out(split, tune.val_classes, seed=base.split_seed)
     part = splits.partition(dataset, train_split, base.val_fraction, seed=base.split_seed)
-    steps = training.steps_per_epoch(base, len(part.train_labels))
+    steps = trainer.steps_per_epoch(base, len(part.train_labels))
     objective_mask = np.isin(dataset.train_labels, held_out)
 
     flagfile = base.to_flagfile() + tune.to_flagfile()
@@ -308,10 +285,10 @@ def run_search(
         dataset.train_labels[objective_mask],
     )
     tuner = make_tuner(hypermodel, base, tune, directory)
-    train_ds, val_ds = training.make_datasets(base, part, steps, first_epoch=0)
+    train_ds, val_ds = trainer.make_datasets(base, part, steps, first_epoch=0)
     callbacks: list[keras.callbacks.Callback] = [keras.callbacks.TerminateOnNaN()]
     if base.time_budget_minutes:
-        callbacks.append(training.TimeBudget(base.time_budget_minutes))
+        callbacks.append(callbacks.TimeBudget(base.time_budget_minutes))
     names = ", ".join(dataset.class_names[c] for c in held_out)
     print(
         f"Searching with the {tune.tuner} tuner on {base.dataset} split {split.name}: "

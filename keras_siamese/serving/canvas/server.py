@@ -27,9 +27,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import keras
 import numpy as np
 
-from keras_siamese import evaluation, export, losses
-from keras_siamese.canvas import drawing
 from keras_siamese.errors import UserError
+from keras_siamese.model import losses
+from keras_siamese.serving import export
+from keras_siamese.serving.canvas import drawing
 
 MAX_BODY_BYTES = 2 * 1024 * 1024
 MAX_SUPPORTS = 50
@@ -61,7 +62,7 @@ def threshold_of(metadata: dict) -> tuple[float, str]:
     calibrated = (seen.get("pair") or {}).get("calibrated") or {}
     if isinstance(calibrated.get("threshold"), (int, float)):
         return float(calibrated["threshold"]), "calibrated on validation pairs"
-    return evaluation.FIXED_THRESHOLDS[metadata["distance"]], "the reference's fixed rule"
+    return losses.FIXED_THRESHOLDS[metadata["distance"]], "the reference's fixed rule"
 
 
 def similarity_of(distance: np.ndarray, name: str) -> np.ndarray:

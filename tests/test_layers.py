@@ -1,0 +1,110 @@
+"""The package's layers: what each subpackage may load when it is imported."""
+
+from __future__ import annotations
+
+import ast
+import os
+
+import pytest
+
+from tests.conftest import ROOT
+
+PACKAGE = os.path.join(ROOT, "keras_siamese")
+
+# Each layer may import, at module level, the core modules and the layers (or single
+# modules) listed for it. The model sees only the data sets' descriptions; serving
+# reads typed evaluation results, while evaluation loads exports to measure them.
+CORE = {"config", "cli", "errors", "files", "workdir"}
+ALLOWED = {
+    "data": set(),
+    "model": {"data.datasets"},
+    "serving": {"data", "model", "evaluation.results"},
+    "evaluation": {"data", "model", "serving"},
+    "training": {"data", "model", "evaluation", "serving"},
+}
+
+
+def _module_files() -> dict[str, str]:
+    """Dotted module name (without the package) -> file path, for every module."""
+    modules = {}
+    for folder, _, names in os.walk(PACKAGE):
+        for name in names:
+            if name.endswith(".py"):
+                rel = os.path.relpath(os.path.join(folder, name), PACKAGE)[: -len(".py")]
+                dotted = rel.replace(os.sep, ".").removesuffix(".__init__")
+                modules[dotted] = os.path.join(folder, name)
+    return modules
+
+
+MODULES = _module_files()
+
+
+def top_level_imports(module: str) -> set[str]:
+    """The absolute names a module imports at module level (what importing it loads)."""
+    with open(MODULES[module], encoding="utf-8") as f:
+        tree = ast.parse(f.read())
+    names = set()
+    for node in tree.body:
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return names
+
+
+def _project_modules(names: set[str]) -> set[str]:
+    found = set()
+    for name in names:
+        if name.startswith("keras_siamese."):
+            dotted = name.removeprefix("keras_siamese.")
+            if dotted in MODULES:
+                found.add(dotted)
+    return found
+
+
+def _closure(start: list[str]) -> tuple[set[str], set[str]]:
+    """The project modules and the outside modules loaded by importing `start`."""
+    seen, outside, todo = set(), set(), list(start)
+    while todo:
+        module = todo.pop()
+        if module in seen:
+            continue
+        seen.add(module)
+        names = top_level_imports(module)
+        outside.update(n for n in names if not n.startswith("keras_siamese"))
+        todo.extend(_project_modules(names))
+    return seen, outside
+
+
+def test_the_walk_finds_every_layer():
+    layers = {m.split(".")[0] for m in MODULES if "." in m}
+    assert layers == set(ALLOWED) | {"serving"}
+    assert {"model.resnet", "data.pipeline", "evaluation.protocol", "serving.export"} <= set(
+        MODULES
+    )
+
+
+@pytest.mark.parametrize("layer", sorted(ALLOWED))
+def test_a_layer_imports_only_the_core_and_its_allowed_layers(layer):
+    for module in (m for m in MODULES if m.startswith(layer + ".")):
+        for dep in _project_modules(top_level_imports(module)):
+            allowed = ALLOWED[layer] | {layer}
+            assert dep in CORE | allowed or dep.split(".")[0] in allowed, f"{module} imports {dep}"
+
+
+def test_model_code_loads_no_tensorflow():
+    models = [m for m in MODULES if m.startswith("model.")]
+    seen, outside = _closure(models)
+    assert not [n for n in outside if n.split(".")[0] in ("tensorflow", "tf")], sorted(outside)
+    # The walk reached the model modules and the settings they use, and no input pipeline.
+    assert {"model.resnet", "model.losses", "model.siamese", "model.build", "config"} <= seen
+    assert not any(m.startswith(("data.pipeline", "training.")) for m in seen)
+
+
+def test_no_module_imports_itself_back():
+    for module in MODULES:
+        deps = _project_modules(top_level_imports(module))
+        for dep in deps:
+            seen, _ = _closure([dep])
+            assert module not in seen, f"{module} -> {dep} -> ... -> {module}"
