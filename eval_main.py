@@ -14,106 +14,75 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from absl import app, flags, logging  # noqa: E402
+from absl import flags, logging  # noqa: E402
 
 from keras_siamese import cli  # noqa: E402
 from keras_siamese import workdir as wd  # noqa: E402
-from keras_siamese.data.datasets import SOURCES, load_dataset  # noqa: E402
+from keras_siamese.config import EvalConfig  # noqa: E402
+from keras_siamese.data.datasets import load_dataset  # noqa: E402
 from keras_siamese.errors import UserError  # noqa: E402
 
-_WORKDIR = flags.DEFINE_string("workdir", None, "Run folder whose export/ is evaluated.")
-_EXPORT = flags.DEFINE_string("export", None, "Export folder to evaluate; default WORKDIR/export.")
-_DATA_DIR = flags.DEFINE_string(
-    "data_dir",
-    None,
-    "Folder with the data set the run was trained on (or its parent); default: training's.",
-)
-_DATA_SOURCE = flags.DEFINE_enum(
-    "data_source", None, list(SOURCES), "Where the images come from; default: as in training."
-)
-_SEED = flags.DEFINE_integer(
-    "seed", 0, "Seed of the sampled triplets, pairs, supports and episodes."
-)
-_WAYS = flags.DEFINE_integer("ways", 5, "Classes per episode of the episodic evaluation.")
-_SHOTS = flags.DEFINE_list("shots", ["1", "5"], "Support images per class, one result each.")
-_BATCH_SIZE = flags.DEFINE_integer("batch_size", 500, "Images per forward pass.")
-_SNAPSHOTS = flags.DEFINE_boolean(
-    "snapshots",
-    False,
-    "Also evaluate every snapshot of the run (--snapshot_every in training): learning_curve.json.",
-)
-_REPORT = flags.DEFINE_boolean("report", False, "Write the results report of every run instead.")
-_RUNS_DIR = flags.DEFINE_string("runs_dir", "runs", "With --report: folder searched for eval.json.")
-_OUT = flags.DEFINE_string("out", "docs/results", "With --report: folder of the report.")
+
+def define_flags(flag_values: flags.FlagValues) -> None:
+    """Defines this program's flags: every setting, declared once in keras_siamese.config."""
+    cli.define_flags(EvalConfig, flag_values)
 
 
-def _shots() -> list[int]:
-    try:
-        shots = [int(s) for s in _SHOTS.value]
-    except ValueError:
-        raise UserError(f"--shots={','.join(_SHOTS.value)} must be whole numbers.") from None
-    if not shots or min(shots) < 1:
-        raise UserError(f"--shots={','.join(_SHOTS.value)} must be at least 1 each.")
-    return shots
-
-
-def _report() -> None:
+def _report(config: EvalConfig) -> None:
     from keras_siamese.evaluation import report
 
-    for path in report.write_report(_RUNS_DIR.value, _OUT.value):
+    for path in report.write_report(config.runs_dir, config.out):
         print(f"Wrote {path}")
 
 
-def _evaluate() -> None:
-    if not _WORKDIR.value:
-        raise UserError("--workdir is required (or --report to collect evaluations).")
-    if _WAYS.value < 2:
-        raise UserError(f"--ways={_WAYS.value} must be at least 2.")
-    shots = _shots()
-    if not os.path.isdir(_WORKDIR.value):
-        raise UserError(f"--workdir={_WORKDIR.value} is not a folder.")
-    export_dir = _EXPORT.value or os.path.join(_WORKDIR.value, wd.EXPORT_DIR)
+def _evaluate(config: EvalConfig) -> None:
+    if not os.path.isdir(config.workdir):
+        raise UserError(f"--workdir={config.workdir} is not a folder.")
+    export_dir = config.export or os.path.join(config.workdir, wd.EXPORT_DIR)
     from keras_siamese.evaluation import export_eval, protocol
+    from keras_siamese.serving import metadata as export_metadata
 
-    metadata = export_eval.read_metadata(export_dir)
-    if _SNAPSHOTS.value:
-        export_eval.snapshot_rows(_WORKDIR.value)
-    trained_with = metadata.get("config", {})
-    source = _DATA_SOURCE.value or trained_with.get("data_source", "auto")
+    metadata = export_metadata.read(export_dir)
+    if config.snapshots:
+        export_eval.snapshot_rows(config.workdir)
     dataset = load_dataset(
-        metadata["dataset"], _DATA_DIR.value or trained_with.get("data_dir"), source
+        metadata.dataset,
+        config.data_dir or metadata.config.get("data_dir"),
+        config.data_source or metadata.config.get("data_source", "auto"),
     )
     logging.set_verbosity(logging.WARNING)
     result = export_eval.evaluate_export(
         export_dir,
         dataset,
-        _WORKDIR.value,
-        seed=_SEED.value,
-        ways=_WAYS.value,
-        shots=shots,
-        batch_size=_BATCH_SIZE.value,
+        config.workdir,
+        seed=config.seed,
+        ways=config.ways,
+        shots=config.shots,
+        batch_size=config.batch_size,
         verbose=1 if sys.stdout.isatty() else 2,
     )
-    print(f"Evaluated {export_dir} ({result['run']['dataset']} split {result['run']['split']}):")
-    for line in protocol.summary_lines(result):
+    print(f"Evaluated {export_dir} ({result.run.dataset} split {result.run.split}):")
+    for line in protocol.summary_lines(result.metrics):
         print(f"  {line}")
-    for name in result["figures"]:
-        print(f"Figure: {os.path.join(_WORKDIR.value, name)}")
-    print(f"Metrics: {os.path.join(_WORKDIR.value, wd.EVAL_FILE)}")
-    if _SNAPSHOTS.value:
+    for name in result.figures:
+        print(f"Figure: {os.path.join(config.workdir, name)}")
+    print(f"Metrics: {os.path.join(config.workdir, wd.EVAL_FILE)}")
+    if config.snapshots:
         export_eval.evaluate_snapshots(
-            export_dir, dataset, _WORKDIR.value, seed=_SEED.value, batch_size=_BATCH_SIZE.value
+            export_dir, dataset, config.workdir, seed=config.seed, batch_size=config.batch_size
         )
-        print(f"Learning curve: {os.path.join(_WORKDIR.value, wd.CURVE_FILE)}")
+        print(f"Learning curve: {os.path.join(config.workdir, wd.CURVE_FILE)}")
 
 
-def main(argv: list[str]) -> int:
-    del argv  # cli.parse_flags has refused any stray argument
+def run(flag_values: flags.FlagValues) -> int:
+    """Evaluates (or reports) as the parsed `flag_values` say; returns the exit code."""
     try:
-        if _REPORT.value:
-            _report()
+        config = cli.config_from_flags(EvalConfig, flag_values)
+        config.validate()
+        if config.report:
+            _report(config)
         else:
-            _evaluate()
+            _evaluate(config)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
@@ -121,4 +90,4 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    app.run(main, flags_parser=lambda argv: cli.parse_flags(argv, flags.FLAGS))
+    cli.run_program(define_flags, run)

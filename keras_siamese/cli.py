@@ -1,10 +1,86 @@
-"""What the command-line programs share: flag parsing that fails in one line."""
+"""What the command-line programs share: flags generated from the declared settings,
+and parsing that fails in one line."""
 
 from __future__ import annotations
 
+import dataclasses
 import sys
+import types
+import typing
+from collections.abc import Callable
 
-from absl import flags
+from absl import app, flags
+
+from keras_siamese.errors import ConfigError
+
+
+def _flag_type(annotation) -> type:
+    """The value type of a setting's annotation (`float | None` -> float)."""
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
+        (inner,) = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return inner
+    return annotation
+
+
+def define_flags(config_class: type, flag_values: flags.FlagValues) -> None:
+    """Defines one absl flag per field of the settings dataclass `config_class`.
+
+    The field's `setting` declaration gives the default, the help text and the
+    choices (an enum flag); bools become boolean flags (`--name`/`--noname`)
+    and `tuple[int, ...]` fields comma-separated lists.
+    """
+    hints = typing.get_type_hints(config_class)
+    # --helpfull lists the flags under the settings class that declares them.
+    where = {
+        "flag_values": flag_values,
+        "module_name": f"{config_class.__module__}.{config_class.__name__}",
+    }
+    for field in dataclasses.fields(config_class):
+        kind = _flag_type(hints[field.name])
+        default = field.default
+        help_text = field.metadata["help"]
+        choices = field.metadata.get("choices")
+        name = field.name
+        if kind is str and default == "":
+            default = None  # a required or derived path: absent unless given
+        if choices:
+            flags.DEFINE_enum(name, default, list(choices), help_text, **where)
+        elif kind is bool:
+            flags.DEFINE_boolean(name, default, help_text, **where)
+        elif kind is int:
+            flags.DEFINE_integer(name, default, help_text, **where)
+        elif kind is float:
+            flags.DEFINE_float(name, default, help_text, **where)
+        elif kind is str:
+            flags.DEFINE_string(name, default, help_text, **where)
+        elif typing.get_origin(kind) is tuple:
+            flags.DEFINE_list(name, [str(v) for v in default], help_text, **where)
+        else:
+            raise TypeError(f"no flag type for setting {name}: {kind}")
+
+
+def config_from_flags(config_class: type, flag_values: flags.FlagValues):
+    """The `config_class` instance that the parsed flags describe.
+
+    Raises:
+        ConfigError: when a list flag holds something other than whole numbers.
+    """
+    hints = typing.get_type_hints(config_class)
+    values = {}
+    for field in dataclasses.fields(config_class):
+        value = flag_values[field.name].value
+        kind = _flag_type(hints[field.name])
+        if typing.get_origin(kind) is tuple:
+            try:
+                value = tuple(int(v) for v in value)
+            except ValueError:
+                raise ConfigError(
+                    f"--{field.name}={','.join(value)} must be whole numbers."
+                ) from None
+        elif kind is str and value is None and field.default == "":
+            value = ""
+        values[field.name] = value
+    return config_class(**values)
 
 
 def parse_flags(argv: list[str], flag_values: flags.FlagValues) -> list[str]:
@@ -25,3 +101,12 @@ def parse_flags(argv: list[str], flag_values: flags.FlagValues) -> list[str]:
         )
         sys.exit(2)
     return rest
+
+
+def run_program(
+    define_flags: Callable[[flags.FlagValues], None], run: Callable[[flags.FlagValues], int]
+) -> None:
+    """Runs a program: defines its flags, parses the command line in one-line-error style,
+    and exits with what `run` returns. Tests call `define_flags` and `run` in process."""
+    define_flags(flags.FLAGS)
+    app.run(lambda argv: run(flags.FLAGS), flags_parser=lambda argv: parse_flags(argv, flags.FLAGS))

@@ -1,16 +1,20 @@
-"""The configuration of one training run, validated before anything is written.
+"""Every setting of the programs, declared once and validated before anything is written.
 
-`TrainConfig` mirrors the flags of `train_main.py` one to one, so a run's
-resolved configuration can be written as a flagfile that reproduces it.
-Defaults are the reference project's protocol.
+Each setting is a field of a frozen dataclass (`TrainConfig`, `TuneConfig`,
+`EvalConfig`) declared with `setting(default, help, choices)`; the absl flags
+of `train_main.py` and `eval_main.py` and their parsing are generated from these
+declarations (`keras_siamese.cli`), so a run's resolved configuration can be
+written as a flagfile that reproduces it. Defaults are the reference project's
+protocol.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 
 from keras_siamese.data import splits
-from keras_siamese.data.datasets import SOURCES, dataset_info
+from keras_siamese.data.datasets import DATASETS, SOURCES, dataset_info
 from keras_siamese.errors import ConfigError
 
 # The choices are defined here, with no Keras import, so that flags can be
@@ -25,6 +29,8 @@ PAIR_HEADS = ("contrastive", "bce")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 JIT_CHOICES = ("auto", "true", "false")
 STRATEGIES = ("auto", "default", "mirrored", "multi_worker", "tpu")
+TUNERS = ("random", "bayesian", "hyperband")
+DATASET_NAMES = tuple(DATASETS)
 
 
 def check_distance(distance: str) -> None:
@@ -49,41 +55,133 @@ def check_depth(depth: int) -> None:
         )
 
 
+def setting(default, help: str, choices: Sequence[str] | None = None):  # noqa: A002
+    """A declared setting: a dataclass field with its flag's help text and choices.
+
+    The command-line flags, their parsing and the check of every choice are all
+    generated from these declarations (`keras_siamese.cli`, `check_choices`).
+    """
+    metadata = {"help": help, "choices": tuple(choices) if choices else None}
+    if isinstance(default, list | tuple):
+        return dataclasses.field(default=tuple(default), metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+def check_choices(config) -> None:
+    """Raises ConfigError when a setting of `config` is not one of its declared choices."""
+    for field in dataclasses.fields(config):
+        choices = field.metadata.get("choices")
+        value = getattr(config, field.name)
+        if choices and value is not None and value not in choices:
+            raise ConfigError(
+                f"--{field.name}={value} is unknown: choose one of {', '.join(choices)}."
+            )
+
+
+def flag_lines(config) -> list[str]:
+    """The settings of `config` as flagfile lines (`--name=value`), None ones left out."""
+    lines = []
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        if value is None:
+            continue
+        if isinstance(value, bool):
+            lines.append(f"--{field.name}" if value else f"--no{field.name}")
+        elif isinstance(value, tuple):
+            lines.append(f"--{field.name}={','.join(str(v) for v in value)}")
+        else:
+            lines.append(f"--{field.name}={value}")
+    return lines
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
-    """Every setting of a training run (see train_main.py for each flag's help)."""
+    """Every setting of a training run; `train_main.py` has one flag per field."""
 
-    workdir: str
-    dataset: str = "cifar100"
-    data_dir: str | None = None
-    data_source: str = "auto"
-    split: str = "90_10"
-    split_order: str = "sequential"
-    split_seed: int = 0
-    val_fraction: float = 0.1
-    depth: int = 56
-    embedding: str = "gap"
-    embedding_dim: int = 64
-    l2_normalize: bool = False
-    distance: str = "cosine"
-    margin: float | None = None
-    objective: str = "triplet"
-    classes_per_batch: int = 32
-    images_per_class: int = 4
-    pair_head: str = "contrastive"
-    learning_rate: float = 1e-3
-    batch_size: int = 128
-    epochs: int = 150
-    steps_per_epoch: int = 0
-    flip: bool = True
-    crop: bool = False
-    seed: int = 0
-    time_budget_minutes: float = 0.0
-    snapshot_every: int = 0
-    precision: str = "float32"
-    concat_tower: bool = False
-    jit_compile: str = "auto"
-    strategy: str = "auto"
+    workdir: str = setting("", "Folder of this run (created if missing).")
+    dataset: str = setting("cifar100", "Data set.", DATASET_NAMES)
+    data_dir: str | None = setting(
+        None,
+        "Folder with the data files (or its parent); the tfds cache folder for --data_source=tfds.",
+    )
+    data_source: str = setting(
+        "auto", "Where the images come from; auto picks from the files in --data_dir.", SOURCES
+    )
+    split: str = setting(
+        "90_10", "SEEN_UNSEEN class counts, e.g. 90_10 or 100_0; must sum to all classes."
+    )
+    split_order: str = setting(
+        "sequential",
+        "sequential: seen = first class indices (the reference); random: seeded partition.",
+        splits.SPLIT_ORDERS,
+    )
+    split_seed: int = setting(0, "Seed of the random split and of the validation carve-out.")
+    val_fraction: float = setting(
+        0.1, "Fraction of each seen class's train images held out for validation."
+    )
+    depth: int = setting(56, "ResNet depth, 6n+2 (56, 20, 8).")
+    embedding: str = setting(
+        "gap",
+        "gap: 64-d global average pool (the reference); dense: projection to --embedding_dim.",
+        EMBEDDINGS,
+    )
+    embedding_dim: int = setting(64, "Size of the dense embedding.")
+    l2_normalize: bool = setting(False, "Scale embeddings to unit length.")
+    distance: str = setting("cosine", "Distance of the triplet loss.", DISTANCES)
+    margin: float | None = setting(
+        None, "Triplet margin; default 0.3 for cosine, 1.0 for (squared) euclidean."
+    )
+    objective: str = setting(
+        "triplet",
+        "triplet: random triplets through the three-input model (the reference); batch_all, "
+        "batch_hard, batch_semihard: triplets mined inside P x K batches; contrastive: pairs.",
+        OBJECTIVES,
+    )
+    classes_per_batch: int = setting(32, "P: classes per batch (batch_* objectives).")
+    images_per_class: int = setting(4, "K: images per class (batch_* objectives).")
+    pair_head: str = setting(
+        "contrastive",
+        "contrastive objective: contrastive loss on the distance, or bce: a sigmoid unit on "
+        "|e1 - e2| with binary cross-entropy.",
+        PAIR_HEADS,
+    )
+    learning_rate: float = setting(1e-3, "Adam learning rate.")
+    batch_size: int = setting(128, "Triplets (or pairs) per batch; batch_*: P x K instead.")
+    epochs: int = setting(150, "Training epochs.")
+    steps_per_epoch: int = setting(0, "Batches per epoch; 0 = seen train images / batch size.")
+    flip: bool = setting(True, "Random horizontal flip augmentation.")
+    crop: bool = setting(False, "Random crop augmentation with 4-pixel padding.")
+    seed: int = setting(0, "Seed of weights, triplets and augmentation.")
+    time_budget_minutes: float = setting(
+        0.0,
+        "Stop after the first epoch that ends past this many minutes of training (per "
+        "process); 0: no budget, --epochs decides.",
+    )
+    snapshot_every: int = setting(
+        0, "Save the tower's weights every N epochs for learning curves (eval_main.py --snapshots)."
+    )
+    precision: str = setting(
+        "float32",
+        "Keras dtype policy of the tower; mixed_* compute in 16 bits, losses and outputs stay "
+        "float32.",
+        PRECISIONS,
+    )
+    concat_tower: bool = setting(
+        False,
+        "--objective=triplet: run the tower once on the stacked anchors, positives and "
+        "negatives instead of three times; batch normalisation then sees all 3N images together.",
+    )
+    jit_compile: str = setting(
+        "auto",
+        "XLA compilation of the training step; auto: on with a GPU, off on CPU (slower there).",
+        JIT_CHOICES,
+    )
+    strategy: str = setting(
+        "auto",
+        "tf.distribute strategy: auto (mirrored with 2+ GPUs), default (one device), mirrored "
+        "(every local GPU), multi_worker (the machines of TF_CONFIG, one process each), tpu.",
+        STRATEGIES,
+    )
 
     @property
     def resolved_margin(self) -> float:
@@ -95,24 +193,13 @@ class TrainConfig:
 
         Checks everything that can be checked without reading data.
         """
-        info = dataset_info(self.dataset)
-        if self.data_source not in SOURCES:
-            raise ConfigError(
-                f"--data_source={self.data_source} is unknown: choose one of {', '.join(SOURCES)}."
-            )
-        num_seen, _ = splits.parse_split(self.split, info.num_classes)
-        if self.split_order not in splits.SPLIT_ORDERS:
-            raise ConfigError(
-                f"--split_order={self.split_order} is unknown: choose sequential or random."
-            )
+        check_choices(self)
+        num_seen, _ = splits.parse_split(self.split, dataset_info(self.dataset).num_classes)
         if not 0.0 <= self.val_fraction < 1.0:
             raise ConfigError(f"--val_fraction={self.val_fraction} must be in [0, 1).")
         check_depth(self.depth)
-        if self.embedding not in EMBEDDINGS:
-            raise ConfigError(f"--embedding={self.embedding} is unknown: choose gap or dense.")
         if self.embedding_dim < 1:
             raise ConfigError(f"--embedding_dim={self.embedding_dim} must be at least 1.")
-        check_distance(self.distance)
         check_margin(self.resolved_margin)
         self._validate_objective(num_seen)
         if not self.learning_rate > 0:
@@ -124,19 +211,6 @@ class TrainConfig:
             raise ConfigError(
                 f"--steps_per_epoch={self.steps_per_epoch} must be 0 (one pass over the seen "
                 "train images) or positive."
-            )
-        if self.precision not in PRECISIONS:
-            raise ConfigError(
-                f"--precision={self.precision} is unknown: choose one of {', '.join(PRECISIONS)}."
-            )
-        if self.jit_compile not in JIT_CHOICES:
-            raise ConfigError(
-                f"--jit_compile={self.jit_compile} is unknown: choose one of "
-                f"{', '.join(JIT_CHOICES)}."
-            )
-        if self.strategy not in STRATEGIES:
-            raise ConfigError(
-                f"--strategy={self.strategy} is unknown: choose one of {', '.join(STRATEGIES)}."
             )
         if self.time_budget_minutes < 0:
             raise ConfigError(
@@ -163,14 +237,6 @@ class TrainConfig:
         return self.batch_size * (2 if self.objective == "contrastive" else 3)
 
     def _validate_objective(self, num_seen: int) -> None:
-        if self.objective not in OBJECTIVES:
-            raise ConfigError(
-                f"--objective={self.objective} is unknown: choose one of {', '.join(OBJECTIVES)}."
-            )
-        if self.pair_head not in PAIR_HEADS:
-            raise ConfigError(
-                f"--pair_head={self.pair_head} is unknown: choose one of {', '.join(PAIR_HEADS)}."
-            )
         if self.uses_pk_batches:
             if self.classes_per_batch < 2:
                 raise ConfigError(
@@ -194,23 +260,9 @@ class TrainConfig:
             )
 
     def to_flagfile(self) -> str:
-        """The configuration as flagfile lines (`--name=value`), one per setting."""
-        lines = []
-        for field in dataclasses.fields(self):
-            value = getattr(self, field.name)
-            if field.name == "margin":
-                value = self.resolved_margin
-            if value is None:
-                continue
-            if isinstance(value, bool):
-                lines.append(f"--{field.name}" if value else f"--no{field.name}")
-            else:
-                lines.append(f"--{field.name}={value}")
-        return "\n".join(lines) + "\n"
-
-
-TUNERS = ("random", "bayesian", "hyperband")
-MODES = ("train", "tune")
+        """The configuration as flagfile lines (`--name=value`), the margin resolved."""
+        resolved = dataclasses.replace(self, margin=self.resolved_margin)
+        return "\n".join(flag_lines(resolved)) + "\n"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -222,18 +274,26 @@ class TuneConfig:
     tuner, on the seen classes minus `val_classes` held-out validation classes.
     """
 
-    tuner: str = "random"
-    max_trials: int = 10
-    val_classes: int = 10
-    tune_distance: bool = False
-    tune_embedding_dim: bool = False
+    tuner: str = setting(
+        "random",
+        "keras-tuner search: random, bayesian (Gaussian process), or hyperband (trials follow "
+        "from --epochs, the most any trial trains; --max_trials does not apply).",
+        TUNERS,
+    )
+    max_trials: int = setting(10, "Trials of a random or bayesian search.")
+    val_classes: int = setting(
+        10,
+        "Seen classes held out of a search's training; N-way one-shot accuracy on them scores "
+        "each trial. Unseen classes are never used in a search.",
+    )
+    tune_distance: bool = setting(False, "Also search the distance (cosine, euclidean).")
+    tune_embedding_dim: bool = setting(
+        False, "Also search the dense embedding's size (needs --embedding=dense)."
+    )
 
     def validate(self, train: TrainConfig) -> None:
         """Raises ConfigError (one clear sentence) for an invalid search setting."""
-        if self.tuner not in TUNERS:
-            raise ConfigError(
-                f"--tuner={self.tuner} is unknown: choose one of {', '.join(TUNERS)}."
-            )
+        check_choices(self)
         if self.max_trials < 1:
             raise ConfigError(f"--max_trials={self.max_trials} must be at least 1.")
         num_seen, _ = splits.parse_split(train.split, dataset_info(train.dataset).num_classes)
@@ -265,11 +325,47 @@ class TuneConfig:
 
     def to_flagfile(self) -> str:
         """The search settings as flagfile lines, after `--mode=tune`."""
-        lines = ["--mode=tune"]
-        for field in dataclasses.fields(self):
-            value = getattr(self, field.name)
-            if isinstance(value, bool):
-                lines.append(f"--{field.name}" if value else f"--no{field.name}")
-            else:
-                lines.append(f"--{field.name}={value}")
-        return "\n".join(lines) + "\n"
+        return "\n".join(["--mode=tune", *flag_lines(self)]) + "\n"
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalConfig:
+    """The settings of `eval_main.py`: an export's evaluation, or the results report."""
+
+    workdir: str = setting("", "Run folder whose export/ is evaluated.")
+    export: str = setting("", "Export folder to evaluate; default WORKDIR/export.")
+    data_dir: str | None = setting(
+        None,
+        "Folder with the data set the run was trained on (or its parent); default: training's.",
+    )
+    data_source: str | None = setting(
+        None, "Where the images come from; default: as in training.", SOURCES
+    )
+    seed: int = setting(0, "Seed of the sampled triplets, pairs, supports and episodes.")
+    ways: int = setting(5, "Classes per episode of the episodic evaluation.")
+    shots: tuple[int, ...] = setting((1, 5), "Support images per class, one result each.")
+    batch_size: int = setting(500, "Images per forward pass.")
+    snapshots: bool = setting(
+        False,
+        "Also evaluate every snapshot of the run (--snapshot_every in training): "
+        "learning_curve.json.",
+    )
+    report: bool = setting(False, "Write the results report of every run instead.")
+    runs_dir: str = setting("runs", "With --report: folder searched for eval.json.")
+    out: str = setting("docs/results", "With --report: folder of the report.")
+
+    def validate(self) -> None:
+        """Raises ConfigError (one clear sentence) for an invalid setting."""
+        check_choices(self)
+        if self.report:
+            return
+        if not self.workdir:
+            raise ConfigError("--workdir is required (or --report to collect evaluations).")
+        if self.ways < 2:
+            raise ConfigError(f"--ways={self.ways} must be at least 2.")
+        if not self.shots or min(self.shots) < 1:
+            raise ConfigError(
+                f"--shots={','.join(str(s) for s in self.shots)} must be at least 1 each."
+            )
+        if self.batch_size < 1:
+            raise ConfigError(f"--batch_size={self.batch_size} must be at least 1.")

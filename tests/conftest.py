@@ -53,3 +53,46 @@ def smoke_run(data_root, tmp_path_factory) -> str:
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return workdir
+
+
+def sample_metadata(split: str = "90_10", **fields):
+    """The metadata of an export written by a test rather than by a training run."""
+    from keras_siamese.serving.metadata import ExportMetadata
+
+    defaults = dict(split_order="sequential", split_seed=0, val_fraction=0.1, distance="cosine")
+    defaults["dataset"] = "cifar100"
+    return ExportMetadata(split=split, **{**defaults, **fields})
+
+
+def program_flags(program: str, *args: str):
+    """The flags of `program` (train_main or eval_main) parsed from `args`, in this process."""
+    import importlib
+
+    from absl import flags
+
+    from keras_siamese import cli
+
+    fv = flags.FlagValues()
+    importlib.import_module(program).define_flags(fv)
+    cli.parse_flags([f"{program}.py", *args], fv)
+    return fv
+
+
+def program_error(capsys, program: str, *args: str) -> str:
+    """The one `error:` line `program` prints for `args`, run in this process; it must fail."""
+    import importlib
+
+    try:
+        code = importlib.import_module(program).run(program_flags(program, *args))
+    except SystemExit as e:  # a flag absl itself refuses
+        code = e.code
+    err = capsys.readouterr().err
+    assert code != 0
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    return lines[0]
+
+
+def train_error(capsys, *args: str) -> str:
+    """train_main's one error line; the data folder is absent unless `args` name one."""
+    return program_error(capsys, "train_main", "--data_dir=/nonexistent", *args)

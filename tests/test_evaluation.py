@@ -3,6 +3,7 @@ import pytest
 
 from keras_siamese.evaluation import protocol
 from keras_siamese.evaluation.protocol import PairScores
+from keras_siamese.evaluation.results import Accuracy
 from keras_siamese.model import losses
 
 
@@ -31,17 +32,17 @@ def test_separated_clusters_score_one_everywhere(distance):
         _clusters(num_classes=6, per_class=10, seed=2),
     )
     m = protocol.evaluate(emb, distance).metrics
-    assert m["seen"]["triplet_accuracy"]["value"] == 1.0
-    assert m["seen"]["pair"]["calibrated"]["accuracy"]["value"] == 1.0
-    assert m["seen"]["pair"]["roc_auc"] == 1.0
-    assert m["seen"]["pair"]["equal_error_rate"] == 0.0
-    u = m["unseen"]
-    assert u["fewshot_pairs"]["balanced_calibrated"]["value"] == 1.0
-    assert u["oneshot"]["first_support"]["value"] == 1.0
-    assert u["oneshot"]["random_supports"]["value"] == 1.0
-    assert [e["accuracy"]["value"] for e in u["episodes"]] == [1.0, 1.0]
-    assert u["retrieval"]["recall_at_1"]["value"] == 1.0
-    assert u["retrieval"]["map_at_r"]["value"] == pytest.approx(1.0)
+    assert m.seen.triplet_accuracy.value == 1.0
+    assert m.seen.pair.calibrated.accuracy.value == 1.0
+    assert m.seen.pair.roc_auc == 1.0
+    assert m.seen.pair.equal_error_rate == 0.0
+    u = m.unseen
+    assert u.fewshot_pairs.balanced_calibrated.value == 1.0
+    assert u.oneshot.first_support.value == 1.0
+    assert u.oneshot.random_supports.value == 1.0
+    assert [e.accuracy.value for e in u.episodes] == [1.0, 1.0]
+    assert u.retrieval.recall_at_1.value == 1.0
+    assert u.retrieval.map_at_r.value == pytest.approx(1.0)
 
 
 def test_identical_embeddings_score_chance():
@@ -50,16 +51,16 @@ def test_identical_embeddings_score_chance():
     emb = _embeddings((same, labels), (same, labels), (same, labels))
     m = protocol.evaluate(emb, "euclidean").metrics
     # Ties go to a seeded coin: about half the triplets count.
-    assert m["seen"]["triplet_accuracy"]["value"] == pytest.approx(0.5, abs=0.02)
-    assert m["seen"]["pair"]["calibrated"]["accuracy"]["value"] == 0.5
-    assert m["seen"]["pair"]["roc_auc"] == 0.5
-    assert m["seen"]["pair"]["equal_error_rate"] == pytest.approx(0.5)
-    u = m["unseen"]
-    assert u["oneshot"]["first_support"]["value"] == pytest.approx(1 / 5)
-    assert u["oneshot"]["random_supports"]["value"] == pytest.approx(1 / 5)
-    assert u["episodes"][0]["accuracy"]["value"] == pytest.approx(1 / 5)
+    assert m.seen.triplet_accuracy.value == pytest.approx(0.5, abs=0.02)
+    assert m.seen.pair.calibrated.accuracy.value == 0.5
+    assert m.seen.pair.roc_auc == 0.5
+    assert m.seen.pair.equal_error_rate == pytest.approx(0.5)
+    u = m.unseen
+    assert u.oneshot.first_support.value == pytest.approx(1 / 5)
+    assert u.oneshot.random_supports.value == pytest.approx(1 / 5)
+    assert u.episodes[0].accuracy.value == pytest.approx(1 / 5)
     # Every neighbour ties: the retrieved one is some other image, right about 19/99 times.
-    assert u["retrieval"]["recall_at_1"]["value"] == pytest.approx(19 / 99, abs=0.02)
+    assert u.retrieval.recall_at_1.value == pytest.approx(19 / 99, abs=0.02)
 
 
 def test_oneshot_uses_the_first_image_of_each_class_as_support():
@@ -137,23 +138,24 @@ def test_calibrated_threshold_ignores_test_embeddings():
     poisoned = [(rng.normal(size=e.shape).astype(np.float32), lab) for e, lab in (seen, unseen)]
     second = protocol.evaluate(_embeddings(*poisoned, val), "cosine")
     assert first.calibrated_threshold == second.calibrated_threshold
-    assert first.metrics["seen"]["pair"] != second.metrics["seen"]["pair"]
+    assert first.metrics.seen.pair != second.metrics.seen.pair
 
 
 def test_split_without_unseen_classes_or_validation_leaves_metrics_absent():
     seen = _clusters()
     empty = (np.zeros((0, 8), np.float32), np.zeros(0, np.int64))
     m = protocol.evaluate(_embeddings(seen, empty, empty), "cosine").metrics
-    assert "unseen" not in m and "calibrated" not in m["seen"]["pair"]
-    assert len(m["notes"]) == 2
+    assert m.unseen is None and m.seen.pair.calibrated is None
+    assert len(m.notes) == 2
+    assert "unseen" not in m.to_json() and "calibrated" not in m.to_json()["seen"]["pair"]
 
 
 def test_too_few_unseen_classes_for_the_episodes_leaves_them_absent():
     seen, unseen = _clusters(), _clusters(num_classes=3, per_class=20)
     m = protocol.evaluate(_embeddings(seen, unseen, seen), "cosine", ways=5).metrics
-    assert m["unseen"]["episodes"] == []
-    assert m["unseen"]["oneshot"]["ways"] == 3
-    assert any("5-way" in n for n in m["notes"])
+    assert m.unseen.episodes == []
+    assert m.unseen.oneshot.ways == 3
+    assert any("5-way" in n for n in m.notes)
 
 
 def test_episodes_draw_distinct_classes_and_images():
@@ -221,9 +223,9 @@ def test_retrieval_matches_a_brute_force_count():
     labels[-1] = 9  # a class of one image: never a query
     scores = protocol.retrieval_scores(emb, labels, "euclidean", chunk=7)
     recall, map_r = _brute_force_retrieval(emb.astype(np.float64), labels)
-    assert scores["recall_at_1"].count == 44
-    assert scores["recall_at_1"].value == pytest.approx(recall)
-    assert scores["map_at_r"].value == pytest.approx(map_r)
+    assert scores.recall_at_1.count == 44
+    assert scores.recall_at_1.value == pytest.approx(recall)
+    assert scores.map_at_r.value == pytest.approx(map_r)
 
 
 def test_map_at_r_by_hand():
@@ -233,9 +235,9 @@ def test_map_at_r_by_hand():
     labels = np.array([0, 0, 0, 1, 1, 1])
     scores = protocol.retrieval_scores(emb[:], labels, "euclidean")
     _, brute = _brute_force_retrieval(emb, labels)
-    assert scores["map_at_r"].value == pytest.approx(brute)
+    assert scores.map_at_r.value == pytest.approx(brute)
     single = protocol.retrieval_scores(emb, labels, "euclidean", chunk=1)
-    assert single["map_at_r"].value == pytest.approx(brute)
+    assert single.map_at_r.value == pytest.approx(brute)
 
 
 def test_random_supports_hold_one_image_per_class_and_are_seeded():
@@ -248,10 +250,10 @@ def test_random_supports_hold_one_image_per_class_and_are_seeded():
 
 
 def test_confidence_interval_is_the_normal_approximation():
-    acc = protocol.Accuracy.from_hits(np.array([1] * 80 + [0] * 20))
+    acc = Accuracy.from_hits(np.array([1] * 80 + [0] * 20))
     assert acc.value == 0.8 and acc.count == 100
     assert acc.ci95 == pytest.approx(1.96 * np.sqrt(0.8 * 0.2 / 100))
-    mean = protocol.Accuracy.from_means(np.array([0.2, 0.4, 0.6]))
+    mean = Accuracy.from_means(np.array([0.2, 0.4, 0.6]))
     assert mean.value == pytest.approx(0.4)
     assert mean.ci95 == pytest.approx(1.96 * 0.2 / np.sqrt(3))
 
@@ -259,17 +261,17 @@ def test_confidence_interval_is_the_normal_approximation():
 def test_confidence_intervals_shrink_and_cover_the_true_rate():
     rng = np.random.default_rng(0)
     p = 0.7
-    small = protocol.Accuracy.from_hits(rng.random(100) < p)
-    large = protocol.Accuracy.from_hits(rng.random(10_000) < p)
+    small = Accuracy.from_hits(rng.random(100) < p)
+    large = Accuracy.from_hits(rng.random(10_000) < p)
     assert large.ci95 < small.ci95 / 5
     covered = []
     for _ in range(1000):
-        acc = protocol.Accuracy.from_hits(rng.random(400) < p)
+        acc = Accuracy.from_hits(rng.random(400) < p)
         covered.append(abs(acc.value - p) <= acc.ci95)
     assert 0.92 <= np.mean(covered) <= 0.98
     mean_covered = []
     for _ in range(1000):
-        acc = protocol.Accuracy.from_means(rng.normal(p, 0.1, size=200))
+        acc = Accuracy.from_means(rng.normal(p, 0.1, size=200))
         mean_covered.append(abs(acc.value - p) <= acc.ci95)
     assert 0.92 <= np.mean(mean_covered) <= 0.98
 
@@ -283,3 +285,47 @@ def test_summary_lines_mention_every_headline_metric():
     text = "\n".join(protocol.summary_lines(protocol.evaluate(emb, "cosine").metrics))
     for phrase in ("Triplet", "calibrated", "AUC", "always answering", "6-way one-shot", "MAP@R"):
         assert phrase in text
+
+
+def test_metrics_survive_a_json_round_trip_and_keep_their_keys():
+    import json
+
+    from keras_siamese.evaluation.results import Metrics
+
+    emb = _embeddings(
+        _clusters(), _clusters(num_classes=6, per_class=25, seed=1), _clusters(seed=2)
+    )
+    m = protocol.evaluate(emb, "cosine").metrics
+    text = json.dumps(m.to_json())
+    back = Metrics.from_json(json.loads(text))
+    assert back == m
+    data = json.loads(text)
+    # The keys that metrics.json and eval.json have always had.
+    assert data["seen"]["pair"]["calibrated"]["accuracy"]["ci95"] >= 0
+    assert data["unseen"]["oneshot"]["random_supports"]["count"] == 100
+    assert data["unseen"]["episodes"][0]["ways"] == 5
+    with pytest.raises(ValueError, match="seen"):
+        Metrics.from_json({"distance": "cosine", "seed": 0})
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_roc_auc_and_equal_error_rate_agree_with_scikit_learn(seed):
+    metrics = pytest.importorskip("sklearn.metrics")
+    rng = np.random.default_rng(seed)
+    same = rng.random(2000) < 0.5
+    # Overlapping distance distributions, rounded so that ties occur.
+    distances = np.round(np.where(same, rng.normal(0.4, 0.2, 2000), rng.normal(0.7, 0.2, 2000)), 2)
+    scores = PairScores(distances=distances, same=same)
+    assert protocol.roc_auc(scores) == pytest.approx(metrics.roc_auc_score(same, -distances))
+    fpr, tpr, _ = metrics.roc_curve(same, -distances, drop_intermediate=False)
+    ours_fpr, ours_tpr, _ = protocol.roc_curve(scores)
+    np.testing.assert_allclose(ours_fpr, fpr, atol=1e-12)
+    np.testing.assert_allclose(ours_tpr, tpr, atol=1e-12)
+    # scikit-learn's curve, interpolated where the miss rate meets the false-accept rate.
+    fnr = 1.0 - tpr
+    i = int(np.flatnonzero(fnr - fpr <= 0)[0])
+    g0, g1 = fnr[i - 1] - fpr[i - 1], fnr[i] - fpr[i]
+    w = g0 / (g0 - g1)
+    expected = fpr[i - 1] + w * (fpr[i] - fpr[i - 1])
+    assert protocol.equal_error_rate(scores) == pytest.approx(expected, abs=1e-9)
+    assert 0.1 < expected < 0.4

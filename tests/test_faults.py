@@ -16,7 +16,7 @@ import pytest
 
 from keras_siamese import files
 from keras_siamese.serving import export
-from tests.conftest import ROOT, run_main
+from tests.conftest import ROOT, run_main, train_error
 
 
 def _train_args(data_root, workdir):
@@ -97,7 +97,10 @@ _EXPORT_SCRIPT = textwrap.dedent(
                 os.kill(os.getpid(), signal.SIGKILL)
             real_replace(src, dst)
         files.os.replace = dying_replace
-    export.export_tower(tower, export_dir, {"run": metadata})
+    from keras_siamese.serving.metadata import ExportMetadata
+    export.export_tower(tower, export_dir, ExportMetadata(
+        dataset="cifar100", split=metadata, split_order="sequential", split_seed=0,
+        val_fraction=0.1, distance="cosine"))
     """
 )
 
@@ -120,7 +123,7 @@ def test_killed_export_leaves_the_previous_export_whole(tmp_path):
     # What the next run does first: put the interrupted replacement right.
     files.restore_interrupted_replace(export_dir)
     with open(os.path.join(export_dir, "metadata.json")) as f:
-        assert json.load(f) == {"run": "first"}
+        assert json.load(f)["split"] == "first"
     served = export.load_saved_model(export_dir)
     assert served.serve is not None
     # The next export cleans the killed one's staging folder up.
@@ -221,26 +224,20 @@ def _corrupt(kind, tmp_path):
 @pytest.mark.parametrize(
     "kind", ["truncated npz", "wrong dtype", "wrong shape", "labels out of range", "foreign pickle"]
 )
-def test_bad_data_is_one_line_and_writes_nothing(tmp_path, kind):
+def test_bad_data_is_one_line_and_writes_nothing(capsys, tmp_path, kind):
     data, message = _corrupt(kind, tmp_path)
     workdir = tmp_path / "run"
-    result = run_main("train_main.py", f"--data_dir={data}", f"--workdir={workdir}")
-    assert result.returncode == 1
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], lines
+    assert message in train_error(capsys, f"--data_dir={data}", f"--workdir={workdir}")
     assert not workdir.exists()
 
 
-def test_class_without_a_positive_pair_is_refused_before_the_workdir(tmp_path):
+def test_class_without_a_positive_pair_is_refused_before_the_workdir(capsys, tmp_path):
     labels = np.repeat(np.arange(100), 3)
     labels[[3, 4]] = 2  # class 1 keeps a single train image
     data = _cifar_dir(tmp_path, labels=labels.astype(np.uint8))
     workdir = tmp_path / "run"
-    result = run_main(
-        "train_main.py", f"--data_dir={data}", f"--workdir={workdir}", "--val_fraction=0"
-    )
-    assert result.returncode == 1
-    assert result.stderr.strip().splitlines()[-1] == (
+    line = train_error(capsys, f"--data_dir={data}", f"--workdir={workdir}", "--val_fraction=0")
+    assert line == (
         "error: Class 1 (1) has 1 train image(s): after validation it keeps 1, "
         "and training needs at least 2."
     )

@@ -12,6 +12,7 @@ from keras_siamese.data import pipeline
 from keras_siamese.data.datasets import load_dataset
 from keras_siamese.model import build, siamese
 from keras_siamese.serving import export
+from tests.conftest import sample_metadata
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +71,7 @@ def test_each_objective_lowers_its_loss_and_exports_the_same_signature(
     assert np.isfinite(after) and after < before, (before, after)
 
     export_dir = str(tmp_path / "export")
-    export.export_tower(tower, export_dir, {"objective": objective})
+    export.export_tower(tower, export_dir, sample_metadata())
     loaded = export.load_saved_model(export_dir)  # kept: its variables live with it
     served = loaded.serve(tf.constant(images[:3]))
     assert served.dtype == tf.float32 and served.shape == (3, 64)

@@ -10,6 +10,7 @@ from keras_siamese.data.datasets import DATASETS
 from keras_siamese.model import build, siamese
 from keras_siamese.serving import export
 from keras_siamese.training import devices
+from tests.conftest import sample_metadata
 
 
 class _Cifar:
@@ -38,7 +39,7 @@ def test_mixed_precision_step_keeps_float32_losses_and_export(precision, compute
     per_sample = model(x)
     assert per_sample.dtype == "float32"
 
-    export.export_tower(tower, str(tmp_path / "export"), {"precision": precision})
+    export.export_tower(tower, str(tmp_path / "export"), sample_metadata())
     loaded = export.load_saved_model(str(tmp_path / "export"))
     served = loaded.serve(tf.constant(x["anchor"]))
     assert served.dtype == tf.float32 and np.all(np.isfinite(served.numpy()))

@@ -275,29 +275,6 @@ def test_a_chief_and_two_workers_finish_a_search_together(data_root, tmp_path):
 
 
 @pytest.mark.parametrize(
-    "flag, message",
-    [
-        ("--tuner=grid", "--tuner"),
-        ("--max_trials=0", "--max_trials=0 must be at least 1."),
-        ("--val_classes=89", "--val_classes=89 leaves fewer than 2 of the 90 seen classes"),
-        ("--val_classes=1", "--val_classes=1 must be at least 2"),
-        ("--tune_embedding_dim", "--tune_embedding_dim needs --embedding=dense"),
-        ("--strategy=multi_worker", "cannot use --strategy=multi_worker"),
-    ],
-)
-def test_bad_search_settings_are_one_line(tmp_path, flag, message):
-    workdir = tmp_path / "tune"
-    result = run_main(
-        "train_main.py", *SEARCH_FLAGS, flag, "--data_dir=/nonexistent", f"--workdir={workdir}"
-    )
-    assert result.returncode != 0
-    lines = [x for x in result.stderr.splitlines() if x.startswith("error:")]
-    assert len(lines) == 1 and message in lines[0], result.stderr
-    assert "Traceback" not in result.stderr
-    assert not workdir.exists()
-
-
-@pytest.mark.parametrize(
     "name, oracle",
     [
         ("random", "RandomSearchOracle"),

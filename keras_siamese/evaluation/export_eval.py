@@ -8,7 +8,6 @@ complete one.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 
@@ -17,57 +16,30 @@ import numpy as np
 from keras_siamese import files
 from keras_siamese import workdir as wd
 from keras_siamese.data import splits
-from keras_siamese.data.datasets import DATASETS, ImageDataset
+from keras_siamese.data.datasets import ImageDataset
 from keras_siamese.errors import UserError
 from keras_siamese.evaluation import protocol
+from keras_siamese.evaluation.results import CurvePoint, EvalReport, LearningCurve, RunFacts
 from keras_siamese.model import losses
 from keras_siamese.serving import export
-
-_REQUIRED_KEYS = ("dataset", "split", "split_order", "split_seed", "val_fraction", "distance")
-
-
-def read_metadata(export_dir: str) -> dict:
-    """The metadata.json of a complete export.
-
-    Raises:
-        UserError: when the export is missing, incomplete or unreadable.
-    """
-    path = os.path.join(export_dir, export.METADATA_FILE)
-    if not os.path.isfile(path):
-        raise UserError(
-            f"{export_dir} holds no complete export ({export.METADATA_FILE} is missing): "
-            "train the run with train_main.py first."
-        )
-    try:
-        with open(path, encoding="utf-8") as f:
-            metadata = json.load(f)
-    except (OSError, ValueError) as e:
-        raise UserError(f"{path} is unreadable ({e}).") from None
-    missing = [k for k in _REQUIRED_KEYS if not isinstance(metadata, dict) or k not in metadata]
-    if missing:
-        raise UserError(f"{path} lacks {', '.join(missing)}: it is not a keras_siamese export.")
-    if metadata["dataset"] not in DATASETS:
-        raise UserError(
-            f"{path} names the data set {metadata['dataset']!r}, which is not one of "
-            f"{', '.join(DATASETS)}."
-        )
-    return metadata
+from keras_siamese.serving import metadata as export_metadata
+from keras_siamese.serving.metadata import ExportMetadata
 
 
-def rebuild_partition(metadata: dict, dataset: ImageDataset) -> splits.Partition:
+def rebuild_partition(metadata: ExportMetadata, dataset: ImageDataset) -> splits.Partition:
     """The partition the run was trained and validated on, from its metadata.
 
     Raises:
         UserError: when `dataset` is not the data set the export was trained on.
     """
-    name = metadata["dataset"]
+    name = metadata.dataset
     shape = list(dataset.info.image_shape)
-    if dataset.info.name != name or metadata.get("input_shape", shape) != shape:
+    if dataset.info.name != name or (metadata.input_shape or shape) != shape:
         raise UserError(
-            f"The export was trained on {name} images of shape {metadata.get('input_shape')}, "
+            f"The export was trained on {name} images of shape {metadata.input_shape}, "
             f"but the data given are {dataset.info.name} images of shape {shape}."
         )
-    names = metadata.get("class_names")
+    names = metadata.class_names
     if names is not None and list(names) != list(dataset.class_names):
         raise UserError(
             f"The data's class names differ from those the export was trained on "
@@ -75,14 +47,14 @@ def rebuild_partition(metadata: dict, dataset: ImageDataset) -> splits.Partition
             f"{name} data."
         )
     split = splits.make_split(
-        metadata["split"], dataset.num_classes, metadata["split_order"], metadata["split_seed"]
+        metadata.split, dataset.num_classes, metadata.split_order, metadata.split_seed
     )
-    if "seen_classes" in metadata and list(split.seen) != list(metadata["seen_classes"]):
+    if metadata.seen_classes is not None and list(split.seen) != list(metadata.seen_classes):
         raise UserError(
             "The split rebuilt from metadata.json does not match its recorded seen classes: "
             "the export was written by an incompatible version."
         )
-    return splits.partition(dataset, split, metadata["val_fraction"], seed=metadata["split_seed"])
+    return splits.partition(dataset, split, metadata.val_fraction, seed=metadata.split_seed)
 
 
 def evaluate_export(
@@ -94,7 +66,7 @@ def evaluate_export(
     shots: Sequence[int] = (1, 5),
     batch_size: int = 500,
     verbose: int = 1,
-) -> dict:
+) -> EvalReport:
     """Evaluates the export in `export_dir` on `dataset`; writes figures and eval.json.
 
     Args:
@@ -108,14 +80,14 @@ def evaluate_export(
         verbose: Keras progress display while embedding.
 
     Returns:
-        The content of eval.json.
+        What eval.json holds.
     """
     from keras_siamese.evaluation import plots  # matplotlib only when figures are drawn
 
-    metadata = read_metadata(export_dir)
+    metadata = export_metadata.read(export_dir)
     part = rebuild_partition(metadata, dataset)
     tower = export.load_tower(export_dir)
-    distance = metadata["distance"]
+    distance = metadata.distance
     emb = protocol.embed_partition(tower, part, batch_size=batch_size, verbose=verbose)
     result = protocol.evaluate(emb, distance, seed=seed, ways=ways, shots=shots)
 
@@ -149,21 +121,21 @@ def evaluate_export(
         )
         figures += [wd.NEAREST_SUPPORTS_FIGURE, wd.EMBEDDING_MAP_FIGURE]
 
-    report = {
-        "run": {
-            "export": os.path.relpath(export_dir, out_dir),
-            "dataset": metadata["dataset"],
-            "split": metadata["split"],
-            "distance": distance,
-            "margin": metadata.get("margin"),
-            "depth": metadata.get("depth"),
-            "embedding_size": metadata.get("embedding_size"),
-            "budget": metadata.get("metrics", {}).get("budget"),
-        },
-        "figures": figures,
-        **result.metrics,
-    }
-    files.write_json_atomic(os.path.join(out_dir, wd.EVAL_FILE), report)
+    report = EvalReport(
+        run=RunFacts(
+            export=os.path.relpath(export_dir, out_dir),
+            dataset=metadata.dataset,
+            split=metadata.split,
+            distance=distance,
+            margin=metadata.margin,
+            depth=metadata.depth,
+            embedding_size=metadata.embedding_size,
+            budget=metadata.metrics.budget if metadata.metrics else None,
+        ),
+        figures=figures,
+        metrics=result.metrics,
+    )
+    files.write_json_atomic(os.path.join(out_dir, wd.EVAL_FILE), report.to_json())
     return report
 
 
@@ -194,7 +166,7 @@ def evaluate_snapshots(
     seed: int = 0,
     seen_per_class: int = 20,
     batch_size: int = 500,
-) -> dict:
+) -> LearningCurve:
     """The learning curve of a run: the protocol on each snapshot of `workdir/snapshots`.
 
     To keep many snapshots cheap, the seen-class metrics use the first
@@ -207,7 +179,7 @@ def evaluate_snapshots(
     """
     from keras_siamese.evaluation import plots
 
-    metadata = read_metadata(export_dir)
+    metadata = export_metadata.read(export_dir)
     part = rebuild_partition(metadata, dataset)
     rows = snapshot_rows(workdir)
     folder = os.path.join(workdir, wd.SNAPSHOTS_DIR)
@@ -225,14 +197,12 @@ def evaluate_snapshots(
             val=np.zeros((0, tower.output_shape[-1]), np.float32),
             val_labels=empty,
         )
-        metrics = protocol.evaluate(emb, metadata["distance"], seed=seed).metrics
-        points.append({**row, "metrics": metrics})
+        metrics = protocol.evaluate(emb, metadata.distance, seed=seed).metrics
+        points.append(CurvePoint(**row, metrics=metrics))
         print(f"Snapshot of epoch {row['epoch']} ({row['train_seconds']:.0f} s): evaluated.")
-    curve = {
-        "split": metadata["split"],
-        "seen_test_images_per_class": seen_per_class,
-        "points": points,
-    }
+    curve = LearningCurve(
+        split=metadata.split, seen_test_images_per_class=seen_per_class, points=points
+    )
     plots.plot_learning_curve(points, os.path.join(workdir, wd.CURVE_FIGURE))
-    files.write_json_atomic(os.path.join(workdir, wd.CURVE_FILE), curve)
+    files.write_json_atomic(os.path.join(workdir, wd.CURVE_FILE), curve.to_json())
     return curve

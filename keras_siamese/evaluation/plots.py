@@ -24,6 +24,7 @@ from keras import ops  # noqa: E402
 from keras_siamese import files  # noqa: E402
 from keras_siamese.evaluation import protocol  # noqa: E402
 from keras_siamese.evaluation.protocol import PairScores  # noqa: E402
+from keras_siamese.evaluation.results import CurvePoint, Metrics  # noqa: E402
 from keras_siamese.model import losses  # noqa: E402
 
 _DISTANCE_LABELS = {"cosine": "cosine distance (1 - cos)", "euclidean": "squared L2 distance"}
@@ -167,27 +168,21 @@ def plot_embedding_map(
     _save(fig, path)
 
 
-def curve_series(points: list[dict]) -> dict[str, list]:
+def curve_series(points: list[CurvePoint]) -> dict[str, list]:
     """Minutes of training and the headline accuracies of each learning-curve point."""
 
-    def value(metrics: dict, *keys: str):
-        for key in keys:
-            if not isinstance(metrics, dict) or key not in metrics:
-                return None
-            metrics = metrics[key]
-        return metrics["value"]
+    def oneshot(metrics: Metrics):
+        return metrics.unseen.oneshot.random_supports.value if metrics.unseen else None
 
-    def five_way_one_shot(metrics: dict):
-        for ep in metrics.get("unseen", {}).get("episodes", []):
-            if ep["ways"] == 5 and ep["shots"] == 1:
-                return ep["accuracy"]["value"]
-        return None
+    def five_way_one_shot(metrics: Metrics):
+        episode = metrics.unseen.episode(5, 1) if metrics.unseen else None
+        return episode.accuracy.value if episode else None
 
     return {
-        "minutes": [p["train_seconds"] / 60 for p in points],
-        "triplet": [value(p["metrics"], "seen", "triplet_accuracy") for p in points],
-        "oneshot": [value(p["metrics"], "unseen", "oneshot", "random_supports") for p in points],
-        "5way_1shot": [five_way_one_shot(p["metrics"]) for p in points],
+        "minutes": [p.train_seconds / 60 for p in points],
+        "triplet": [p.metrics.seen.triplet_accuracy.value for p in points],
+        "oneshot": [oneshot(p.metrics) for p in points],
+        "5way_1shot": [five_way_one_shot(p.metrics) for p in points],
     }
 
 
@@ -198,7 +193,7 @@ CURVE_PANELS = (
 )
 
 
-def plot_learning_curves(curves: dict[str, list[dict]], path: str) -> None:
+def plot_learning_curves(curves: dict[str, list[CurvePoint]], path: str) -> None:
     """Accuracy against training minutes, one line per run, one panel per metric."""
     fig, axes = plt.subplots(1, len(CURVE_PANELS), figsize=(4.2 * len(CURVE_PANELS), 3.6))
     for name, points in curves.items():
@@ -214,6 +209,6 @@ def plot_learning_curves(curves: dict[str, list[dict]], path: str) -> None:
     _save(fig, path)
 
 
-def plot_learning_curve(points: list[dict], path: str) -> None:
+def plot_learning_curve(points: list[CurvePoint], path: str) -> None:
     """The learning curve of one run."""
     plot_learning_curves({"this run": points}, path)

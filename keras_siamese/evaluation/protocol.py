@@ -26,12 +26,24 @@ L2). Every accuracy carries the half-width of its 95% confidence interval.
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Sequence
 
 import keras
 import numpy as np
 
+from keras_siamese.evaluation.results import (
+    Accuracy,
+    Episodes,
+    FewShotPairs,
+    Metrics,
+    OneShot,
+    ReferenceFewShot,
+    Retrieval,
+    SeenMetrics,
+    SeenPairs,
+    ThresholdAccuracy,
+    UnseenMetrics,
+)
 from keras_siamese.model import losses
 
 EVAL_TRIPLETS = 10_000
@@ -42,38 +54,6 @@ QUERIES_PER_CLASS = 15
 
 # Independent random streams for each sampled quantity of one seed.
 _TRIPLETS, _TIES, _VAL_PAIRS, _SEEN_PAIRS, _UNSEEN_PAIRS, _SUPPORTS, _EPISODES = range(7)
-
-
-@dataclasses.dataclass(frozen=True)
-class Accuracy:
-    """A mean over `count` trials, with the half-width of its 95% confidence interval."""
-
-    value: float
-    ci95: float
-    count: int
-
-    @classmethod
-    def from_hits(cls, hits: np.ndarray) -> Accuracy:
-        """The fraction of true `hits`, with the normal-approximation binomial interval."""
-        hits = np.asarray(hits, dtype=bool)
-        count = int(hits.size)
-        if count == 0:
-            raise ValueError("an accuracy needs at least one trial")
-        p = float(hits.mean())
-        return cls(value=p, ci95=1.96 * math.sqrt(p * (1.0 - p) / count), count=count)
-
-    @classmethod
-    def from_means(cls, values: np.ndarray) -> Accuracy:
-        """The mean of per-draw scores (episodes, support draws), with its normal 95% CI."""
-        values = np.asarray(values, dtype=np.float64)
-        count = int(values.size)
-        if count == 0:
-            raise ValueError("a mean needs at least one value")
-        spread = float(values.std(ddof=1)) if count > 1 else 0.0
-        return cls(value=float(values.mean()), ci95=1.96 * spread / math.sqrt(count), count=count)
-
-    def to_json(self) -> dict:
-        return dataclasses.asdict(self)
 
 
 def _rng(seed: int, stream: int, *extra: int) -> np.random.Generator:
@@ -479,10 +459,10 @@ def retrieval_scores(
         keep = r[rows] > 0
         hits1.append(relevant[keep, 0])
         average_precision.append(ap[keep])
-    return {
-        "recall_at_1": Accuracy.from_hits(np.concatenate(hits1)),
-        "map_at_r": Accuracy.from_means(np.concatenate(average_precision)),
-    }
+    return Retrieval(
+        recall_at_1=Accuracy.from_hits(np.concatenate(hits1)),
+        map_at_r=Accuracy.from_means(np.concatenate(average_precision)),
+    )
 
 
 # ------------------------------------------------------------------ protocol
@@ -490,9 +470,9 @@ def retrieval_scores(
 
 @dataclasses.dataclass(frozen=True)
 class Evaluation:
-    """The metrics of one model (JSON-ready) and the seen-class pair scores behind them."""
+    """The metrics of one model and the seen-class pair scores behind them."""
 
-    metrics: dict
+    metrics: Metrics
     seen_pairs: PairScores
     calibrated_threshold: float | None
 
@@ -517,43 +497,35 @@ def evaluate(
     Returns:
         An Evaluation. Metrics of a kind the data cannot support (no unseen
         classes, no validation images, fewer unseen classes than `ways`) are
-        absent, never zero; `notes` in the metrics says why.
+        absent (None), never zero; `notes` in the metrics says why.
     """
     losses.check_distance(distance)
     fixed = losses.FIXED_THRESHOLDS[distance]
     notes: list[str] = []
     seen_pairs = pair_scores(emb.seen, emb.seen_labels, distance, seed=seed)
-    pair: dict = {
-        "fixed": {"threshold": fixed, "accuracy": pair_accuracy(seen_pairs, fixed).to_json()},
-        "roc_auc": roc_auc(seen_pairs),
-        "equal_error_rate": equal_error_rate(seen_pairs),
-    }
-    threshold = None
+    threshold = calibrated = None
     if len(np.unique(emb.val_labels)) >= 2:
         val_pairs = pair_scores(emb.val, emb.val_labels, distance, seed=seed, stream=_VAL_PAIRS)
         threshold = calibrate_threshold(val_pairs)
-        pair["calibrated"] = {
-            "threshold": threshold,
-            "accuracy": pair_accuracy(seen_pairs, threshold).to_json(),
-        }
+        calibrated = ThresholdAccuracy(threshold, pair_accuracy(seen_pairs, threshold))
     else:
         notes.append("no validation images: no calibrated threshold")
-    metrics: dict = {
-        "distance": distance,
-        "seed": seed,
-        "seen": {
-            "classes": len(np.unique(emb.seen_labels)),
-            "triplet_accuracy": triplet_accuracy(
-                emb.seen, emb.seen_labels, distance, seed=seed
-            ).to_json(),
-            "pair": pair,
-        },
-    }
+    seen = SeenMetrics(
+        classes=len(np.unique(emb.seen_labels)),
+        triplet_accuracy=triplet_accuracy(emb.seen, emb.seen_labels, distance, seed=seed),
+        pair=SeenPairs(
+            fixed=ThresholdAccuracy(fixed, pair_accuracy(seen_pairs, fixed)),
+            roc_auc=roc_auc(seen_pairs),
+            equal_error_rate=equal_error_rate(seen_pairs),
+            calibrated=calibrated,
+        ),
+    )
+    unseen = None
     if len(emb.unseen_labels):
-        metrics["unseen"] = _unseen_metrics(emb, distance, seed, threshold, ways, shots, notes)
+        unseen = _unseen_metrics(emb, distance, seed, threshold, ways, shots, notes)
     else:
         notes.append("no unseen classes: unseen-class metrics are absent")
-    metrics["notes"] = notes
+    metrics = Metrics(distance=distance, seed=seed, seen=seen, unseen=unseen, notes=notes)
     return Evaluation(metrics=metrics, seen_pairs=seen_pairs, calibrated_threshold=threshold)
 
 
@@ -565,94 +537,75 @@ def _unseen_metrics(
     ways: int,
     shots: Sequence[int],
     notes: list[str],
-) -> dict:
+) -> UnseenMetrics:
     e, labels = emb.unseen, emb.unseen_labels
     fixed = losses.FIXED_THRESHOLDS[distance]
     num_classes = len(np.unique(labels))
     balanced = pair_scores(e, labels, distance, seed=seed, stream=_UNSEEN_PAIRS)
     reference = reference_fewshot_pairs(e, labels, distance)
-    fewshot: dict = {
-        "balanced_fixed": pair_accuracy(balanced, fixed).to_json(),
-        "reference": {
-            "threshold": fixed,
-            "accuracy": pair_accuracy(reference, fixed).to_json(),
-            "always_different": float(1.0 - reference.same.mean()),
-            "positive_fraction": float(reference.same.mean()),
-        },
-    }
-    if threshold is not None:
-        fewshot["balanced_calibrated"] = pair_accuracy(balanced, threshold).to_json()
-    result: dict = {
-        "classes": num_classes,
-        "fewshot_pairs": fewshot,
-        "oneshot": {
-            "ways": num_classes,
-            "chance": 1.0 / num_classes,
-            "first_support": oneshot_accuracy(e, labels, distance).to_json(),
-            "random_supports": random_support_accuracy(e, labels, distance, seed=seed).to_json(),
-        },
-        "episodes": [],
-        "retrieval": {k: v.to_json() for k, v in retrieval_scores(e, labels, distance).items()},
-    }
+    fewshot = FewShotPairs(
+        balanced_fixed=pair_accuracy(balanced, fixed),
+        reference=ReferenceFewShot(
+            threshold=fixed,
+            accuracy=pair_accuracy(reference, fixed),
+            always_different=float(1.0 - reference.same.mean()),
+            positive_fraction=float(reference.same.mean()),
+        ),
+        balanced_calibrated=None if threshold is None else pair_accuracy(balanced, threshold),
+    )
+    episodes = []
     for k in shots:
         try:
             acc = episodic_accuracy(e, labels, distance, ways, k, seed=seed)
         except ValueError as err:
             notes.append(f"no {ways}-way {k}-shot episodes: {err}")
             continue
-        result["episodes"].append(
-            {
-                "ways": ways,
-                "shots": k,
-                "queries": QUERIES_PER_CLASS,
-                "episodes": EPISODES,
-                "accuracy": acc.to_json(),
-            }
-        )
-    return result
+        episodes.append(Episodes(ways, k, QUERIES_PER_CLASS, EPISODES, acc))
+    return UnseenMetrics(
+        classes=num_classes,
+        fewshot_pairs=fewshot,
+        oneshot=OneShot(
+            ways=num_classes,
+            chance=1.0 / num_classes,
+            first_support=oneshot_accuracy(e, labels, distance),
+            random_supports=random_support_accuracy(e, labels, distance, seed=seed),
+        ),
+        episodes=episodes,
+        retrieval=retrieval_scores(e, labels, distance),
+    )
 
 
-def summary_lines(metrics: dict) -> list[str]:
+def summary_lines(metrics: Metrics) -> list[str]:
     """Human-readable lines for the headline metrics of `evaluate`."""
-
-    def fmt(acc: dict) -> str:
-        return f"{acc['value']:.4f} +- {acc['ci95']:.4f}"
-
-    seen = metrics["seen"]
-    pair = seen["pair"]
-    lines = [f"Triplet accuracy (seen classes): {fmt(seen['triplet_accuracy'])}"]
-    if "calibrated" in pair:
+    pair = metrics.seen.pair
+    lines = [f"Triplet accuracy (seen classes): {metrics.seen.triplet_accuracy}"]
+    if pair.calibrated:
         lines.append(
             f"Pair accuracy (seen classes, calibrated threshold "
-            f"{pair['calibrated']['threshold']:.4f}): {fmt(pair['calibrated']['accuracy'])}"
+            f"{pair.calibrated.threshold:.4f}): {pair.calibrated.accuracy}"
         )
     lines.append(
-        f"Pair accuracy (seen classes, fixed threshold {pair['fixed']['threshold']}): "
-        f"{fmt(pair['fixed']['accuracy'])}; ROC AUC {pair['roc_auc']:.4f}, "
-        f"EER {pair['equal_error_rate']:.4f}"
+        f"Pair accuracy (seen classes, fixed threshold {pair.fixed.threshold}): "
+        f"{pair.fixed.accuracy}; ROC AUC {pair.roc_auc:.4f}, EER {pair.equal_error_rate:.4f}"
     )
-    unseen = metrics.get("unseen")
+    unseen = metrics.unseen
     if unseen:
-        ref = unseen["fewshot_pairs"]["reference"]
+        ref = unseen.fewshot_pairs.reference
         lines.append(
-            f"Reference few-shot pair accuracy (unseen classes): {fmt(ref['accuracy'])} "
-            f"(always answering 'different': {ref['always_different']:.4f})"
+            f"Reference few-shot pair accuracy (unseen classes): {ref.accuracy} "
+            f"(always answering 'different': {ref.always_different:.4f})"
         )
-        one = unseen["oneshot"]
+        one = unseen.oneshot
         lines.append(
-            f"{one['ways']}-way one-shot accuracy (unseen classes): first-image supports "
-            f"{fmt(one['first_support'])}, random supports {fmt(one['random_supports'])} "
-            f"(chance {one['chance']:.4f})"
+            f"{one.ways}-way one-shot accuracy (unseen classes): first-image supports "
+            f"{one.first_support}, random supports {one.random_supports} "
+            f"(chance {one.chance:.4f})"
         )
-        for ep in unseen["episodes"]:
-            lines.append(
-                f"{ep['ways']}-way {ep['shots']}-shot episodes (unseen classes): "
-                f"{fmt(ep['accuracy'])}"
-            )
-        ret = unseen["retrieval"]
+        for ep in unseen.episodes:
+            lines.append(f"{ep.ways}-way {ep.shots}-shot episodes (unseen classes): {ep.accuracy}")
         lines.append(
-            f"Retrieval (unseen classes): recall@1 {fmt(ret['recall_at_1'])}, "
-            f"MAP@R {fmt(ret['map_at_r'])}"
+            f"Retrieval (unseen classes): recall@1 {unseen.retrieval.recall_at_1}, "
+            f"MAP@R {unseen.retrieval.map_at_r}"
         )
-    lines.extend(f"Note: {n}" for n in metrics.get("notes", []))
+    lines.extend(f"Note: {n}" for n in metrics.notes)
     return lines

@@ -9,6 +9,7 @@ run's training budget, so a short run is never read as a reproduction.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 
@@ -16,6 +17,14 @@ from keras_siamese import files
 from keras_siamese import workdir as wd
 from keras_siamese.errors import UserError
 from keras_siamese.evaluation import reference
+from keras_siamese.evaluation.results import (
+    Accuracy,
+    CurvePoint,
+    EvalReport,
+    LearningCurve,
+    Metrics,
+    RunFacts,
+)
 
 REPORT_FILE = "results.md"
 FEWSHOT_FIGURE = "fewshot_by_split.png"
@@ -24,8 +33,30 @@ CURVES_FIGURE = "learning_curves.png"
 _DASH = "–"
 
 
-def find_evaluations(runs_dir: str) -> list[tuple[str, dict]]:
-    """Every eval.json under `runs_dir`, as (run name, content), ordered by split.
+@dataclasses.dataclass(frozen=True)
+class RunEvaluation:
+    """One run's eval.json, named by its folder, with its learning curve if it has one."""
+
+    name: str
+    report: EvalReport
+    curve: list[CurvePoint] | None = None
+
+    @property
+    def split(self) -> str:
+        return self.report.run.split
+
+    @property
+    def metrics(self) -> Metrics:
+        return self.report.metrics
+
+    def episode(self, ways: int, shots: int) -> Accuracy | None:
+        unseen = self.metrics.unseen
+        episode = unseen.episode(ways, shots) if unseen else None
+        return episode.accuracy if episode else None
+
+
+def find_evaluations(runs_dir: str) -> list[RunEvaluation]:
+    """Every eval.json under `runs_dir`, ordered by split.
 
     Raises:
         UserError: when `runs_dir` is missing, holds no eval.json, or one is unreadable.
@@ -40,62 +71,61 @@ def find_evaluations(runs_dir: str) -> list[tuple[str, dict]]:
         path = os.path.join(folder, wd.EVAL_FILE)
         try:
             with open(path, encoding="utf-8") as f:
-                content = json.load(f)
-            if not isinstance(content["run"]["split"], str) or "seen" not in content:
+                content = EvalReport.from_json(json.load(f))
+            if not isinstance(content.run.split, str):
                 raise ValueError("not an eval.json of eval_main.py")
-        except (OSError, ValueError, KeyError, TypeError) as e:
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
             raise UserError(
                 f"{path} is unreadable ({e}): rerun eval_main.py on that run."
             ) from None
+        curve = None
         curve_path = os.path.join(folder, wd.CURVE_FILE)
         if os.path.exists(curve_path):
             try:
                 with open(curve_path, encoding="utf-8") as f:
-                    content["learning_curve"] = json.load(f)["points"]
-            except (OSError, ValueError, KeyError, TypeError) as e:
+                    curve = LearningCurve.from_json(json.load(f)).points
+            except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
                 raise UserError(f"{curve_path} is unreadable ({e}).") from None
-        found.append((os.path.relpath(folder, runs_dir), content))
+        found.append(RunEvaluation(os.path.relpath(folder, runs_dir), content, curve))
     if not found:
         raise UserError(
             f"--runs_dir={runs_dir} holds no {wd.EVAL_FILE}: run eval_main.py --workdir=RUN first."
         )
-    return sorted(found, key=lambda item: (_seen_count(item[1]), item[0]))
+    return sorted(found, key=lambda e: (_seen_count(e.split), e.name))
 
 
-def _seen_count(content: dict) -> int:
+def _seen_count(split: str) -> int:
     try:
-        return int(content["run"]["split"].split("_")[0])
+        return int(split.split("_")[0])
     except (ValueError, AttributeError):
         return 0
 
 
-def _pct(acc: dict | None) -> str:
-    if not acc:
+def _pct(acc: Accuracy | None) -> str:
+    if acc is None:
         return _DASH
-    return f"{100 * acc['value']:.1f} ± {100 * acc['ci95']:.1f}"
+    return f"{100 * acc.value:.1f} ± {100 * acc.ci95:.1f}"
 
 
 def _ref(value: float | None, scale: float = 100.0, digits: int = 1) -> str:
     return _DASH if value is None else f"{scale * value:.{digits}f}"
 
 
-def _reference_rows(content: dict) -> tuple[dict, dict]:
-    run = content["run"]
-    if run.get("dataset") != "cifar100":
+def _reference_rows(evaluation: RunEvaluation) -> tuple[dict, dict]:
+    if evaluation.report.run.dataset != "cifar100":
         return {}, {}
-    split = run["split"]
+    split = evaluation.split
     return reference.PUBLISHED.get(split, {}), reference.REEVALUATED.get(split, {})
 
 
-def budget_text(run: dict) -> str:
+def budget_text(run: RunFacts) -> str:
     """`triplet, depth 56, 150 ep × 390 steps × 384 images (100% of the reference's), 31 h`."""
-    budget = run.get("budget")
+    budget = run.budget
     if not budget:
         return _DASH
-    per_step = budget.get("images_per_step", 3 * budget["batch_size"])
-    images = budget["epochs"] * budget["steps_per_epoch"] * per_step
-    share = 100 * images / reference.REFERENCE_IMAGES
-    seconds = budget.get("train_seconds", 0)
+    per_step = budget.images_per_step or 3 * budget.batch_size
+    share = 100 * budget.images / reference.REFERENCE_IMAGES
+    seconds = budget.train_seconds
     if seconds >= 3600:
         wall = f"{seconds / 3600:.1f} h"
     elif seconds >= 60:
@@ -103,20 +133,13 @@ def budget_text(run: dict) -> str:
     else:
         wall = f"{seconds:.0f} s"
     return (
-        f"{budget.get('objective', 'triplet')}, depth {run.get('depth')}, {budget['epochs']} ep "
-        f"× {budget['steps_per_epoch']} steps × {per_step} images ({share:.2g}% of the "
+        f"{budget.objective}, depth {run.depth}, {budget.epochs} ep "
+        f"× {budget.steps_per_epoch} steps × {per_step} images ({share:.2g}% of the "
         f"reference's), {wall}"
     )
 
 
-def _episode(content: dict, ways: int, shots: int) -> dict | None:
-    for ep in content.get("unseen", {}).get("episodes", []):
-        if ep["ways"] == ways and ep["shots"] == shots:
-            return ep["accuracy"]
-    return None
-
-
-def results_markdown(evaluations: list[tuple[str, dict]], with_curves: bool = False) -> str:
+def results_markdown(evaluations: list[RunEvaluation], with_curves: bool = False) -> str:
     """The two results tables, in percent with 95% confidence intervals."""
     lines = [
         "# Results",
@@ -133,17 +156,17 @@ def results_markdown(evaluations: list[tuple[str, dict]], with_curves: bool = Fa
         "few-shot pairs (reference test) | pub. | always 'different' |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for name, c in evaluations:
-        published, _ = _reference_rows(c)
-        seen, unseen = c["seen"], c.get("unseen", {})
-        fewshot = unseen.get("fewshot_pairs", {}).get("reference")
+    for e in evaluations:
+        published, _ = _reference_rows(e)
+        seen, unseen = e.metrics.seen, e.metrics.unseen
+        fewshot = unseen.fewshot_pairs.reference if unseen else None
         lines.append(
-            f"| {name} | {c['run']['split']} | {budget_text(c['run'])} "
-            f"| {_pct(seen['triplet_accuracy'])} | {_ref(published.get('triplet'), 1)} "
-            f"| {_pct(seen['pair']['fixed']['accuracy'])} | {_ref(published.get('binary'), 1)} "
-            f"| {_pct(fewshot['accuracy'] if fewshot else None)} "
+            f"| {e.name} | {e.split} | {budget_text(e.report.run)} "
+            f"| {_pct(seen.triplet_accuracy)} | {_ref(published.get('triplet'), 1)} "
+            f"| {_pct(seen.pair.fixed.accuracy)} | {_ref(published.get('binary'), 1)} "
+            f"| {_pct(fewshot.accuracy if fewshot else None)} "
             f"| {_ref(published.get('fewshot'), 1)} "
-            f"| {_ref(fewshot['always_different']) if fewshot else _DASH} |"
+            f"| {_ref(fewshot.always_different) if fewshot else _DASH} |"
         )
     lines += [
         "",
@@ -155,23 +178,23 @@ def results_markdown(evaluations: list[tuple[str, dict]], with_curves: bool = Fa
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- "
         "| --- | --- | --- |",
     ]
-    for name, c in evaluations:
-        _, ref = _reference_rows(c)
-        pair = c["seen"]["pair"]
-        unseen = c.get("unseen", {})
-        oneshot = unseen.get("oneshot", {})
-        ways = f" ({oneshot['ways']}-way)" if oneshot else ""
-        retrieval = unseen.get("retrieval", {})
+    for e in evaluations:
+        _, ref = _reference_rows(e)
+        pair = e.metrics.seen.pair
+        unseen = e.metrics.unseen
+        oneshot = unseen.oneshot if unseen else None
+        retrieval = unseen.retrieval if unseen else None
+        ways = f" ({oneshot.ways}-way)" if oneshot else ""
         lines.append(
-            f"| {name} | {c['run']['split']}{ways} "
-            f"| {_pct(pair.get('calibrated', {}).get('accuracy'))} "
-            f"| {pair['roc_auc']:.3f} | {_ref(ref.get('pair_auc'), 1.0, 3)} "
-            f"| {_pct(oneshot.get('first_support'))} | {_ref(ref.get('oneshot_first'))} "
-            f"| {_pct(oneshot.get('random_supports'))} | {_ref(ref.get('oneshot_random'))} "
-            f"| {_pct(_episode(c, 5, 1))} | {_ref(ref.get('5way_1shot'))} "
-            f"| {_pct(_episode(c, 5, 5))} | {_ref(ref.get('5way_5shot'))} "
-            f"| {_pct(retrieval.get('recall_at_1'))} | {_ref(ref.get('recall_at_1'))} "
-            f"| {_pct(retrieval.get('map_at_r'))} |"
+            f"| {e.name} | {e.split}{ways} "
+            f"| {_pct(pair.calibrated.accuracy if pair.calibrated else None)} "
+            f"| {pair.roc_auc:.3f} | {_ref(ref.get('pair_auc'), 1.0, 3)} "
+            f"| {_pct(oneshot and oneshot.first_support)} | {_ref(ref.get('oneshot_first'))} "
+            f"| {_pct(oneshot and oneshot.random_supports)} | {_ref(ref.get('oneshot_random'))} "
+            f"| {_pct(e.episode(5, 1))} | {_ref(ref.get('5way_1shot'))} "
+            f"| {_pct(e.episode(5, 5))} | {_ref(ref.get('5way_5shot'))} "
+            f"| {_pct(retrieval and retrieval.recall_at_1)} | {_ref(ref.get('recall_at_1'))} "
+            f"| {_pct(retrieval and retrieval.map_at_r)} |"
         )
     lines += [
         "",
@@ -216,19 +239,18 @@ def _bar_chart(groups: list[str], series: dict[str, list], title: str, path: str
         plt.close(fig)
 
 
-def plot_fewshot_by_split(evaluations: list[tuple[str, dict]], path: str) -> None:
+def plot_fewshot_by_split(evaluations: list[RunEvaluation], path: str) -> None:
     """The reference's bar chart (few-shot accuracy per split), redrawn with ours."""
     groups, published, ref_ours, always, oneshot = [], [], [], [], []
-    for name, c in evaluations:
-        pub, _ = _reference_rows(c)
-        fewshot = c.get("unseen", {}).get("fewshot_pairs", {}).get("reference")
-        groups.append(f"{c['run']['split']}\n{name}")
+    for e in evaluations:
+        pub, _ = _reference_rows(e)
+        unseen = e.metrics.unseen
+        fewshot = unseen.fewshot_pairs.reference if unseen else None
+        groups.append(f"{e.split}\n{e.name}")
         published.append(pub.get("fewshot") / 100 if pub.get("fewshot") else None)
-        ref_ours.append(fewshot["accuracy"]["value"] if fewshot else None)
-        always.append(fewshot["always_different"] if fewshot else None)
-        oneshot.append(
-            c.get("unseen", {}).get("oneshot", {}).get("random_supports", {}).get("value")
-        )
+        ref_ours.append(fewshot.accuracy.value if fewshot else None)
+        always.append(fewshot.always_different if fewshot else None)
+        oneshot.append(unseen.oneshot.random_supports.value if unseen else None)
     _bar_chart(
         groups,
         {
@@ -242,17 +264,17 @@ def plot_fewshot_by_split(evaluations: list[tuple[str, dict]], path: str) -> Non
     )
 
 
-def plot_oneshot_by_split(evaluations: list[tuple[str, dict]], path: str) -> None:
+def plot_oneshot_by_split(evaluations: list[RunEvaluation], path: str) -> None:
     """N-way one-shot and 5-way 1-shot accuracy per split, ours beside the reference's models."""
     groups, series = [], {k: [] for k in ("ours N-way", "ref. N-way", "ours 5w1s", "ref. 5w1s")}
-    for name, c in evaluations:
-        _, ref = _reference_rows(c)
-        oneshot = c.get("unseen", {}).get("oneshot", {})
-        episode = _episode(c, 5, 1)
-        groups.append(f"{c['run']['split']}\n{name}")
-        series["ours N-way"].append(oneshot.get("random_supports", {}).get("value"))
+    for e in evaluations:
+        _, ref = _reference_rows(e)
+        unseen = e.metrics.unseen
+        episode = e.episode(5, 1)
+        groups.append(f"{e.split}\n{e.name}")
+        series["ours N-way"].append(unseen.oneshot.random_supports.value if unseen else None)
         series["ref. N-way"].append(ref.get("oneshot_random"))
-        series["ours 5w1s"].append(episode["value"] if episode else None)
+        series["ours 5w1s"].append(episode.value if episode else None)
         series["ref. 5w1s"].append(ref.get("5way_1shot"))
     _bar_chart(groups, series, "One-shot classification of unseen classes", path)
 
@@ -266,7 +288,7 @@ def write_report(runs_dir: str, out_dir: str) -> list[str]:
     plot_fewshot_by_split(evaluations, fewshot)
     plot_oneshot_by_split(evaluations, oneshot)
     written = [fewshot, oneshot]
-    curves = {name: c["learning_curve"] for name, c in evaluations if "learning_curve" in c}
+    curves = {e.name: e.curve for e in evaluations if e.curve}
     if curves:
         from keras_siamese.evaluation import plots
 

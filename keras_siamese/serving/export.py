@@ -20,10 +20,11 @@ import tensorflow as tf
 
 import keras_siamese
 from keras_siamese import files
+from keras_siamese.serving import metadata as export_metadata
 
 SAVED_MODEL_ENDPOINT = "serve"
 KERAS_FILE = "tower.keras"
-METADATA_FILE = "metadata.json"
+METADATA_FILE = export_metadata.FILE
 
 
 def package_versions() -> dict[str, str]:
@@ -37,7 +38,9 @@ def package_versions() -> dict[str, str]:
     }
 
 
-def export_tower(tower: keras.Model, export_dir: str, metadata: dict) -> None:
+def export_tower(
+    tower: keras.Model, export_dir: str, metadata: export_metadata.ExportMetadata
+) -> None:
     """Writes the tower's SavedModel, its .keras file and metadata.json to `export_dir`.
 
     Any previous export at `export_dir` stays intact until the new one is
@@ -62,7 +65,7 @@ def export_tower(tower: keras.Model, export_dir: str, metadata: dict) -> None:
         )
         archive.write_out(staging, verbose=False)
         tower.save(os.path.join(staging, KERAS_FILE))
-        files.write_json_atomic(os.path.join(staging, METADATA_FILE), metadata)
+        export_metadata.write(staging, metadata)
         files.replace_directory(staging, export_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

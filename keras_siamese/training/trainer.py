@@ -23,8 +23,10 @@ from keras_siamese.data import pipeline, splits
 from keras_siamese.data.datasets import ImageDataset, load_dataset
 from keras_siamese.errors import ConfigError, UserError
 from keras_siamese.evaluation import protocol
+from keras_siamese.evaluation.results import Budget, Metrics
 from keras_siamese.model import build, siamese
 from keras_siamese.serving import export
+from keras_siamese.serving.metadata import ExportMetadata
 from keras_siamese.training import devices, multi_worker
 from keras_siamese.training.callbacks import BestWeights, EpochSnapshots, TimeBudget
 
@@ -37,7 +39,7 @@ class TrainingDiverged(UserError):
 class RunResult:
     """What a finished run produced."""
 
-    metrics: dict
+    metrics: Metrics | None  # None on the workers of a multi-worker run that are not chief
     export_dir: str
     is_chief: bool = True  # a multi-worker run's other workers evaluate and export nothing
 
@@ -318,7 +320,7 @@ def train_and_evaluate(
     if multi:
         multi_worker.remove_backup(os.path.join(workdir, wd.BACKUP_DIR), strategy)
         if not chief:
-            return RunResult(metrics={}, export_dir="", is_chief=False)
+            return RunResult(metrics=None, export_dir="", is_chief=False)
         # Evaluate and export a copy outside the strategy: the other workers have left.
         trained = tower
         with build.precision_policy(config.precision):
@@ -329,16 +331,18 @@ def train_and_evaluate(
 
     # The protocol's own seed, not the training seed: runs are compared on the same samples.
     embeddings = protocol.embed_partition(tower, part, verbose=verbose)
-    metrics = protocol.evaluate(embeddings, config.distance).metrics
-    metrics["budget"] = {
-        "objective": config.objective,
-        "epochs": first_epoch + len(epoch_losses),
-        "steps_per_epoch": steps,
-        "batch_size": config.batch_size,
-        "images_per_step": config.images_per_batch,
-        "train_seconds": round(train_seconds, 1),
-    }
-    files.write_json_atomic(os.path.join(workdir, wd.METRICS_FILE), metrics)
+    budget = Budget(
+        objective=config.objective,
+        epochs=first_epoch + len(epoch_losses),
+        steps_per_epoch=steps,
+        batch_size=config.batch_size,
+        images_per_step=config.images_per_batch,
+        train_seconds=round(train_seconds, 1),
+    )
+    metrics = dataclasses.replace(
+        protocol.evaluate(embeddings, config.distance).metrics, budget=budget
+    )
+    files.write_json_atomic(os.path.join(workdir, wd.METRICS_FILE), metrics.to_json())
     export_dir = os.path.join(workdir, wd.EXPORT_DIR)
     export.export_tower(tower, export_dir, _metadata(config, dataset, part, tower, metrics))
     return RunResult(metrics=metrics, export_dir=export_dir)
@@ -349,30 +353,28 @@ def _metadata(
     dataset: ImageDataset,
     part: splits.Partition,
     tower: keras.Model,
-    metrics: dict,
-) -> dict:
+    metrics: Metrics,
+) -> ExportMetadata:
     split = part.split
-    return {
-        "format": "keras_siamese.export/1",
-        "dataset": dataset.info.name,
-        "data_source": dataset.source,
-        "input_shape": list(dataset.info.image_shape),
-        "input_dtype": "uint8",
-        "split": split.name,
-        "split_order": config.split_order,
-        "split_seed": config.split_seed,
-        "val_fraction": config.val_fraction,
-        "seen_classes": list(split.seen),
-        "unseen_classes": list(split.unseen),
-        "class_names": list(dataset.class_names),
-        "distance": config.distance,
-        "margin": config.resolved_margin,
-        "depth": config.depth,
-        "embedding": config.embedding,
-        "embedding_size": int(tower.output_shape[-1]),
-        "l2_normalize": config.l2_normalize,
-        "normalization": {"mean": list(dataset.info.mean), "std": list(dataset.info.std)},
-        "config": dataclasses.asdict(config),
-        "versions": export.package_versions(),
-        "metrics": metrics,
-    }
+    return ExportMetadata(
+        dataset=dataset.info.name,
+        data_source=dataset.source,
+        input_shape=list(dataset.info.image_shape),
+        split=split.name,
+        split_order=config.split_order,
+        split_seed=config.split_seed,
+        val_fraction=config.val_fraction,
+        seen_classes=[int(c) for c in split.seen],
+        unseen_classes=[int(c) for c in split.unseen],
+        class_names=list(dataset.class_names),
+        distance=config.distance,
+        margin=config.resolved_margin,
+        depth=config.depth,
+        embedding=config.embedding,
+        embedding_size=int(tower.output_shape[-1]),
+        l2_normalize=config.l2_normalize,
+        normalization={"mean": list(dataset.info.mean), "std": list(dataset.info.std)},
+        config=dataclasses.asdict(config),
+        versions=export.package_versions(),
+        metrics=metrics,
+    )

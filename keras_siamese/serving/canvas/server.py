@@ -27,9 +27,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import keras
 import numpy as np
 
+from keras_siamese.data.datasets import DATASETS
 from keras_siamese.errors import UserError
 from keras_siamese.model import losses
 from keras_siamese.serving import export
+from keras_siamese.serving import metadata as export_metadata
 from keras_siamese.serving.canvas import drawing
 
 MAX_BODY_BYTES = 2 * 1024 * 1024
@@ -52,19 +54,6 @@ class RequestError(Exception):
         self.reason = reason
 
 
-def threshold_of(metadata: dict) -> tuple[float, str]:
-    """The distance under which two images count as one class, and where it comes from.
-
-    The threshold calibrated on validation pairs when the run's evaluation
-    recorded one; else the reference's fixed rule for the distance.
-    """
-    seen = (metadata.get("metrics") or {}).get("seen") or {}
-    calibrated = (seen.get("pair") or {}).get("calibrated") or {}
-    if isinstance(calibrated.get("threshold"), (int, float)):
-        return float(calibrated["threshold"]), "calibrated on validation pairs"
-    return losses.FIXED_THRESHOLDS[metadata["distance"]], "the reference's fixed rule"
-
-
 def similarity_of(distance: np.ndarray, name: str) -> np.ndarray:
     """Similarity in (0, 1], 1 for identical embeddings.
 
@@ -77,21 +66,16 @@ class SimilarityModel:
     """An exported tower, loaded once, that compares and classifies drawings."""
 
     def __init__(self, export_dir: str, threshold: float | None = None):
-        path = os.path.join(export_dir, export.METADATA_FILE)
-        if not os.path.isfile(path):
+        if not os.path.isfile(os.path.join(export_dir, export_metadata.FILE)):
             raise UserError(
-                f"--export={export_dir} holds no {export.METADATA_FILE}: not an export."
+                f"--export={export_dir} holds no {export_metadata.FILE}: not an export."
             )
-        try:
-            with open(path, encoding="utf-8") as f:
-                self.metadata = json.load(f)
-        except (OSError, ValueError) as e:
-            raise UserError(f"{path} cannot be read ({e}).") from None
-        self.dataset = self.metadata["dataset"]
-        self.input_shape = tuple(self.metadata["input_shape"])
-        self.distance = self.metadata["distance"]
+        self.metadata = export_metadata.read(export_dir)
+        self.dataset = self.metadata.dataset
+        self.input_shape = tuple(self.metadata.input_shape or DATASETS[self.dataset].image_shape)
+        self.distance = self.metadata.distance
         if threshold is None:
-            self.threshold, self.threshold_source = threshold_of(self.metadata)
+            self.threshold, self.threshold_source = self.metadata.threshold()
         else:
             self.threshold, self.threshold_source = float(threshold), "set with --threshold"
         try:
@@ -108,7 +92,7 @@ class SimilarityModel:
             "distance": self.distance,
             "threshold": self.threshold,
             "threshold_source": self.threshold_source,
-            "split": self.metadata.get("split"),
+            "split": self.metadata.split,
         }
 
     def embed(self, images: list[np.ndarray]) -> np.ndarray:

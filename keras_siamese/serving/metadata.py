@@ -1,0 +1,112 @@
+"""metadata.json of an export: the one place that writes and reads it.
+
+Every client of an export (eval_main, the canvas, a user's code) reads the
+metadata through `read`, by attribute. The file carries a `format` version:
+an export of a newer format than this code knows is refused in one line, and
+every earlier one keeps loading.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+
+from keras_siamese import files
+from keras_siamese.data.datasets import DATASETS
+from keras_siamese.errors import UserError
+from keras_siamese.evaluation.results import JsonRecord, Metrics
+from keras_siamese.model import losses
+
+FILE = "metadata.json"
+FORMAT_NAME = "keras_siamese.export"
+FORMAT_VERSION = 1
+FORMAT = f"{FORMAT_NAME}/{FORMAT_VERSION}"
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportMetadata(JsonRecord):
+    """What an export records of its model, its data and the run that trained it."""
+
+    dataset: str
+    split: str
+    split_order: str
+    split_seed: int
+    val_fraction: float
+    distance: str
+    format: str = FORMAT
+    data_source: str | None = None
+    input_shape: list[int] | None = None
+    input_dtype: str = "uint8"
+    seen_classes: list[int] | None = None
+    unseen_classes: list[int] | None = None
+    class_names: list[str] | None = None
+    margin: float | None = None
+    depth: int | None = None
+    embedding: str | None = None
+    embedding_size: int | None = None
+    l2_normalize: bool = False
+    normalization: dict | None = None
+    config: dict = dataclasses.field(default_factory=dict)
+    versions: dict = dataclasses.field(default_factory=dict)
+    metrics: Metrics | None = None
+
+    def threshold(self) -> tuple[float, str]:
+        """The distance at or under which two images count as one class, and its source.
+
+        The threshold calibrated on validation pairs when the run's evaluation
+        recorded one; else the reference's fixed rule for the distance.
+        """
+        calibrated = self.metrics.seen.pair.calibrated if self.metrics else None
+        if calibrated is not None:
+            return float(calibrated.threshold), "calibrated on validation pairs"
+        return losses.FIXED_THRESHOLDS[self.distance], "the reference's fixed rule"
+
+
+def write(export_dir: str, metadata: ExportMetadata) -> None:
+    """Writes `export_dir/metadata.json` atomically."""
+    files.write_json_atomic(os.path.join(export_dir, FILE), metadata.to_json())
+
+
+def _check_format(path: str, value) -> None:
+    name, _, version = str(value).partition("/")
+    if name != FORMAT_NAME or not version.isdigit():
+        raise UserError(f"{path} has the format {value!r}: it is not a keras_siamese export.")
+    if int(version) > FORMAT_VERSION:
+        raise UserError(
+            f"{path} is of export format {version}, newer than the {FORMAT_VERSION} this "
+            "keras_siamese reads: upgrade keras_siamese to use it."
+        )
+
+
+def read(export_dir: str) -> ExportMetadata:
+    """The metadata of the complete export in `export_dir`.
+
+    Raises:
+        UserError: when the export is missing, incomplete, unreadable, of a
+            newer format, or names an unknown data set.
+    """
+    path = os.path.join(export_dir, FILE)
+    if not os.path.isfile(path):
+        raise UserError(
+            f"{export_dir} holds no complete export ({FILE} is missing): train the run with "
+            "train_main.py first."
+        )
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except (OSError, ValueError) as e:
+        raise UserError(f"{path} is unreadable ({e}).") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path} holds no JSON object: it is not a keras_siamese export.")
+    _check_format(path, data.get("format", FORMAT))
+    try:
+        metadata = ExportMetadata.from_json(data)
+    except (ValueError, TypeError, KeyError, AttributeError) as e:
+        raise UserError(f"{path} is not a complete keras_siamese export ({e}).") from None
+    if metadata.dataset not in DATASETS:
+        raise UserError(
+            f"{path} names the data set {metadata.dataset!r}, which is not one of "
+            f"{', '.join(DATASETS)}."
+        )
+    return metadata

@@ -1,0 +1,154 @@
+"""The command-line contract, in process: flags generated from the declared settings,
+every bad setting refused in one line, and the flagfiles of the repository valid."""
+
+from __future__ import annotations
+
+import dataclasses
+import glob
+import os
+
+import pytest
+from absl import flags
+
+from keras_siamese import cli
+from keras_siamese.config import EvalConfig, TrainConfig, TuneConfig
+from tests.conftest import ROOT, program_error, program_flags, train_error
+
+
+@pytest.mark.parametrize("config_class", [TrainConfig, TuneConfig, EvalConfig])
+def test_every_setting_is_a_flag_with_its_default_help_and_choices(config_class):
+    fv = flags.FlagValues()
+    cli.define_flags(config_class, fv)
+    fv(["prog"])
+    for field in dataclasses.fields(config_class):
+        flag = fv[field.name]
+        assert flag.help.endswith(field.metadata["help"]) and field.metadata["help"]
+        choices = field.metadata["choices"]
+        if choices:
+            assert tuple(flag.parser.enum_values) == choices
+    # With no flags given, the flags describe the declared defaults.
+    assert cli.config_from_flags(config_class, fv) == config_class()
+
+
+def test_helpfull_shows_every_setting_with_its_help_and_choices():
+    fv = program_flags(
+        "train_main",
+    )
+    text = fv.get_help()
+    for config_class in (TrainConfig, TuneConfig):
+        for field in dataclasses.fields(config_class):
+            assert f"--{field.name}" in text or f"--[no]{field.name}" in text
+    assert "<cosine|euclidean>" in text and "Distance of the triplet loss." in text
+    assert "--mode: <train|tune>" in text and "--[no]overwrite" in text
+
+
+def test_a_written_flagfile_reproduces_its_configuration(tmp_path):
+    config = TrainConfig(
+        workdir=str(tmp_path), split="80_20", distance="euclidean", depth=20, flip=False
+    )
+    path = tmp_path / "config.flags"
+    path.write_text(config.to_flagfile())
+    parsed = cli.config_from_flags(TrainConfig, program_flags("train_main", f"--flagfile={path}"))
+    assert parsed == dataclasses.replace(config, margin=1.0)  # the resolved default margin
+
+
+@pytest.mark.parametrize(
+    "path", sorted(glob.glob(os.path.join(ROOT, "flags", "*.flags"))), ids=os.path.basename
+)
+def test_every_flagfile_of_the_repository_is_valid(path, tmp_path):
+    fv = program_flags("train_main", f"--flagfile={path}", f"--workdir={tmp_path}")
+    config = cli.config_from_flags(TrainConfig, fv)
+    config.validate()
+    if fv.mode == "tune":
+        cli.config_from_flags(TuneConfig, fv).validate(config)
+
+
+def test_the_split_flagfiles_keep_the_reference_protocol():
+    fv = program_flags(
+        "train_main", f"--flagfile={os.path.join(ROOT, 'flags', '90_10.flags')}", "--workdir=w"
+    )
+    config = cli.config_from_flags(TrainConfig, fv)
+    reference = TrainConfig(workdir="w", split="90_10")
+    assert config == reference
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--split=95_10"], "must sum to 100"),
+        (["--split=abc"], "not of the form SEEN_UNSEEN"),
+        (["--distance=manhattan"], "should be one of"),
+        (["--margin=-1"], "must be greater than 0"),
+        (["--depth=10"], "6n+2"),
+        (["--batch_size=0"], "at least 1"),
+        (["--unknown_flag=3"], "unknown_flag"),
+        (["stray"], "unexpected argument(s) stray"),
+        (["--objective=batch_hard", "--images_per_class=1"], "must be at least 2"),
+        (["--objective=batch_semihard", "--classes_per_batch=95"], "exceeds the 90 seen classes"),
+        (["--objective=contrastive", "--batch_size=33"], "must be even"),
+        (["--objective=batch_most"], "should be one of"),
+        (["--val_fraction=1"], "must be in [0, 1)"),
+        (["--learning_rate=0"], "must be greater than 0"),
+        (["--steps_per_epoch=-1"], "must be 0"),
+        (["--time_budget_minutes=-1"], "must be 0 (no budget) or positive"),
+        (["--snapshot_every=-2"], "must be 0 (no snapshots) or positive"),
+        (["--embedding_dim=0"], "must be at least 1"),
+    ],
+)
+def test_bad_training_flags_are_one_line(capsys, tmp_path, args, message):
+    line = train_error(capsys, f"--workdir={tmp_path / 'run'}", *args)
+    assert message in line
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_missing_workdir_is_one_line(capsys):
+    assert "--workdir is required" in train_error(capsys)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--tuner=grid"], "should be one of"),
+        (["--max_trials=0"], "--max_trials=0 must be at least 1"),
+        (["--val_classes=89"], "leaves fewer than 2 of the 90 seen classes"),
+        (["--val_classes=1"], "must be at least 2"),
+        (["--tune_embedding_dim"], "needs --embedding=dense"),
+        (["--strategy=multi_worker"], "cannot use --strategy=multi_worker"),
+        (
+            ["--objective=batch_hard", "--classes_per_batch=85"],
+            "exceeds the 80 classes left to train on",
+        ),
+    ],
+)
+def test_bad_search_flags_are_one_line(capsys, tmp_path, args, message):
+    line = train_error(capsys, "--mode=tune", f"--workdir={tmp_path / 'run'}", *args)
+    assert message in line
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--workdir=nowhere", "--shots=1,x"], "--shots=1,x must be whole numbers"),
+        (["--workdir=nowhere", "--shots=0"], "--shots=0 must be at least 1 each"),
+        (["--workdir=nowhere", "--ways=1"], "--ways=1 must be at least 2"),
+        (["--workdir=nowhere"], "--workdir=nowhere is not a folder"),
+        (["--workdir=nowhere", "--data_source=ftp"], "should be one of"),
+        (["--report", "--runs_dir=/nonexistent"], "--runs_dir=/nonexistent is not a folder"),
+        ([], "--workdir is required"),
+    ],
+)
+def test_bad_evaluation_flags_are_one_line(capsys, args, message):
+    assert message in program_error(capsys, "eval_main", *args)
+
+
+def test_a_folder_without_an_export_is_one_line(capsys, tmp_path):
+    assert "holds no complete export" in program_error(capsys, "eval_main", f"--workdir={tmp_path}")
+
+
+def test_a_report_without_evaluations_is_one_line(capsys, tmp_path):
+    line = program_error(
+        capsys, "eval_main", "--report", f"--runs_dir={tmp_path}", f"--out={tmp_path / 'x'}"
+    )
+    assert "holds no eval.json" in line
+    assert not (tmp_path / "x").exists()
