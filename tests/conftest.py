@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import subprocess
 import sys
@@ -40,19 +41,62 @@ def run_main(script: str, *args: str, timeout: float = 600) -> subprocess.Comple
     )
 
 
+def run_mains(
+    *commands: tuple[str, ...], timeout: float = 600
+) -> list[subprocess.CompletedProcess]:
+    """Runs several `(script, *args)` commands at once, from the project root.
+
+    Much of a short run is single-threaded (imports, tracing, export), so two runs side
+    by side take little longer than one.
+    """
+    procs = [
+        subprocess.Popen(
+            [sys.executable, os.path.join(ROOT, script), *args],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for script, *args in commands
+    ]
+    results = []
+    try:
+        for proc in procs:
+            out, err = proc.communicate(timeout=timeout)
+            results.append(subprocess.CompletedProcess(proc.args, proc.returncode, out, err))
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    return results
+
+
 @pytest.fixture(scope="session")
 def smoke_run(data_root, tmp_path_factory) -> str:
-    """A depth-8 training run of a few steps on the real CIFAR-100, split 90_10."""
-    workdir = str(tmp_path_factory.mktemp("smoke") / "run")
-    result = run_main(
-        "train_main.py",
-        "--flagfile=flags/smoke.flags",
-        "--split=90_10",
-        f"--data_dir={os.path.join(data_root, 'cifar100')}",
-        f"--workdir={workdir}",
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return workdir
+    """A depth-8 training run of a few steps on the real CIFAR-100, split 90_10.
+
+    Trained once per test session: the processes of `pytest -n` share it through
+    their common temporary folder, the first one to need it training it.
+    """
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = tmp_path_factory.getbasetemp().parent  # this session's, for every worker
+    else:
+        shared = tmp_path_factory.mktemp("shared")
+    workdir = shared / "smoke" / "run"
+    with open(shared / "smoke.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if not (shared / "smoke.done").exists():
+            result = run_main(
+                "train_main.py",
+                "--flagfile=flags/smoke.flags",
+                "--split=90_10",
+                f"--data_dir={os.path.join(data_root, 'cifar100')}",
+                f"--workdir={workdir}",
+            )
+            assert result.returncode == 0, result.stderr[-3000:]
+            (shared / "smoke.done").touch()
+    return str(workdir)
 
 
 def sample_metadata(split: str = "90_10", **fields):
@@ -96,3 +140,13 @@ def program_error(capsys, program: str, *args: str) -> str:
 def train_error(capsys, *args: str) -> str:
     """train_main's one error line; the data folder is absent unless `args` name one."""
     return program_error(capsys, "train_main", "--data_dir=/nonexistent", *args)
+
+
+# The heaviest files first, so that `pytest -n 2 --dist loadfile` (which hands out whole
+# files in collection order) ends with short ones on both processes.
+HEAVY_FIRST = ("test_eval_main", "test_tuning", "test_multi_worker", "test_faults", "test_bench")
+
+
+def pytest_collection_modifyitems(items):
+    rank = {name: i for i, name in enumerate(HEAVY_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.stem, len(rank)))

@@ -152,3 +152,45 @@ def test_a_report_without_evaluations_is_one_line(capsys, tmp_path):
     )
     assert "holds no eval.json" in line
     assert not (tmp_path / "x").exists()
+
+
+def _readme_flag_rows() -> list[tuple[str, list[str], str]]:
+    """(program, flag names, default cell) of every row of the README's flag tables.
+
+    A table whose header names `eval_main.py` documents eval_main; the others train_main.
+    """
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
+        lines = f.read().splitlines()
+    rows, program = [], "train_main"
+    for line in lines:
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) >= 3 and cells[1] == "default":
+            program = "eval_main" if "eval_main.py" in cells[0] else "train_main"
+        elif len(cells) >= 3 and cells[0].startswith("`--"):
+            names = [n.strip("` ")[2:] for n in cells[0].split(",")]
+            rows.append((program, names, cells[1]))
+    return rows
+
+
+def test_the_readme_flag_tables_match_the_declared_settings():
+    parsed = {p: program_flags(p) for p in ("train_main", "eval_main")}
+    rows = _readme_flag_rows()
+    for program, config_classes in (
+        ("train_main", (TrainConfig, TuneConfig)),
+        ("eval_main", (EvalConfig,)),
+    ):
+        documented = {name for p, names, _ in rows if p == program for name in names}
+        for config_class in config_classes:
+            for field in dataclasses.fields(config_class):
+                assert field.name in documented, f"{program} --{field.name} is not in the README"
+    for program, names, default in rows:
+        for name in names:
+            assert name in parsed[program], f"the README documents unknown {program} --{name}"
+        # A single flag with a plain default shows the declared one.
+        if len(names) == 1 and default.startswith("`") and default.count("`") == 2:
+            flag = parsed[program][names[0]]
+            if flag.default is not None:  # None: a default derived at run time
+                shown = default.strip("`")
+                if isinstance(flag.default, int | float):
+                    shown = float(shown)
+                assert shown == flag.default, names[0]

@@ -12,7 +12,7 @@ import pytest
 
 from keras_siamese import workdir as wd
 from keras_siamese.evaluation import report
-from tests.conftest import ROOT, run_main
+from tests.conftest import ROOT, run_main, run_mains
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -38,33 +38,31 @@ def runs_dir(tmp_path_factory, smoke_run, data_root) -> str:
     """
     runs = tmp_path_factory.mktemp("runs")
     shutil.copytree(smoke_run, runs / "90_10")
-    for name, extra in (
-        ("100_0", ["--split=100_0", "--epochs=1"]),
-        (
-            "hard",
-            [
-                "--objective=batch_hard",
-                "--classes_per_batch=8",
-                "--snapshot_every=1",
-                "--time_budget_minutes=0.001",
-            ],
-        ),
-    ):
-        trained = run_main(
-            "train_main.py",
-            "--flagfile=flags/smoke.flags",
-            f"--data_dir={_cifar(data_root)}",
-            f"--workdir={runs / name}",
-            *extra,
+    extra = {
+        "100_0": ["--split=100_0", "--epochs=1"],
+        "hard": [
+            "--objective=batch_hard",
+            "--classes_per_batch=8",
+            "--snapshot_every=1",
+            "--time_budget_minutes=0.001",
+        ],
+    }
+    smoke = ["--flagfile=flags/smoke.flags", f"--data_dir={_cifar(data_root)}"]
+    trainings = run_mains(
+        *(
+            ("train_main.py", *smoke, f"--workdir={runs / name}", *args)
+            for name, args in extra.items()
         )
+    )
+    for trained in trainings:
         assert trained.returncode == 0, trained.stderr[-3000:]
     # The 100_0 run finds its data through the data_dir recorded at training.
-    for args in (
-        [f"--workdir={runs / '90_10'}", f"--data_dir={_cifar(data_root)}"],
-        [f"--workdir={runs / '100_0'}"],
-        [f"--workdir={runs / 'hard'}", "--snapshots"],
-    ):
-        result = run_main("eval_main.py", *args)
+    evaluations = run_mains(
+        ("eval_main.py", f"--workdir={runs / '90_10'}", f"--data_dir={_cifar(data_root)}"),
+        ("eval_main.py", f"--workdir={runs / '100_0'}"),
+        ("eval_main.py", f"--workdir={runs / 'hard'}", "--snapshots"),
+    )
+    for result in evaluations:
         assert result.returncode == 0, result.stderr[-3000:]
         assert "Triplet accuracy" in result.stdout
     return str(runs)
@@ -74,7 +72,7 @@ def test_eval_json_has_every_metric_and_the_four_figures(runs_dir):
     run = os.path.join(runs_dir, "90_10")
     e = _load(os.path.join(run, wd.EVAL_FILE))
     assert e["run"]["split"] == "90_10" and e["run"]["dataset"] == "cifar100"
-    assert e["run"]["budget"]["epochs"] == 2
+    assert e["run"]["budget"]["epochs"] == 3
     seen, unseen = e["seen"], e["unseen"]
     assert seen["triplet_accuracy"]["count"] == 10_000
     pair = seen["pair"]
@@ -137,11 +135,11 @@ def test_report_renders_a_table_and_figures_for_every_run(runs_dir, tmp_path):
     assert (
         "88.3" in rows[0]
         and "83.1" in rows[0]
-        and "triplet, depth 8, 2 ep × 5 steps × 96 images" in rows[0]
+        and "triplet, depth 8, 3 ep × 3 steps × 96 images" in rows[0]
     )
     assert "49.6" in rows[1]  # the reference models' 10-way one-shot, random supports
     hard = [line for line in table.splitlines() if line.startswith("| hard |")]
-    assert "batch_hard, depth 8, 1 ep × 5 steps × 32 images" in hard[0]
+    assert "batch_hard, depth 8, 1 ep × 3 steps × 32 images" in hard[0]
     for name in (report.FEWSHOT_FIGURE, report.ONESHOT_FIGURE, report.CURVES_FIGURE):
         _assert_png(str(out / name))
     assert f"({report.CURVES_FIGURE})" in table
@@ -150,7 +148,7 @@ def test_report_renders_a_table_and_figures_for_every_run(runs_dir, tmp_path):
 def test_time_budget_stops_training_and_snapshots_make_a_learning_curve(runs_dir):
     run = os.path.join(runs_dir, "hard")
     metrics = _load(os.path.join(run, wd.METRICS_FILE))
-    assert metrics["budget"]["epochs"] == 1  # of 2: the budget ran out in the first
+    assert metrics["budget"]["epochs"] == 1  # of 3: the budget ran out in the first
     with open(os.path.join(run, wd.HISTORY_FILE)) as f:
         assert len(f.read().strip().splitlines()) == 2
     assert os.path.exists(os.path.join(run, wd.SNAPSHOTS_DIR, "epoch_0001.weights.h5"))

@@ -108,3 +108,16 @@ def test_no_module_imports_itself_back():
         for dep in deps:
             seen, _ = _closure([dep])
             assert module not in seen, f"{module} -> {dep} -> ... -> {module}"
+
+
+def test_the_readme_module_map_names_every_module():
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
+        readme = f.read()
+    start = readme.index("| folder | modules |")
+    table = readme[start : readme.index("\n\n", start)]
+    for module in MODULES:
+        if module and not module.endswith("__init__"):
+            name = module.split(".")[-1]
+            assert f"`{name}`" in table or f"`{name}/`" in table, f"{module} is not in the map"
+    for layer in ALLOWED:
+        assert f"`{layer}/`" in table

@@ -25,7 +25,7 @@ def test_smoke_run_writes_metrics_export_and_config(smoke_run):
     assert metrics["seen"]["triplet_accuracy"]["count"] == 10_000
     assert metrics["unseen"]["oneshot"]["ways"] == 10
     assert metrics["unseen"]["oneshot"]["first_support"]["count"] == 10 * 99
-    assert metrics["budget"]["epochs"] == 2
+    assert metrics["budget"]["epochs"] == 3
     for name in ("saved_model.pb", "metadata.json", "tower.keras"):
         assert os.path.exists(os.path.join(smoke_run, "export", name)), name
     meta = json.loads(_read(smoke_run, "export", "metadata.json"))
@@ -40,7 +40,7 @@ def test_smoke_run_writes_metrics_export_and_config(smoke_run):
     assert "--split=90_10" in flagfile and "--depth=8" in flagfile
     assert "--margin=0.3" in flagfile
     history = _read(smoke_run, "history.csv").splitlines()
-    assert history[0].startswith("epoch") and len(history) == 3
+    assert history[0].startswith("epoch") and len(history) == 4
     # Nothing half-written is left beside the export.
     assert not [f for f in os.listdir(smoke_run) if f.startswith(".export")]
 
