@@ -23,8 +23,18 @@ DISTANCES = ("cosine", "euclidean")
 DEFAULT_MARGINS = {"cosine": 0.3, "euclidean": 1.0}
 EMBEDDINGS = ("gap", "dense")
 # triplet: the reference's three-input model; batch_*: mining over P x K batches;
-# contrastive: the two-input pair model.
-OBJECTIVES = ("triplet", "batch_all", "batch_hard", "batch_semihard", "contrastive")
+# contrastive: the two-input pair model; softmax, normsoftmax: a classifier over the
+# seen classes on the embedding, left out of the export.
+OBJECTIVES = (
+    "triplet",
+    "batch_all",
+    "batch_hard",
+    "batch_semihard",
+    "contrastive",
+    "softmax",
+    "normsoftmax",
+)
+CLASSIFICATION_OBJECTIVES = ("softmax", "normsoftmax")
 PAIR_HEADS = ("contrastive", "bce")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 JIT_CHOICES = ("auto", "true", "false")
@@ -134,7 +144,9 @@ class TrainConfig:
     objective: str = setting(
         "triplet",
         "triplet: random triplets through the three-input model (the reference); batch_all, "
-        "batch_hard, batch_semihard: triplets mined inside P x K batches; contrastive: pairs.",
+        "batch_hard, batch_semihard: triplets mined inside P x K batches; contrastive: pairs; "
+        "softmax: a linear classifier over the seen classes on the embedding; normsoftmax: a "
+        "cosine classifier (see --logit_scale, --class_margin). Classifiers are not exported.",
         OBJECTIVES,
     )
     classes_per_batch: int = setting(32, "P: classes per batch (batch_* objectives).")
@@ -145,8 +157,23 @@ class TrainConfig:
         "|e1 - e2| with binary cross-entropy.",
         PAIR_HEADS,
     )
+    logit_scale: float = setting(
+        16.0, "normsoftmax: the scale of the cosine logits (the softmax temperature's inverse)."
+    )
+    class_margin: float = setting(
+        0.0,
+        "normsoftmax: subtracted from the true class's cosine before scaling (CosFace); 0 or "
+        "negative values are allowed.",
+    )
+    label_smoothing: float = setting(
+        0.0, "softmax, normsoftmax: share of each target spread over all classes, in [0, 1)."
+    )
     learning_rate: float = setting(1e-3, "Adam learning rate.")
-    batch_size: int = setting(128, "Triplets (or pairs) per batch; batch_*: P x K instead.")
+    batch_size: int = setting(
+        128,
+        "Triplets (or pairs, or images for softmax and normsoftmax) per batch; batch_*: P x K "
+        "instead.",
+    )
     epochs: int = setting(150, "Training epochs.")
     steps_per_epoch: int = setting(0, "Batches per epoch; 0 = seen train images / batch size.")
     flip: bool = setting(True, "Random horizontal flip augmentation.")
@@ -230,10 +257,17 @@ class TrainConfig:
         return self.objective.startswith("batch_")
 
     @property
+    def uses_class_batches(self) -> bool:
+        """Whether batches are shuffled labelled images (the classification objectives)."""
+        return self.objective in CLASSIFICATION_OBJECTIVES
+
+    @property
     def images_per_batch(self) -> int:
         """Images through the tower per training step."""
         if self.uses_pk_batches:
             return self.classes_per_batch * self.images_per_class
+        if self.uses_class_batches:
+            return self.batch_size
         return self.batch_size * (2 if self.objective == "contrastive" else 3)
 
     def _validate_objective(self, num_seen: int) -> None:
@@ -253,6 +287,10 @@ class TrainConfig:
                     f"--classes_per_batch={self.classes_per_batch} exceeds the {num_seen} seen "
                     f"classes of --split={self.split}."
                 )
+        if not self.logit_scale > 0:
+            raise ConfigError(f"--logit_scale={self.logit_scale} must be greater than 0.")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ConfigError(f"--label_smoothing={self.label_smoothing} must be in [0, 1).")
         if self.objective == "contrastive" and self.batch_size % 2:
             raise ConfigError(
                 f"--batch_size={self.batch_size} must be even for --objective=contrastive "

@@ -93,6 +93,12 @@ def test_the_split_flagfiles_keep_the_reference_protocol():
         (["--time_budget_minutes=-1"], "must be 0 (no budget) or positive"),
         (["--snapshot_every=-2"], "must be 0 (no snapshots) or positive"),
         (["--embedding_dim=0"], "must be at least 1"),
+        (
+            ["--objective=normsoftmax", "--logit_scale=0"],
+            "--logit_scale=0.0 must be greater than 0",
+        ),
+        (["--label_smoothing=1"], "--label_smoothing=1.0 must be in [0, 1)"),
+        (["--label_smoothing=-0.1"], "must be in [0, 1)"),
     ],
 )
 def test_bad_training_flags_are_one_line(capsys, tmp_path, args, message):

@@ -174,3 +174,35 @@ def test_batch_and_pair_losses_refuse_bad_settings():
         losses.BatchTripletLoss("batch_hard", "cosine", 0.0)
     with pytest.raises(ConfigError, match="margin"):
         losses.ContrastiveLoss(-1.0)
+
+
+def test_classification_loss_by_hand():
+    scores = np.array([[2.0, 0.0]], np.float32)
+    label = np.array([0])
+    # Softmax: -log(e^2 / (e^2 + 1)) = log(1 + e^-2).
+    plain = losses.classification_loss(label, scores)
+    assert float(ops.convert_to_numpy(plain)[0]) == pytest.approx(math.log1p(math.exp(-2)))
+    # Scale 2 and margin 0.5 on the true class: logits 2 * (2 - 0.5) = 3 and 0.
+    cosface = losses.classification_loss(label, scores, scale=2.0, margin=0.5)
+    assert float(ops.convert_to_numpy(cosface)[0]) == pytest.approx(math.log1p(math.exp(-3)))
+    # Smoothing 0.2 over 2 classes: targets 0.9 and 0.1.
+    smooth = losses.classification_loss(label, scores, label_smoothing=0.2)
+    expected = 0.9 * math.log1p(math.exp(-2)) + 0.1 * (2 + math.log1p(math.exp(-2)))
+    assert float(ops.convert_to_numpy(smooth)[0]) == pytest.approx(expected, rel=1e-5)
+    with pytest.raises(ValueError, match="scale"):
+        losses.ClassificationLoss(scale=0.0)
+    with pytest.raises(ValueError, match="label_smoothing"):
+        losses.ClassificationLoss(label_smoothing=1.0)
+
+
+def test_the_cosine_classifier_outputs_cosines():
+    from keras_siamese.model.classifier import CosineClassifier
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(5, 8)).astype(np.float32)
+    layer = CosineClassifier(3)
+    out = ops.convert_to_numpy(layer(x))
+    w = ops.convert_to_numpy(layer.kernel)
+    expected = (x / np.linalg.norm(x, axis=1, keepdims=True)) @ (w / np.linalg.norm(w, axis=0))
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-6)
+    assert np.all(np.abs(out) <= 1 + 1e-6)

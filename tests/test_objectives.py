@@ -38,7 +38,9 @@ def _config(objective: str, **kwargs) -> TrainConfig:
 
 
 def _fixed_batch(config: TrainConfig, images, labels):
-    if config.uses_pk_batches:
+    if config.uses_class_batches:
+        ds = pipeline.class_dataset(images, labels, 16, steps_per_epoch=1, seed=0)
+    elif config.uses_pk_batches:
         ds = pipeline.pk_dataset(images, labels, 4, 4, steps_per_epoch=1, seed=0)
     elif config.objective == "contrastive":
         ds = pipeline.pair_dataset(
@@ -62,7 +64,7 @@ def test_each_objective_lowers_its_loss_and_exports_the_same_signature(
     config = _config(objective, pair_head=head)
     keras.utils.set_random_seed(0)
     tower = build.build_tower(config, dataset.info)
-    model = build.build_training_model(config, tower)
+    model = build.build_training_model(config, tower, num_classes=6)
     x, y = _fixed_batch(config, images, labels)
     before = float(model.evaluate(x, y, verbose=0, return_dict=True)["loss"])
     for _ in range(15):
@@ -78,3 +80,22 @@ def test_each_objective_lowers_its_loss_and_exports_the_same_signature(
     np.testing.assert_allclose(
         served.numpy(), tower.predict(images[:3], verbose=0), rtol=1e-4, atol=1e-5
     )
+
+
+def test_classification_batches_carry_seen_class_indices(cifar_subset):
+    from keras_siamese.data import splits
+    from keras_siamese.training import trainer
+
+    dataset, _, _ = cifar_subset
+    config = _config("normsoftmax", split="50_50", split_order="random", split_seed=3)
+    split = splits.make_split("50_50", 100, "random", 3)
+    part = splits.partition(dataset, split, 0.1, seed=3)
+    train_ds, val_ds = trainer.make_datasets(config, part, steps=2, first_epoch=0)
+    seen = sorted(split.seen)
+    for ds in (train_ds.take(2), val_ds.take(2)):
+        for _, y in ds:
+            y = y.numpy()
+            assert y.min() >= 0 and y.max() < 50
+    # Index k is the k-th seen class: the first validation image's class, mapped back.
+    ((_, y),) = val_ds.take(1)
+    assert seen[int(y.numpy()[0])] == int(part.val_labels[0])

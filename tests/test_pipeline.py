@@ -226,3 +226,26 @@ def test_pair_batches_are_balanced_and_labelled_right():
         assert np.all(_decode(x["left"]) != _decode(x["right"]))
     with pytest.raises(ConfigError, match="even"):
         pipeline.pair_dataset(images, LABELS, batch_size=7, steps_per_epoch=1, names=PAIR)
+
+
+def test_class_batches_shuffle_every_image_once_per_epoch_with_its_label():
+    labels = np.repeat(np.arange(4), 6)  # 24 images, 4 steps of 6 per epoch
+    images = _indexed_images(labels)
+    ds = pipeline.class_dataset(images, labels, batch_size=6, steps_per_epoch=4, seed=5)
+    batches = [(x.numpy(), y.numpy()) for x, y in ds.take(8)]
+    for epoch in (batches[:4], batches[4:]):
+        seen = np.concatenate([_decode(x) for x, _ in epoch])
+        assert sorted(seen) == list(range(24))  # each image exactly once
+        for x, y in epoch:
+            np.testing.assert_array_equal(labels[_decode(x)], y)
+    first = np.concatenate([_decode(x) for x, _ in batches[:4]])
+    second = np.concatenate([_decode(x) for x, _ in batches[4:]])
+    assert not np.array_equal(first, second)  # a new shuffle each epoch
+    # Seeded, and a resumed run draws the batches of its epoch.
+    resumed = pipeline.class_dataset(images, labels, 6, 4, seed=5, first_epoch=1)
+    again = [a.numpy() for a, _ in resumed.take(4)]
+    for (x, _), x2 in zip(batches[4:], again, strict=True):
+        np.testing.assert_array_equal(x, x2)
+    # Longer epochs continue with a new shuffle.
+    long = pipeline.shuffled_indices(24, 6, 6, seed=5, epoch=0)
+    assert sorted(long[:4].ravel()) == list(range(24)) and long.shape == (6, 6)

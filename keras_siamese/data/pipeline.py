@@ -321,17 +321,40 @@ def pk_dataset(
         first_epoch: the epoch the dataset starts at (to resume a run).
     """
     sampler = PKSampler(labels, classes_per_batch, images_per_class, seed)
+    return _indexed_batches(
+        images,
+        labels,
+        lambda epoch: sampler.epoch_indices(epoch, steps_per_epoch),
+        (steps_per_epoch, sampler.batch_size),
+        tf.constant([seed, 0xA06], tf.int64),
+        augmentation,
+        first_epoch,
+    )
+
+
+def _indexed_batches(
+    images: np.ndarray,
+    labels: np.ndarray,
+    epoch_indices,
+    shape: tuple[int, int],
+    base_seed: tf.Tensor,
+    augmentation: Augmentation | None,
+    first_epoch: int,
+) -> tf.data.Dataset:
+    """Endless `(augmented uint8 images [B, ...], labels [B])` batches.
+
+    `epoch_indices(epoch)` gives each epoch's image indices, of `shape`
+    (steps, B); each batch's augmentation seed is a function of
+    (`base_seed`, epoch, step).
+    """
     augmentation = augmentation or Augmentation(flip=False, crop=False)
     images_t = tf.constant(images)
     labels_t = tf.constant(np.asarray(labels, np.int32))
-    base = tf.constant([seed, 0xA06], tf.int64)
 
     def epoch_batches(epoch):
-        indices = tf.numpy_function(
-            lambda e: sampler.epoch_indices(int(e), steps_per_epoch), [epoch], tf.int64
-        )
-        indices = tf.ensure_shape(indices, [steps_per_epoch, sampler.batch_size])
-        epoch_seed = tf.random.experimental.stateless_fold_in(base, epoch)
+        indices = tf.numpy_function(lambda e: epoch_indices(int(e)), [epoch], tf.int64)
+        indices = tf.ensure_shape(indices, shape)
+        epoch_seed = tf.random.experimental.stateless_fold_in(base_seed, epoch)
         return (
             tf.data.Dataset.from_tensor_slices(indices)
             .enumerate()
@@ -349,6 +372,50 @@ def pk_dataset(
         .flat_map(epoch_batches)
         .map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         .prefetch(tf.data.AUTOTUNE)
+    )
+
+
+def shuffled_indices(num_images: int, batch_size: int, steps: int, seed: int, epoch: int):
+    """Epoch `epoch`'s image indices `[steps, batch_size]`: seeded shuffles of all images.
+
+    One epoch of `num_images // batch_size` steps visits each image at most once;
+    longer epochs continue with a new shuffle.
+    """
+    rng = np.random.default_rng([seed, 0xC1A55, epoch])
+    needed = steps * batch_size
+    shuffles = [rng.permutation(num_images) for _ in range(-(-needed // num_images))]
+    return np.concatenate(shuffles)[:needed].reshape(steps, batch_size).astype(np.int64)
+
+
+def class_dataset(
+    images: np.ndarray,
+    labels: np.ndarray,
+    batch_size: int,
+    steps_per_epoch: int,
+    seed: int = 0,
+    augmentation: Augmentation | None = None,
+    first_epoch: int = 0,
+) -> tf.data.Dataset:
+    """An endless dataset of shuffled labelled images: `(uint8 [B, H, W, C], labels [B])`.
+
+    Each epoch is a new seeded shuffle of all images (the classification
+    objectives); `labels` are passed through as given.
+    """
+    return _indexed_batches(
+        images,
+        labels,
+        lambda epoch: shuffled_indices(len(labels), batch_size, steps_per_epoch, seed, epoch),
+        (steps_per_epoch, batch_size),
+        tf.constant([seed, 0xC1A55], tf.int64),
+        augmentation,
+        first_epoch,
+    )
+
+
+def fixed_class_dataset(images: np.ndarray, labels: np.ndarray, batch_size: int):
+    """Every image once, in order, with its label (validation)."""
+    return tf.data.Dataset.from_tensor_slices((images, np.asarray(labels, np.int32))).batch(
+        batch_size
     )
 
 

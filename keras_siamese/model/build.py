@@ -13,7 +13,7 @@ import keras
 
 from keras_siamese.config import TrainConfig
 from keras_siamese.data.datasets import DatasetInfo
-from keras_siamese.model import losses, resnet, siamese
+from keras_siamese.model import classifier, losses, resnet, siamese
 
 
 @contextlib.contextmanager
@@ -46,17 +46,32 @@ def build_tower(config: TrainConfig, info: DatasetInfo) -> keras.Model:
 
 
 def build_training_model(
-    config: TrainConfig, tower: keras.Model, jit_compile: bool = False
+    config: TrainConfig,
+    tower: keras.Model,
+    jit_compile: bool = False,
+    num_classes: int | None = None,
 ) -> keras.Model:
     """The compiled training model of `config.objective` around `tower`.
 
     triplet: the three-input model with the Lambda loss; batch_*: the tower
     alone, with a loss that mines the triplets of each P x K batch;
-    contrastive: the two-input pair model.
+    contrastive: the two-input pair model; softmax and normsoftmax: the tower
+    under a classifier of `num_classes` classes (the classes trained on).
     """
     margin = config.resolved_margin
     metrics = []
-    if config.objective == "triplet":
+    if config.uses_class_batches:
+        if num_classes is None:
+            raise ValueError(f"--objective={config.objective} needs the number of classes")
+        cosine = config.objective == "normsoftmax"
+        model = classifier.classifier_model(tower, num_classes, cosine=cosine)
+        loss = losses.ClassificationLoss(
+            scale=config.logit_scale if cosine else 1.0,
+            margin=config.class_margin if cosine else 0.0,
+            label_smoothing=config.label_smoothing,
+        )
+        metrics = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
+    elif config.objective == "triplet":
         model = siamese.triplet_model(tower, config.distance, margin, config.concat_tower)
         loss = siamese.identity_loss
     elif config.uses_pk_batches:

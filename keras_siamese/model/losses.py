@@ -15,6 +15,7 @@ from keras_siamese.config import DEFAULT_MARGINS, DISTANCES, check_distance, che
 __all__ = [
     "BATCH_MINING",
     "BatchTripletLoss",
+    "ClassificationLoss",
     "ContrastiveLoss",
     "DEFAULT_MARGINS",
     "DISTANCES",
@@ -24,6 +25,7 @@ __all__ = [
     "batch_all_triplet_loss",
     "batch_hard_triplet_loss",
     "batch_semihard_triplet_loss",
+    "classification_loss",
     "contrastive_loss",
     "l2_normalize",
     "paired_distance",
@@ -193,6 +195,61 @@ class BatchTripletLoss(keras.losses.Loss):
 def violating_fraction(y_true, y_pred, distance: str, margin: float):
     """Share of the batch's valid triplets that violate the margin (a metric)."""
     return batch_all_triplet_loss(y_true, ops.cast(y_pred, "float32"), distance, margin)[1]
+
+
+def classification_loss(
+    labels, scores, scale: float = 1.0, margin: float = 0.0, label_smoothing: float = 0.0
+):
+    """Per-sample cross-entropy of class `scores` [B, C] for int `labels` [B].
+
+    The logits are `scale * (scores - margin * onehot(labels))`: a linear
+    classifier's scores with scale 1 and margin 0 (softmax), or cosines with a
+    scale and an additive margin on the true class (normalised softmax,
+    CosFace). `label_smoothing` spreads that share of each target evenly over
+    all C classes.
+    """
+    num_classes = scores.shape[-1]
+    onehot = ops.one_hot(ops.cast(ops.reshape(labels, [-1]), "int32"), num_classes)
+    logits = scale * (ops.cast(scores, "float32") - margin * onehot)
+    targets = onehot * (1.0 - label_smoothing) + label_smoothing / num_classes
+    return -ops.sum(targets * ops.log_softmax(logits, axis=-1), axis=-1)
+
+
+@keras.saving.register_keras_serializable(package="keras_siamese")
+class ClassificationLoss(keras.losses.Loss):
+    """`classification_loss` as a Keras loss: `y_true` class indices, `y_pred` class scores.
+
+    Args:
+        scale: multiplies the scores (normalised softmax), > 0.
+        margin: subtracted from the true class's score before scaling.
+        label_smoothing: in [0, 1).
+    """
+
+    def __init__(
+        self,
+        scale: float = 1.0,
+        margin: float = 0.0,
+        label_smoothing: float = 0.0,
+        name: str = "classification",
+    ):
+        if not scale > 0:
+            raise ValueError(f"scale must be greater than 0, not {scale}")
+        if not 0.0 <= label_smoothing < 1.0:
+            raise ValueError(f"label_smoothing must be in [0, 1), not {label_smoothing}")
+        super().__init__(name=name, reduction="sum_over_batch_size")
+        self.scale, self.margin = float(scale), float(margin)
+        self.label_smoothing = float(label_smoothing)
+
+    def call(self, y_true, y_pred):
+        return classification_loss(y_true, y_pred, self.scale, self.margin, self.label_smoothing)
+
+    def get_config(self) -> dict:
+        return {
+            "scale": self.scale,
+            "margin": self.margin,
+            "label_smoothing": self.label_smoothing,
+            "name": self.name,
+        }
 
 
 @keras.saving.register_keras_serializable(package="keras_siamese")

@@ -55,7 +55,23 @@ def make_datasets(
     augmentation = pipeline.Augmentation(flip=config.flip, crop=config.crop)
     has_validation = len(part.val_labels) > 0
     val_ds = None
-    if config.uses_pk_batches:
+    if config.uses_class_batches:
+        # The classifier's outputs are the seen classes in order: 0 .. len(seen) - 1.
+        seen = np.asarray(sorted(part.split.seen))
+        train_ds = pipeline.class_dataset(
+            part.train_images,
+            np.searchsorted(seen, part.train_labels),
+            config.batch_size,
+            steps,
+            config.seed,
+            augmentation,
+            first_epoch=first_epoch,
+        )
+        if has_validation:
+            val_ds = pipeline.fixed_class_dataset(
+                part.val_images, np.searchsorted(seen, part.val_labels), config.batch_size
+            )
+    elif config.uses_pk_batches:
         train_ds = pipeline.pk_dataset(
             part.train_images,
             part.train_labels,
@@ -284,7 +300,10 @@ def train_and_evaluate(
     with strategy.scope(), build.precision_policy(config.precision):
         tower = build.build_tower(config, dataset.info)
         model = build.build_training_model(
-            config, tower, devices.resolve_jit_compile(config.jit_compile)
+            config,
+            tower,
+            devices.resolve_jit_compile(config.jit_compile),
+            num_classes=len(split.seen),
         )
     resuming = f", resuming at epoch {first_epoch + 1}" if first_epoch else ""
     print(

@@ -99,6 +99,7 @@ class SiameseHyperModel(keras_tuner.HyperModel):
         tune: the search settings.
         dataset: the data set (only its shape and normalisation are used by build).
         val_images, val_labels: the held-out classes' images that score a trial.
+        num_classes: the classes a trial trains on (for the classification objectives).
     """
 
     def __init__(
@@ -108,8 +109,10 @@ class SiameseHyperModel(keras_tuner.HyperModel):
         dataset: ImageDataset,
         val_images: np.ndarray,
         val_labels: np.ndarray,
+        num_classes: int | None = None,
     ):
         super().__init__(name="siamese")
+        self.num_classes = num_classes
         self.base = base
         self.tune = tune
         self.dataset = dataset
@@ -123,7 +126,10 @@ class SiameseHyperModel(keras_tuner.HyperModel):
         with build.precision_policy(config.precision):
             tower = build.build_tower(config, self.dataset.info)
             return build.build_training_model(
-                config, tower, devices.resolve_jit_compile(config.jit_compile)
+                config,
+                tower,
+                devices.resolve_jit_compile(config.jit_compile),
+                num_classes=self.num_classes,
             )
 
     def fit(self, hp: keras_tuner.HyperParameters, model: keras.Model, *args, **kwargs):
@@ -283,12 +289,13 @@ def run_search(
         dataset,
         dataset.train_images[objective_mask],
         dataset.train_labels[objective_mask],
+        num_classes=len(train_split.seen),
     )
     tuner = make_tuner(hypermodel, base, tune, directory)
     train_ds, val_ds = trainer.make_datasets(base, part, steps, first_epoch=0)
-    callbacks: list[keras.callbacks.Callback] = [keras.callbacks.TerminateOnNaN()]
+    fit_callbacks: list[keras.callbacks.Callback] = [keras.callbacks.TerminateOnNaN()]
     if base.time_budget_minutes:
-        callbacks.append(callbacks.TimeBudget(base.time_budget_minutes))
+        fit_callbacks.append(callbacks.TimeBudget(base.time_budget_minutes))
     names = ", ".join(dataset.class_names[c] for c in held_out)
     print(
         f"Searching with the {tune.tuner} tuner on {base.dataset} split {split.name}: "
@@ -301,7 +308,7 @@ def run_search(
         epochs=base.epochs,
         steps_per_epoch=steps,
         validation_data=val_ds,
-        callbacks=callbacks,
+        callbacks=fit_callbacks,
         shuffle=False,
         verbose=verbose,
     )

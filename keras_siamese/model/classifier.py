@@ -1,0 +1,49 @@
+"""Classification heads that train the tower on the seen classes and are never exported.
+
+`softmax`: a linear layer over the embedding. `normsoftmax`: a cosine
+classifier, the cosine between the L2-normalised embedding and each class's
+L2-normalised weight vector; the scale and margin live in the loss
+(`losses.ClassificationLoss`). Either way the training model outputs class
+scores, and the export keeps the tower alone.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import layers, ops
+
+from keras_siamese.model import losses
+
+
+@keras.saving.register_keras_serializable(package="keras_siamese")
+class CosineClassifier(layers.Layer):
+    """Cosine similarity `[B, num_classes]` of each input row with each class's weights."""
+
+    def __init__(self, num_classes: int, **kwargs):
+        super().__init__(**kwargs)
+        self.num_classes = int(num_classes)
+
+    def build(self, input_shape):
+        self.kernel = self.add_weight(
+            name="kernel", shape=(input_shape[-1], self.num_classes), initializer="glorot_uniform"
+        )
+
+    def call(self, inputs):
+        weights = ops.transpose(losses.l2_normalize(ops.transpose(self.kernel)))
+        return ops.matmul(losses.l2_normalize(inputs), weights)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "num_classes": self.num_classes}
+
+
+def classifier_model(tower: keras.Model, num_classes: int, cosine: bool) -> keras.Model:
+    """`tower` under a classification head: uint8 images in, float32 class scores out."""
+    if num_classes < 2:
+        raise ValueError(f"a classifier needs at least 2 classes, not {num_classes}")
+    images = keras.Input(shape=tower.input_shape[1:], dtype="uint8", name="images")
+    embeddings = layers.Activation("linear", dtype="float32", name="embeddings")(tower(images))
+    if cosine:
+        head = CosineClassifier(num_classes, dtype="float32", name="cosine_classifier")
+    else:
+        head = layers.Dense(num_classes, dtype="float32", name="classifier")
+    return keras.Model(images, head(embeddings), name="classifier")
