@@ -12,7 +12,7 @@ import sys
 import numpy as np
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, program_error
 
 
 def _png_data_url(image: np.ndarray) -> str:
@@ -234,17 +234,8 @@ def test_the_page_and_its_files_are_served(server):
     assert status == 200 and json.loads(info)["distance"] == "cosine"
 
 
-def test_a_folder_that_is_not_an_export_is_one_line(tmp_path):
-    result = subprocess.run(
-        [sys.executable, "canvas_main.py", f"--export={tmp_path}"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 1
-    errors = [x for x in result.stderr.splitlines() if x.startswith("error:")]
-    assert len(errors) == 1 and "not an export" in errors[0]
+def test_a_folder_that_is_not_an_export_is_one_line(capsys, tmp_path):
+    assert "not an export" in program_error(capsys, "canvas_main", f"--export={tmp_path}")
 
 
 # -------------------------------------------------------------- the browser

@@ -12,7 +12,7 @@ import pytest
 
 from keras_siamese import workdir as wd
 from keras_siamese.evaluation import report
-from tests.conftest import ROOT, run_main, run_mains
+from tests.conftest import ROOT, program_error, run_main, run_mains
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -167,9 +167,9 @@ def test_time_budget_stops_training_and_snapshots_make_a_learning_curve(runs_dir
     _assert_png(os.path.join(run, wd.CURVE_FIGURE))
 
 
-def test_snapshots_of_a_run_without_them_are_refused(runs_dir):
-    result = run_main("eval_main.py", f"--workdir={os.path.join(runs_dir, '100_0')}", "--snapshots")
-    assert "holds no snapshots" in _error_line(result)
+def test_snapshots_of_a_run_without_them_are_refused(capsys, runs_dir):
+    run = f"--workdir={os.path.join(runs_dir, '100_0')}"
+    assert "holds no snapshots" in program_error(capsys, "eval_main", run, "--snapshots")
 
 
 def test_killed_evaluation_leaves_a_complete_eval_json(runs_dir, data_root, tmp_path):
@@ -214,27 +214,26 @@ def _error_line(result: subprocess.CompletedProcess) -> str:
     return lines[-1]
 
 
-def test_export_of_another_data_set_is_refused(tmp_path, runs_dir, data_root):
+def test_export_of_another_data_set_is_refused(capsys, tmp_path, runs_dir, data_root):
     run = tmp_path / "run"
     shutil.copytree(os.path.join(runs_dir, "90_10"), run, ignore=shutil.ignore_patterns("*.json"))
     os.makedirs(run / "export", exist_ok=True)
     meta = _load(os.path.join(runs_dir, "90_10", "export", "metadata.json"))
     (run / "export" / "metadata.json").write_text(json.dumps({**meta, "dataset": "mnist"}))
-    result = run_main("eval_main.py", f"--workdir={run}", f"--data_dir={_cifar(data_root)}")
-    assert "No mnist data found" in _error_line(result)
+    args = (f"--workdir={run}", f"--data_dir={_cifar(data_root)}")
+    assert "No mnist data found" in program_error(capsys, "eval_main", *args)
     renamed = {**meta, "class_names": [f"c{i}" for i in range(100)]}
     (run / "export" / "metadata.json").write_text(json.dumps(renamed))
-    result = run_main("eval_main.py", f"--workdir={run}", f"--data_dir={_cifar(data_root)}")
-    assert "class names differ" in _error_line(result)
+    assert "class names differ" in program_error(capsys, "eval_main", *args)
     assert not (run / wd.EVAL_FILE).exists()
 
 
-def test_data_dir_without_the_data_is_refused(tmp_path, runs_dir):
+def test_data_dir_without_the_data_is_refused(capsys, tmp_path, runs_dir):
     run = os.path.join(runs_dir, "90_10")
     empty = tmp_path / "empty"
     empty.mkdir()
-    result = run_main("eval_main.py", f"--workdir={run}", f"--data_dir={empty}")
-    assert "No cifar100 data found" in _error_line(result)
+    line = program_error(capsys, "eval_main", f"--workdir={run}", f"--data_dir={empty}")
+    assert "No cifar100 data found" in line
 
 
 # The command-line contract as a process sees it; every other bad flag: tests/test_cli.py.
