@@ -122,12 +122,17 @@ def program_flags(program: str, *args: str):
     return fv
 
 
-def program_error(capsys, program: str, *args: str) -> str:
-    """The one `error:` line `program` prints for `args`, run in this process; it must fail."""
+def program_run(program: str, *args: str) -> int:
+    """Runs `program` (train_main, eval_main, canvas_main) with `args` in this process."""
     import importlib
 
+    return importlib.import_module(program).run(program_flags(program, *args))
+
+
+def program_error(capsys, program: str, *args: str) -> str:
+    """The one `error:` line `program` prints for `args`, run in this process; it must fail."""
     try:
-        code = importlib.import_module(program).run(program_flags(program, *args))
+        code = program_run(program, *args)
     except SystemExit as e:  # a flag absl itself refuses
         code = e.code
     err = capsys.readouterr().err

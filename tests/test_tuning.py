@@ -15,7 +15,10 @@ import time
 import numpy as np
 import pytest
 
-from tests.conftest import ROOT, run_main
+from keras_siamese import cli
+from keras_siamese.config import TrainConfig
+from keras_siamese.data import splits
+from tests.conftest import ROOT, program_flags
 
 # A search of a few seconds per trial: depth 8, two steps of 8 triplets, 4 held-out classes.
 SEARCH_FLAGS = (
@@ -146,19 +149,19 @@ def test_the_table_and_best_flags_name_the_best_trial(resumed_search, data_root,
     assert rate == pytest.approx(float(best["learning_rate"]), rel=1e-5)
     assert not any(x.startswith(("--workdir", "--data_dir", "--mode")) for x in lines)
 
-    # train_main trains with it, on every seen class.
-    run = tmp_path / "best"
-    result = run_main(
-        "train_main.py",
+    # train_main accepts it as it is, and trains on every seen class (no held-out ones).
+    fv = program_flags(
+        "train_main",
         f"--flagfile={os.path.join(workdir, 'best.flags')}",
         f"--data_dir={os.path.join(data_root, 'cifar100')}",
-        f"--workdir={run}",
+        f"--workdir={tmp_path / 'best'}",
     )
-    assert result.returncode == 0, result.stderr[-3000:]
-    with open(run / "export" / "metadata.json") as f:
-        metadata = json.load(f)
-    assert metadata["margin"] == pytest.approx(margin)
-    assert len(metadata["seen_classes"]) == 90
+    config = cli.config_from_flags(TrainConfig, fv)
+    config.validate()
+    assert fv.mode == "train" and config.margin == pytest.approx(margin)
+    assert (
+        len(splits.make_split(config.split, 100, config.split_order, config.split_seed).seen) == 90
+    )
 
 
 def test_the_objective_never_looks_at_unseen_classes_or_test_images(resumed_search):
