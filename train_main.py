@@ -110,4 +110,4 @@ def run(flag_values: flags.FlagValues) -> int:
 
 
 if __name__ == "__main__":
-    cli.run_program(define_flags, run)
+    cli.run_program(define_flags, run, flags.FLAGS)

@@ -1,5 +1,5 @@
 """What the command-line programs share: flags generated from the declared settings,
-and parsing that fails in one line."""
+parsing that fails in one line, and the programs' one way to start."""
 
 from __future__ import annotations
 
@@ -84,11 +84,7 @@ def config_from_flags(config_class: type, flag_values: flags.FlagValues):
 
 
 def parse_flags(argv: list[str], flag_values: flags.FlagValues) -> list[str]:
-    """Parses `argv` into `flag_values`; a bad flag or a stray argument exits 2 in one line.
-
-    A program passes its own flags: `app.run(main, flags_parser=lambda argv:
-    cli.parse_flags(argv, flags.FLAGS))`.
-    """
+    """Parses `argv` into `flag_values`; a bad flag or a stray argument exits 2 in one line."""
     try:
         rest = flag_values(argv)
     except flags.Error as e:
@@ -104,9 +100,12 @@ def parse_flags(argv: list[str], flag_values: flags.FlagValues) -> list[str]:
 
 
 def run_program(
-    define_flags: Callable[[flags.FlagValues], None], run: Callable[[flags.FlagValues], int]
+    define_flags: Callable[[flags.FlagValues], None],
+    run: Callable[[flags.FlagValues], int],
+    flag_values: flags.FlagValues,
 ) -> None:
-    """Runs a program: defines its flags, parses the command line in one-line-error style,
-    and exits with what `run` returns. Tests call `define_flags` and `run` in process."""
-    define_flags(flags.FLAGS)
-    app.run(lambda argv: run(flags.FLAGS), flags_parser=lambda argv: parse_flags(argv, flags.FLAGS))
+    """Runs a program on the program's `flag_values` (absl's global flags): defines its
+    flags, parses the command line in one-line-error style, and exits with what `run`
+    returns. Tests call `define_flags` and `run` in process on flags of their own."""
+    define_flags(flag_values)
+    app.run(lambda argv: run(flag_values), flags_parser=lambda argv: parse_flags(argv, flag_values))
