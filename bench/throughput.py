@@ -66,7 +66,14 @@ _INTER_OP = flags.DEFINE_integer(
 SHAPE = DATASETS["cifar100"].image_shape
 
 
+# Classes of the classification objectives' head: the seen classes of a 90_10 split.
+NUM_CLASSES = 90
+
+
 def _batch(config: TrainConfig, rng: np.random.Generator):
+    if config.uses_class_batches:
+        labels = rng.integers(0, NUM_CLASSES, config.batch_size).astype(np.int32)
+        return rng.integers(0, 256, (config.batch_size, *SHAPE), dtype=np.uint8), labels
     if config.uses_pk_batches:
         labels = np.repeat(np.arange(config.classes_per_batch), config.images_per_class)
         images = rng.integers(0, 256, (len(labels), *SHAPE), dtype=np.uint8)
@@ -143,14 +150,20 @@ def main(argv: list[str]) -> None:
         keras.utils.set_random_seed(0)
         with build.precision_policy(config.precision):
             tower = build.build_tower(config, DATASETS["cifar100"])
-            model = build.build_training_model(config, tower, jit_compile=_JIT.value)
+            model = build.build_training_model(
+                config, tower, jit_compile=_JIT.value, num_classes=NUM_CLASSES
+            )
         x, y = _batch(config, np.random.default_rng(0))
         for _ in range(2):
             model.train_on_batch(x, y)
         step = _median_seconds(lambda: model.train_on_batch(x, y), _STEPS.value)  # noqa: B023
         images_per_second = config.images_per_batch / step
         gflop = training_gflop(tower)
-        samples = config.images_per_batch if config.uses_pk_batches else config.batch_size
+        samples = (
+            config.batch_size
+            if config.objective in ("triplet", "contrastive")
+            else (config.images_per_batch)
+        )
         line = {
             "objective": objective,
             "model": f"resnet{_DEPTH.value}",

@@ -22,14 +22,19 @@ def test_throughput_bench_prints_a_line_per_objective():
         "--inference_batch=8",
         "--pipeline_batches=2",
         "--matmul_size=256",
-        "--objectives=triplet,batch_hard,contrastive",
+        "--objectives=triplet,batch_hard,contrastive,normsoftmax",
     )
     assert result.returncode == 0, result.stderr[-2000:]
     lines = _json_lines(result.stdout)
-    assert [line["objective"] for line in lines] == ["triplet", "batch_hard", "contrastive"]
-    assert [line["images_per_step"] for line in lines] == [12, 4, 8]
+    assert [line["objective"] for line in lines] == [
+        "triplet",
+        "batch_hard",
+        "contrastive",
+        "normsoftmax",
+    ]
+    assert [line["images_per_step"] for line in lines] == [12, 4, 8, 4]
     assert [line["samples_per_second"] * line["median_step_seconds"] for line in lines] == (
-        pytest.approx([4, 4, 4], rel=0.01)
+        pytest.approx([4, 4, 4, 4], rel=0.01)
     )
     # Forward FLOPs of ResNet-8 by hand (see the evaluation bench test) times 3, less the
     # input gradient of the first convolution, which the image does not need.
