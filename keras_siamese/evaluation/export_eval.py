@@ -70,7 +70,7 @@ def evaluate_export(
     """Evaluates the export in `export_dir` on `dataset`; writes figures and eval.json.
 
     Args:
-        export_dir: a folder written by `keras_siamese.export.export_tower`.
+        export_dir: a folder written by `keras_siamese.serving.export.export_tower`.
         dataset: the data set it was trained on (checked against its metadata).
         out_dir: where eval.json and the figures go (the run's workdir).
         seed: seed of every sampled triplet, pair, support and episode.

@@ -19,7 +19,7 @@ Unseen classes (test images), absent when a split has none:
   * retrieval: recall@1 and MAP@R, leaving each query out of the gallery.
 
 A pair counts as "same" when its distance is at most the threshold. Distances
-are those of `keras_siamese.losses` (cosine: `1 - cos`; euclidean: squared
+are those of `keras_siamese.model.losses` (cosine: `1 - cos`; euclidean: squared
 L2). Every accuracy carries the half-width of its 95% confidence interval.
 """
 
@@ -95,7 +95,7 @@ def embed_partition(
 
     Args:
         tower: the embedding model (uint8 images in).
-        part: a `keras_siamese.splits.Partition`.
+        part: a `keras_siamese.data.splits.Partition`.
         batch_size: images per forward pass.
         verbose: Keras progress display (0 silent, 1 bar, 2 one line).
     """

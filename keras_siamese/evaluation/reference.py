@@ -5,7 +5,7 @@ triplet accuracy, pair ("binary") accuracy at cosine similarity > 0.2, and
 its "mean few-shot accuracy" (a pair test that answering "different" beats).
 
 `REEVALUATED`: that project's own trained 150-epoch models evaluated with this
-project's protocol (`keras_siamese.evaluation`) on the real CIFAR-100 test
+project's protocol (`keras_siamese.evaluation.protocol`) on the real CIFAR-100 test
 set, cosine similarity, fractions in [0, 1]. `oneshot_*` is N-way one-shot
 over all unseen classes; `fewshot_reference` is the pooled reference few-shot
 pair test and `always_different` its trivial baseline.
