@@ -40,6 +40,8 @@ PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 JIT_CHOICES = ("auto", "true", "false")
 STRATEGIES = ("auto", "default", "mirrored", "multi_worker", "tpu")
 TUNERS = ("random", "bayesian", "hyperband")
+OPTIMIZERS = ("adam", "adamw", "sgd")
+LR_SCHEDULES = ("constant", "cosine", "onecycle")
 DATASET_NAMES = tuple(DATASETS)
 
 
@@ -168,7 +170,26 @@ class TrainConfig:
     label_smoothing: float = setting(
         0.0, "softmax, normsoftmax: share of each target spread over all classes, in [0, 1)."
     )
-    learning_rate: float = setting(1e-3, "Adam learning rate.")
+    learning_rate: float = setting(
+        1e-3, "Learning rate: the constant one, or the peak of --lr_schedule."
+    )
+    optimizer: str = setting(
+        "adam", "adam, adamw (decoupled weight decay), or sgd (Nesterov momentum).", OPTIMIZERS
+    )
+    momentum: float = setting(0.9, "sgd: momentum, in [0, 1).")
+    weight_decay: float = setting(
+        0.0, "Decoupled weight decay of every optimizer (0: none; adamw needs it above 0)."
+    )
+    lr_schedule: str = setting(
+        "constant",
+        "constant; cosine: decay to 0 over --epochs after --warmup_epochs of linear warm-up; "
+        "onecycle: warm up from a 25th of the rate (over --warmup_epochs, or the first 30% "
+        "of the run when 0), then cosine decay to 1e-4 of it. Steps per batch.",
+        LR_SCHEDULES,
+    )
+    warmup_epochs: float = setting(
+        0.0, "Epochs of linear warm-up before the schedule's decay (cosine, onecycle)."
+    )
     batch_size: int = setting(
         128,
         "Triplets (or pairs, or images for softmax and normsoftmax) per batch; batch_*: P x K "
@@ -231,6 +252,7 @@ class TrainConfig:
         self._validate_objective(num_seen)
         if not self.learning_rate > 0:
             raise ConfigError(f"--learning_rate={self.learning_rate} must be greater than 0.")
+        self._validate_optimization()
         for name in ("batch_size", "epochs"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"--{name}={getattr(self, name)} must be at least 1.")
@@ -269,6 +291,28 @@ class TrainConfig:
         if self.uses_class_batches:
             return self.batch_size
         return self.batch_size * (2 if self.objective == "contrastive" else 3)
+
+    def _validate_optimization(self) -> None:
+        if self.weight_decay < 0:
+            raise ConfigError(f"--weight_decay={self.weight_decay} must be 0 or positive.")
+        if self.optimizer == "adamw" and not self.weight_decay > 0:
+            raise ConfigError(
+                "--optimizer=adamw needs --weight_decay above 0 (with 0 it is --optimizer=adam)."
+            )
+        if not 0.0 <= self.momentum < 1.0:
+            raise ConfigError(f"--momentum={self.momentum} must be in [0, 1).")
+        if self.warmup_epochs < 0:
+            raise ConfigError(f"--warmup_epochs={self.warmup_epochs} must be 0 or positive.")
+        if self.warmup_epochs and self.lr_schedule == "constant":
+            raise ConfigError(
+                "--warmup_epochs needs --lr_schedule=cosine or onecycle: a constant rate has "
+                "no warm-up."
+            )
+        if self.warmup_epochs >= self.epochs:
+            raise ConfigError(
+                f"--warmup_epochs={self.warmup_epochs} must be shorter than the run's "
+                f"--epochs={self.epochs}."
+            )
 
     def _validate_objective(self, num_seen: int) -> None:
         if self.uses_pk_batches:

@@ -99,6 +99,13 @@ def test_the_split_flagfiles_keep_the_reference_protocol():
         ),
         (["--label_smoothing=1"], "--label_smoothing=1.0 must be in [0, 1)"),
         (["--label_smoothing=-0.1"], "must be in [0, 1)"),
+        (["--optimizer=rmsprop"], "should be one of"),
+        (["--lr_schedule=step"], "should be one of"),
+        (["--weight_decay=-1"], "--weight_decay=-1.0 must be 0 or positive"),
+        (["--optimizer=adamw"], "needs --weight_decay above 0"),
+        (["--optimizer=sgd", "--momentum=1"], "--momentum=1.0 must be in [0, 1)"),
+        (["--warmup_epochs=1"], "needs --lr_schedule=cosine or onecycle"),
+        (["--lr_schedule=cosine", "--warmup_epochs=3", "--epochs=3"], "must be shorter"),
     ],
 )
 def test_bad_training_flags_are_one_line(capsys, tmp_path, args, message):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 
 def test_the_one_call_tower_computes_the_same_loss_at_inference_and_trains():
@@ -30,3 +31,46 @@ def test_the_one_call_tower_computes_the_same_loss_at_inference_and_trains():
     assert [layer.name for layer in model.layers if "stack" in layer.name] == ["stack", "unstack"]
     losses = [float(model.train_on_batch(x, np.zeros(6))) for _ in range(3)]
     assert all(np.isfinite(losses))
+
+
+def _rates(config, steps_per_epoch):
+    from keras_siamese.model import build
+
+    schedule = build.learning_rate(config, steps_per_epoch)
+    total = config.epochs * steps_per_epoch
+    return [float(schedule(step)) for step in range(total + 1)]
+
+
+def test_the_learning_rate_schedules_by_hand():
+    from keras_siamese.config import TrainConfig
+    from keras_siamese.model import build
+
+    constant = TrainConfig(workdir="w")
+    assert build.learning_rate(constant, None) == 1e-3
+    # Cosine over 2 epochs of 5 steps, the first epoch a linear warm-up from 0.
+    cosine = TrainConfig(workdir="w", epochs=2, lr_schedule="cosine", warmup_epochs=1)
+    rates = _rates(cosine, 5)
+    np.testing.assert_allclose(rates[:6], [0, 2e-4, 4e-4, 6e-4, 8e-4, 1e-3], atol=1e-9)
+    halfway = 1e-3 * 0.5 * (1 + np.cos(np.pi * 2 / 5))  # 2 of the 5 decay steps
+    assert rates[7] == pytest.approx(halfway, abs=1e-9)
+    assert rates[10] < 1e-9
+    # One cycle over 10 steps: 3 steps up from a 25th, then down to 1e-4 of the peak.
+    cycle = _rates(TrainConfig(workdir="w", epochs=1, lr_schedule="onecycle"), 10)
+    assert cycle[0] == pytest.approx(4e-5) and cycle[3] == pytest.approx(1e-3)
+    assert cycle[10] == pytest.approx(1e-7, abs=1e-9) and max(cycle) == cycle[3]
+    with pytest.raises(ValueError, match="steps per epoch"):
+        build.learning_rate(cosine, None)
+
+
+def test_each_optimizer_is_built_with_its_settings():
+    import keras
+
+    from keras_siamese.config import TrainConfig
+    from keras_siamese.model import build
+
+    sgd = build.optimizer(TrainConfig(workdir="w", optimizer="sgd", momentum=0.8))
+    assert isinstance(sgd, keras.optimizers.SGD) and sgd.nesterov and sgd.momentum == 0.8
+    adamw = build.optimizer(TrainConfig(workdir="w", optimizer="adamw", weight_decay=5e-4))
+    assert isinstance(adamw, keras.optimizers.AdamW) and adamw.weight_decay == 5e-4
+    adam = build.optimizer(TrainConfig(workdir="w"))
+    assert type(adam) is keras.optimizers.Adam and adam.weight_decay is None

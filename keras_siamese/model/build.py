@@ -45,11 +45,56 @@ def build_tower(config: TrainConfig, info: DatasetInfo) -> keras.Model:
     )
 
 
+def learning_rate(config: TrainConfig, steps_per_epoch: int | None):
+    """The learning rate of `config`: a float, or a schedule stepped once per batch.
+
+    A schedule is a function of the optimizer's step count, which the run's
+    backup keeps, so a resumed run continues it where it stopped.
+    """
+    if config.lr_schedule == "constant":
+        return config.learning_rate
+    if not steps_per_epoch:
+        raise ValueError(f"--lr_schedule={config.lr_schedule} needs the steps per epoch")
+    total = max(int(config.epochs * steps_per_epoch), 1)
+    if config.lr_schedule == "cosine":
+        warmup = int(config.warmup_epochs * steps_per_epoch)
+        start = 0.0 if warmup else config.learning_rate
+        target = config.learning_rate if warmup else None
+        return keras.optimizers.schedules.CosineDecay(
+            start, max(total - warmup, 1), warmup_target=target, warmup_steps=warmup
+        )
+    # onecycle: from a 25th of the peak up to it, then down to 1e-4 of the peak.
+    warmup = int(config.warmup_epochs * steps_per_epoch) or max(int(0.3 * total), 1)
+    return keras.optimizers.schedules.CosineDecay(
+        config.learning_rate / 25,
+        max(total - warmup, 1),
+        alpha=1e-4,
+        warmup_target=config.learning_rate,
+        warmup_steps=warmup,
+    )
+
+
+def optimizer(
+    config: TrainConfig, steps_per_epoch: int | None = None
+) -> keras.optimizers.Optimizer:
+    """The optimizer of `config`, with its learning rate or schedule."""
+    rate = learning_rate(config, steps_per_epoch)
+    decay = config.weight_decay or None
+    if config.optimizer == "adamw":
+        return keras.optimizers.AdamW(rate, weight_decay=config.weight_decay)
+    if config.optimizer == "sgd":
+        return keras.optimizers.SGD(
+            rate, momentum=config.momentum, nesterov=True, weight_decay=decay
+        )
+    return keras.optimizers.Adam(rate, weight_decay=decay)
+
+
 def build_training_model(
     config: TrainConfig,
     tower: keras.Model,
     jit_compile: bool = False,
     num_classes: int | None = None,
+    steps_per_epoch: int | None = None,
 ) -> keras.Model:
     """The compiled training model of `config.objective` around `tower`.
 
@@ -57,6 +102,7 @@ def build_training_model(
     alone, with a loss that mines the triplets of each P x K batch;
     contrastive: the two-input pair model; softmax and normsoftmax: the tower
     under a classifier of `num_classes` classes (the classes trained on).
+    A learning-rate schedule needs the run's `steps_per_epoch`.
     """
     margin = config.resolved_margin
     metrics = []
@@ -93,7 +139,7 @@ def build_training_model(
         else:
             loss = losses.ContrastiveLoss(margin)
     model.compile(
-        optimizer=keras.optimizers.Adam(config.learning_rate),
+        optimizer=optimizer(config, steps_per_epoch),
         loss=loss,
         metrics=metrics,
         jit_compile=jit_compile,

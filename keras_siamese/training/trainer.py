@@ -304,6 +304,7 @@ def train_and_evaluate(
             tower,
             devices.resolve_jit_compile(config.jit_compile),
             num_classes=len(split.seen),
+            steps_per_epoch=steps,
         )
     resuming = f", resuming at epoch {first_epoch + 1}" if first_epoch else ""
     print(

@@ -100,6 +100,7 @@ class SiameseHyperModel(keras_tuner.HyperModel):
         dataset: the data set (only its shape and normalisation are used by build).
         val_images, val_labels: the held-out classes' images that score a trial.
         num_classes: the classes a trial trains on (for the classification objectives).
+        steps_per_epoch: a trial's steps per epoch (for a learning-rate schedule).
     """
 
     def __init__(
@@ -110,9 +111,11 @@ class SiameseHyperModel(keras_tuner.HyperModel):
         val_images: np.ndarray,
         val_labels: np.ndarray,
         num_classes: int | None = None,
+        steps_per_epoch: int | None = None,
     ):
         super().__init__(name="siamese")
         self.num_classes = num_classes
+        self.steps_per_epoch = steps_per_epoch
         self.base = base
         self.tune = tune
         self.dataset = dataset
@@ -130,6 +133,7 @@ class SiameseHyperModel(keras_tuner.HyperModel):
                 tower,
                 devices.resolve_jit_compile(config.jit_compile),
                 num_classes=self.num_classes,
+                steps_per_epoch=self.steps_per_epoch,
             )
 
     def fit(self, hp: keras_tuner.HyperParameters, model: keras.Model, *args, **kwargs):
@@ -290,6 +294,7 @@ def run_search(
         dataset.train_images[objective_mask],
         dataset.train_labels[objective_mask],
         num_classes=len(train_split.seen),
+        steps_per_epoch=steps,
     )
     tuner = make_tuner(hypermodel, base, tune, directory)
     train_ds, val_ds = trainer.make_datasets(base, part, steps, first_epoch=0)
