@@ -67,15 +67,15 @@ def check_depth(depth: int) -> None:
         )
 
 
-def setting(default, help: str, choices: Sequence[str] | None = None):  # noqa: A002
+def setting(default, help_text: str, choices: Sequence[str] | None = None):
     """A declared setting: a dataclass field with its flag's help text and choices.
 
     The command-line flags, their parsing and the check of every choice are all
     generated from these declarations (`keras_siamese.cli`, `check_choices`).
     """
-    metadata = {"help": help, "choices": tuple(choices) if choices else None}
-    if isinstance(default, list | tuple):
-        return dataclasses.field(default=tuple(default), metadata=metadata)
+    if isinstance(default, list):
+        default = tuple(default)  # a dataclass default must be immutable
+    metadata = {"help": help_text, "choices": tuple(choices) if choices else None}
     return dataclasses.field(default=default, metadata=metadata)
 
 
