@@ -32,13 +32,7 @@ def data_root() -> str:
 
 def run_main(script: str, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
     """Runs `python script args...` from the project root and captures its output."""
-    return subprocess.run(
-        [sys.executable, os.path.join(ROOT, script), *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    return run_mains((script, *args), timeout=timeout)[0]
 
 
 def run_mains(
