@@ -159,11 +159,7 @@ def main(argv: list[str]) -> None:
         step = _median_seconds(lambda: model.train_on_batch(x, y), _STEPS.value)  # noqa: B023
         images_per_second = config.images_per_batch / step
         gflop = training_gflop(tower)
-        samples = (
-            config.batch_size
-            if config.objective in ("triplet", "contrastive")
-            else (config.images_per_batch)
-        )
+        samples = config.images_per_batch if config.uses_pk_batches else config.batch_size
         line = {
             "objective": objective,
             "model": f"resnet{_DEPTH.value}",

@@ -24,7 +24,7 @@ from keras import ops  # noqa: E402
 from keras_siamese import files  # noqa: E402
 from keras_siamese.evaluation import protocol  # noqa: E402
 from keras_siamese.evaluation.protocol import PairScores  # noqa: E402
-from keras_siamese.evaluation.results import CurvePoint, Metrics  # noqa: E402
+from keras_siamese.evaluation.results import Accuracy, CurvePoint  # noqa: E402
 from keras_siamese.model import losses  # noqa: E402
 
 _DISTANCE_LABELS = {"cosine": "cosine distance (1 - cos)", "euclidean": "squared L2 distance"}
@@ -171,18 +171,14 @@ def plot_embedding_map(
 def curve_series(points: list[CurvePoint]) -> dict[str, list]:
     """Minutes of training and the headline accuracies of each learning-curve point."""
 
-    def oneshot(metrics: Metrics):
-        return metrics.unseen.oneshot.random_supports.value if metrics.unseen else None
-
-    def five_way_one_shot(metrics: Metrics):
-        episode = metrics.unseen.episode(5, 1) if metrics.unseen else None
-        return episode.accuracy.value if episode else None
+    def value(accuracy: Accuracy | None) -> float | None:
+        return accuracy.value if accuracy else None
 
     return {
         "minutes": [p.train_seconds / 60 for p in points],
         "triplet": [p.metrics.seen.triplet_accuracy.value for p in points],
-        "oneshot": [oneshot(p.metrics) for p in points],
-        "5way_1shot": [five_way_one_shot(p.metrics) for p in points],
+        "oneshot": [value(p.metrics.random_support_accuracy) for p in points],
+        "5way_1shot": [value(p.metrics.episode_accuracy(5, 1)) for p in points],
     }
 
 

@@ -49,11 +49,6 @@ class RunEvaluation:
     def metrics(self) -> Metrics:
         return self.report.metrics
 
-    def episode(self, ways: int, shots: int) -> Accuracy | None:
-        unseen = self.metrics.unseen
-        episode = unseen.episode(ways, shots) if unseen else None
-        return episode.accuracy if episode else None
-
 
 def find_evaluations(runs_dir: str) -> list[RunEvaluation]:
     """Every eval.json under `runs_dir`, ordered by split.
@@ -107,6 +102,10 @@ def _pct(acc: Accuracy | None) -> str:
     return f"{100 * acc.value:.1f} ± {100 * acc.ci95:.1f}"
 
 
+def _value(acc: Accuracy | None) -> float | None:
+    return acc.value if acc else None
+
+
 def _ref(value: float | None, scale: float = 100.0, digits: int = 1) -> str:
     return _DASH if value is None else f"{scale * value:.{digits}f}"
 
@@ -123,7 +122,7 @@ def budget_text(run: RunFacts) -> str:
     budget = run.budget
     if not budget:
         return _DASH
-    per_step = budget.images_per_step or 3 * budget.batch_size
+    per_step = budget.tower_images_per_step
     share = 100 * budget.images / reference.REFERENCE_IMAGES
     seconds = budget.train_seconds
     if seconds >= 3600:
@@ -190,9 +189,9 @@ def results_markdown(evaluations: list[RunEvaluation], with_curves: bool = False
             f"| {_pct(pair.calibrated.accuracy if pair.calibrated else None)} "
             f"| {pair.roc_auc:.3f} | {_ref(ref.get('pair_auc'), 1.0, 3)} "
             f"| {_pct(oneshot and oneshot.first_support)} | {_ref(ref.get('oneshot_first'))} "
-            f"| {_pct(oneshot and oneshot.random_supports)} | {_ref(ref.get('oneshot_random'))} "
-            f"| {_pct(e.episode(5, 1))} | {_ref(ref.get('5way_1shot'))} "
-            f"| {_pct(e.episode(5, 5))} | {_ref(ref.get('5way_5shot'))} "
+            f"| {_pct(e.metrics.random_support_accuracy)} | {_ref(ref.get('oneshot_random'))} "
+            f"| {_pct(e.metrics.episode_accuracy(5, 1))} | {_ref(ref.get('5way_1shot'))} "
+            f"| {_pct(e.metrics.episode_accuracy(5, 5))} | {_ref(ref.get('5way_5shot'))} "
             f"| {_pct(retrieval and retrieval.recall_at_1)} | {_ref(ref.get('recall_at_1'))} "
             f"| {_pct(retrieval and retrieval.map_at_r)} |"
         )
@@ -248,9 +247,9 @@ def plot_fewshot_by_split(evaluations: list[RunEvaluation], path: str) -> None:
         fewshot = unseen.fewshot_pairs.reference if unseen else None
         groups.append(f"{e.split}\n{e.name}")
         published.append(pub.get("fewshot") / 100 if pub.get("fewshot") else None)
-        ref_ours.append(fewshot.accuracy.value if fewshot else None)
+        ref_ours.append(_value(fewshot.accuracy) if fewshot else None)
         always.append(fewshot.always_different if fewshot else None)
-        oneshot.append(unseen.oneshot.random_supports.value if unseen else None)
+        oneshot.append(_value(e.metrics.random_support_accuracy))
     _bar_chart(
         groups,
         {
@@ -269,12 +268,10 @@ def plot_oneshot_by_split(evaluations: list[RunEvaluation], path: str) -> None:
     groups, series = [], {k: [] for k in ("ours N-way", "ref. N-way", "ours 5w1s", "ref. 5w1s")}
     for e in evaluations:
         _, ref = _reference_rows(e)
-        unseen = e.metrics.unseen
-        episode = e.episode(5, 1)
         groups.append(f"{e.split}\n{e.name}")
-        series["ours N-way"].append(unseen.oneshot.random_supports.value if unseen else None)
+        series["ours N-way"].append(_value(e.metrics.random_support_accuracy))
         series["ref. N-way"].append(ref.get("oneshot_random"))
-        series["ours 5w1s"].append(episode.value if episode else None)
+        series["ours 5w1s"].append(_value(e.metrics.episode_accuracy(5, 1)))
         series["ref. 5w1s"].append(ref.get("5way_1shot"))
     _bar_chart(groups, series, "One-shot classification of unseen classes", path)
 

@@ -207,10 +207,14 @@ class Budget(JsonRecord):
     train_seconds: float = 0.0
 
     @property
+    def tower_images_per_step(self) -> int:
+        """Images through the tower per step; records without it are of triplets (three)."""
+        return self.images_per_step or 3 * self.batch_size
+
+    @property
     def images(self) -> int:
-        """Images through the tower (a triplet is three)."""
-        per_step = self.images_per_step or 3 * self.batch_size
-        return self.epochs * self.steps_per_epoch * per_step
+        """Images through the tower in all."""
+        return self.epochs * self.steps_per_epoch * self.tower_images_per_step
 
 
 @dataclasses.dataclass(frozen=True)
@@ -223,6 +227,16 @@ class Metrics(JsonRecord):
     unseen: UnseenMetrics | None = None
     notes: list[str] = dataclasses.field(default_factory=list)
     budget: Budget | None = None
+
+    @property
+    def random_support_accuracy(self) -> Accuracy | None:
+        """N-way one-shot accuracy over random supports; None without unseen classes."""
+        return self.unseen.oneshot.random_supports if self.unseen else None
+
+    def episode_accuracy(self, ways: int, shots: int) -> Accuracy | None:
+        """The `ways`-way `shots`-shot episodes' accuracy, if they were measured."""
+        episode = self.unseen.episode(ways, shots) if self.unseen else None
+        return episode.accuracy if episode else None
 
 
 @dataclasses.dataclass(frozen=True)

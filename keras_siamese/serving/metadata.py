@@ -89,8 +89,8 @@ def read(export_dir: str) -> ExportMetadata:
     path = os.path.join(export_dir, FILE)
     if not os.path.isfile(path):
         raise UserError(
-            f"{export_dir} holds no complete export ({FILE} is missing): train the run with "
-            "train_main.py first."
+            f"{export_dir} holds no complete export ({FILE} is missing: not an export); "
+            "train the run with train_main.py first."
         )
     try:
         with open(path, encoding="utf-8") as f:

@@ -66,10 +66,6 @@ class SimilarityModel:
     """An exported tower, loaded once, that compares and classifies drawings."""
 
     def __init__(self, export_dir: str, threshold: float | None = None):
-        if not os.path.isfile(os.path.join(export_dir, export_metadata.FILE)):
-            raise UserError(
-                f"--export={export_dir} holds no {export_metadata.FILE}: not an export."
-            )
         self.metadata = export_metadata.read(export_dir)
         self.dataset = self.metadata.dataset
         self.input_shape = tuple(self.metadata.input_shape or DATASETS[self.dataset].image_shape)
