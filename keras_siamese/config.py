@@ -22,6 +22,7 @@ from keras_siamese.errors import ConfigError
 DISTANCES = ("cosine", "euclidean")
 DEFAULT_MARGINS = {"cosine": 0.3, "euclidean": 1.0}
 EMBEDDINGS = ("gap", "dense")
+NECKS = ("none", "batchnorm")
 # triplet: the reference's three-input model; batch_*: mining over P x K batches;
 # contrastive: the two-input pair model; softmax, normsoftmax: a classifier over the
 # seen classes on the embedding, left out of the export.
@@ -138,6 +139,12 @@ class TrainConfig:
         EMBEDDINGS,
     )
     embedding_dim: int = setting(64, "Size of the dense embedding.")
+    neck: str = setting(
+        "none",
+        "batchnorm: batch-normalise the embedding (no offset), so that it starts centred "
+        "instead of in one narrow cone; none: the reference's embedding.",
+        NECKS,
+    )
     l2_normalize: bool = setting(False, "Scale embeddings to unit length.")
     distance: str = setting("cosine", "Distance of the triplet loss.", DISTANCES)
     margin: float | None = setting(

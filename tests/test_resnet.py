@@ -56,6 +56,25 @@ def test_depth8_tower_on_mnist_shape_and_dense_l2_embedding():
     np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, atol=1e-5)
 
 
+def test_batchnorm_neck_centres_each_embedding_dimension_over_the_batch():
+    images = np.random.default_rng(0).integers(0, 256, (16, 32, 32, 3), dtype=np.uint8)
+    keras.utils.set_random_seed(0)
+    plain = keras.ops.convert_to_numpy(resnet.resnet8(**CIFAR)(images, training=True))
+    assert plain.min() >= 0.0  # the pool follows a ReLU
+    keras.utils.set_random_seed(0)
+    necked = keras.ops.convert_to_numpy(
+        resnet.resnet8(**CIFAR, neck="batchnorm")(images, training=True)
+    )
+    # Batch normalisation by hand: the same pooled features, standardised per column.
+    expected = (plain - plain.mean(0)) / np.sqrt(plain.var(0) + 1e-5)
+    np.testing.assert_allclose(necked, expected, atol=1e-3)
+
+
+def test_unknown_neck_is_a_config_error():
+    with pytest.raises(ConfigError, match="--neck=layernorm"):
+        resnet.resnet_tower(8, **CIFAR, neck="layernorm")
+
+
 @pytest.mark.parametrize("depth", [0, 7, 9, 21])
 def test_bad_depth_is_a_config_error(depth):
     with pytest.raises(ConfigError, match="6n\\+2"):

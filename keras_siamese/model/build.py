@@ -42,6 +42,7 @@ def build_tower(config: TrainConfig, info: DatasetInfo) -> keras.Model:
         embedding=config.embedding,
         embedding_dim=config.embedding_dim,
         l2_normalize=config.l2_normalize,
+        neck=config.neck,
     )
 
 
