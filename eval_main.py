@@ -60,6 +60,8 @@ def _evaluate(config: EvalConfig) -> None:
         shots=config.shots,
         batch_size=config.batch_size,
         verbose=1 if sys.stdout.isatty() else 2,
+        tta=config.tta,
+        center=config.center,
     )
     print(f"Evaluated {export_dir} ({result.run.dataset} split {result.run.split}):")
     for line in protocol.summary_lines(result.metrics):

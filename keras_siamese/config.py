@@ -23,6 +23,9 @@ DISTANCES = ("cosine", "euclidean")
 DEFAULT_MARGINS = {"cosine": 0.3, "euclidean": 1.0}
 EMBEDDINGS = ("gap", "dense")
 NECKS = ("none", "batchnorm")
+# Test-time options of the embedding (keras_siamese.model.test_time).
+TTAS = ("none", "flip")
+CENTERS = ("none", "seen")
 # triplet: the reference's three-input model; batch_*: mining over P x K batches;
 # contrastive: the two-input pair model; softmax, normsoftmax: a classifier over the
 # seen classes on the embedding, left out of the export.
@@ -214,6 +217,18 @@ class TrainConfig:
     )
     snapshot_every: int = setting(
         0, "Save the tower's weights every N epochs for learning curves (eval_main.py --snapshots)."
+    )
+    tta: str = setting(
+        "none",
+        "Test-time augmentation built into the export: flip = the mean embedding of an image "
+        "and its mirror image. The protocol's own rows stay without it.",
+        TTAS,
+    )
+    center: str = setting(
+        "none",
+        "Centring built into the export: seen = subtract the mean embedding of the seen classes' "
+        "train images (SimpleShot). The protocol's own rows stay without it.",
+        CENTERS,
     )
     precision: str = setting(
         "float32",
@@ -438,6 +453,17 @@ class EvalConfig:
         False,
         "Also evaluate every snapshot of the run (--snapshot_every in training): "
         "learning_curve.json.",
+    )
+    tta: str = setting(
+        "none",
+        "Also report the metrics with flip-averaged embeddings (a named extra row).",
+        TTAS,
+    )
+    center: str = setting(
+        "none",
+        "Also report the metrics with embeddings centred on the seen classes' train mean "
+        "(SimpleShot; a named extra row, combined with --tta when both are given).",
+        CENTERS,
     )
     report: bool = setting(False, "Write the results report of every run instead.")
     runs_dir: str = setting("runs", "With --report: folder searched for eval.json.")

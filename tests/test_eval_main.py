@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 
+import numpy as np
 import pytest
 
 from keras_siamese import workdir as wd
@@ -33,8 +34,10 @@ def _assert_png(path: str) -> None:
 
 @pytest.fixture(scope="module")
 def runs_dir(tmp_path_factory, smoke_run, data_root) -> str:
-    """Three evaluated runs: the 90_10 smoke run, a 100_0 one, and a batch-hard 90_10 one
-    with snapshots (stopped by its time budget after its first epoch) and its learning curve.
+    """Three evaluated runs: the 90_10 smoke run (with an extra flip-averaged row), a 100_0
+    one, and a batch-hard 90_10 one with a batch-norm neck, test-time options built into its
+    export, snapshots (stopped by its time budget after its first epoch) and its learning
+    curve.
     """
     runs = tmp_path_factory.mktemp("runs")
     shutil.copytree(smoke_run, runs / "90_10")
@@ -45,6 +48,9 @@ def runs_dir(tmp_path_factory, smoke_run, data_root) -> str:
             "--classes_per_batch=8",
             "--snapshot_every=1",
             "--time_budget_minutes=0.001",
+            "--neck=batchnorm",
+            "--tta=flip",
+            "--center=seen",
         ],
     }
     smoke = ["--flagfile=flags/smoke.flags", f"--data_dir={_cifar(data_root)}"]
@@ -58,7 +64,12 @@ def runs_dir(tmp_path_factory, smoke_run, data_root) -> str:
         assert trained.returncode == 0, trained.stderr[-3000:]
     # The 100_0 run finds its data through the data_dir recorded at training.
     evaluations = run_mains(
-        ("eval_main.py", f"--workdir={runs / '90_10'}", f"--data_dir={_cifar(data_root)}"),
+        (
+            "eval_main.py",
+            f"--workdir={runs / '90_10'}",
+            f"--data_dir={_cifar(data_root)}",
+            "--tta=flip",
+        ),
         ("eval_main.py", f"--workdir={runs / '100_0'}"),
         ("eval_main.py", f"--workdir={runs / 'hard'}", "--snapshots"),
     )
@@ -113,6 +124,52 @@ def test_eval_main_and_training_compute_the_same_protocol(runs_dir):
             a, b = a[key], b[key]
         assert a["count"] == b["count"]
         assert a["value"] == pytest.approx(b["value"], abs=2e-3), path
+
+
+def test_test_time_options_are_an_extra_row_beside_the_protocol(runs_dir):
+    plain = _load(os.path.join(runs_dir, "90_10", wd.EVAL_FILE))
+    (row,) = plain["with_options"]
+    assert (row["tta"], row["center"]) == ("flip", "none")
+    assert row["metrics"]["unseen"]["oneshot"]["random_supports"]["count"] == 100
+    # The protocol's own rows are the tower's alone, equal to those at training.
+    at_training = _load(os.path.join(runs_dir, "90_10", wd.METRICS_FILE))
+    assert "with_options" not in at_training
+    assert plain["seen"]["triplet_accuracy"]["value"] == pytest.approx(
+        at_training["seen"]["triplet_accuracy"]["value"], abs=2e-3
+    )
+    assert row["metrics"]["unseen"]["episodes"] != plain["unseen"]["episodes"]
+
+
+def test_an_export_with_options_serves_them_to_every_client(runs_dir, data_root):
+    from keras_siamese.model import test_time
+    from keras_siamese.serving import export, metadata
+
+    run = os.path.join(runs_dir, "hard")
+    export_dir = os.path.join(run, wd.EXPORT_DIR)
+    meta = metadata.read(export_dir)
+    assert (meta.tta, meta.center) == ("flip", "seen")
+    with open(os.path.join(export_dir, "metadata.json")) as f:
+        assert json.load(f)["format"] == "keras_siamese.export/2"
+    served = export.load_tower(export_dir)
+    tower = test_time.base_tower(served)
+    images = np.random.default_rng(0).integers(0, 256, (6, 32, 32, 3), dtype=np.uint8)
+    by_hand = (tower.predict(images, verbose=0) + tower.predict(images[:, :, ::-1], verbose=0)) / 2
+    # The stored mean: the flip-averaged embedding of the seen classes' first train images.
+    from keras_siamese.data.datasets import load_dataset
+    from keras_siamese.evaluation import export_eval
+
+    part = export_eval.rebuild_partition(meta, load_dataset("cifar100", _cifar(data_root)))
+    seen = part.train_images[test_time.centring_sample(part.train_labels)]
+    flipped = (tower.predict(seen, verbose=0) + tower.predict(seen[:, :, ::-1], verbose=0)) / 2
+    mean = served.get_layer("centre").get_weights()[0]
+    np.testing.assert_allclose(mean, flipped.mean(axis=0), atol=1e-4)
+    by_hand -= mean
+    saved_model = export.load_saved_model(export_dir)  # kept: its variables die with it
+    served_by_saved_model = saved_model.serve(images).numpy()
+    np.testing.assert_allclose(served.predict(images, verbose=0), by_hand, atol=1e-5)
+    np.testing.assert_allclose(served_by_saved_model, by_hand, atol=1e-5)
+    (row,) = _load(os.path.join(run, wd.EVAL_FILE))["with_options"]
+    assert (row["tta"], row["center"]) == ("flip", "seen")
 
 
 def test_split_without_unseen_classes_has_no_unseen_metrics(runs_dir):
@@ -184,6 +241,7 @@ def test_killed_evaluation_leaves_a_complete_eval_json(runs_dir, data_root, tmp_
             f"--workdir={run}",
             f"--data_dir={_cifar(data_root)}",
             "--seed=7",
+            "--tta=flip",  # as the evaluation it may replace
         ],
         cwd=ROOT,
         stdout=subprocess.PIPE,
@@ -202,7 +260,8 @@ def test_killed_evaluation_leaves_a_complete_eval_json(runs_dir, data_root, tmp_
     assert after["seed"] in (before["seed"], 7)
     assert set(after) == set(before)
     # The rerun (in this process) writes the whole evaluation again.
-    assert program_run("eval_main", f"--workdir={run}", f"--data_dir={_cifar(data_root)}") == 0
+    rerun = ("eval_main", f"--workdir={run}", f"--data_dir={_cifar(data_root)}", "--tta=flip")
+    assert program_run(*rerun) == 0
     assert _load(str(run / wd.EVAL_FILE)) == before
 
 

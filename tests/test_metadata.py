@@ -45,6 +45,15 @@ def test_written_metadata_reads_back_equal(tmp_path):
     assert metadata.read(str(tmp_path)) == written
 
 
+def test_an_export_with_test_time_options_is_written_in_format_2(tmp_path):
+    written = sample_metadata(tta="flip", center="seen")
+    metadata.write(str(tmp_path), written)
+    on_disk = json.loads((tmp_path / "metadata.json").read_text())
+    assert on_disk["format"] == "keras_siamese.export/2"
+    assert (on_disk["tta"], on_disk["center"]) == ("flip", "seen")
+    assert metadata.read(str(tmp_path)).has_options
+
+
 def test_the_threshold_is_the_calibrated_one_else_the_reference_rule():
     assert sample_metadata(metrics=_metrics(0.17)).threshold() == (
         0.17,
@@ -57,9 +66,9 @@ def test_the_threshold_is_the_calibrated_one_else_the_reference_rule():
 def test_an_export_of_a_newer_format_is_refused_in_one_line(tmp_path):
     data = sample_metadata().to_json()
     (tmp_path / "metadata.json").write_text(
-        json.dumps({**data, "format": "keras_siamese.export/2"})
+        json.dumps({**data, "format": "keras_siamese.export/3"})
     )
-    with pytest.raises(UserError, match="export format 2, newer than the 1") as err:
+    with pytest.raises(UserError, match="export format 3, newer than the 2") as err:
         metadata.read(str(tmp_path))
     assert "\n" not in str(err.value)
 

@@ -8,6 +8,7 @@ complete one.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Sequence
 
@@ -19,8 +20,14 @@ from keras_siamese.data import splits
 from keras_siamese.data.datasets import ImageDataset
 from keras_siamese.errors import UserError
 from keras_siamese.evaluation import protocol
-from keras_siamese.evaluation.results import CurvePoint, EvalReport, LearningCurve, RunFacts
-from keras_siamese.model import losses
+from keras_siamese.evaluation.results import (
+    CurvePoint,
+    EvalReport,
+    LearningCurve,
+    OptionMetrics,
+    RunFacts,
+)
+from keras_siamese.model import losses, test_time
 from keras_siamese.serving import export
 from keras_siamese.serving import metadata as export_metadata
 from keras_siamese.serving.metadata import ExportMetadata
@@ -66,6 +73,8 @@ def evaluate_export(
     shots: Sequence[int] = (1, 5),
     batch_size: int = 500,
     verbose: int = 1,
+    tta: str = "none",
+    center: str = "none",
 ) -> EvalReport:
     """Evaluates the export in `export_dir` on `dataset`; writes figures and eval.json.
 
@@ -78,18 +87,35 @@ def evaluate_export(
         shots: support images per class of the episodic evaluations.
         batch_size: images per forward pass.
         verbose: Keras progress display while embedding.
+        tta, center: test-time options of an extra row (see
+            `keras_siamese.model.test_time`); the export's own options, if it
+            has any, always get a row.
 
     Returns:
-        What eval.json holds.
+        What eval.json holds: the protocol on the trained tower alone, and the
+        extra rows under test-time options.
     """
     from keras_siamese.evaluation import plots  # matplotlib only when figures are drawn
 
     metadata = export_metadata.read(export_dir)
     part = rebuild_partition(metadata, dataset)
-    tower = export.load_tower(export_dir)
+    served = export.load_tower(export_dir)
+    tower = test_time.base_tower(served)
     distance = metadata.distance
     emb = protocol.embed_partition(tower, part, batch_size=batch_size, verbose=verbose)
     result = protocol.evaluate(emb, distance, seed=seed, ways=ways, shots=shots)
+    rows = []
+    for tta_, center_ in _option_sets(metadata, tta, center):
+        if (tta_, center_) == (metadata.tta, metadata.center):
+            model = served  # exactly what every other client of the export computes
+        else:
+            model = test_time.with_options(
+                tower, tta_, center_, part.train_images, part.train_labels, batch_size, verbose
+            )
+        option_emb = protocol.embed_partition(model, part, batch_size=batch_size, verbose=verbose)
+        option_metrics = protocol.evaluate(option_emb, distance, seed, ways, shots).metrics
+        rows.append(OptionMetrics(tta=tta_, center=center_, metrics=option_metrics))
+    metrics = dataclasses.replace(result.metrics, with_options=rows or None)
 
     os.makedirs(out_dir, exist_ok=True)
     figures = [wd.DISTANCES_FIGURE, wd.ROC_FIGURE]
@@ -133,10 +159,18 @@ def evaluate_export(
             budget=metadata.metrics.budget if metadata.metrics else None,
         ),
         figures=figures,
-        metrics=result.metrics,
+        metrics=metrics,
     )
     files.write_json_atomic(os.path.join(out_dir, wd.EVAL_FILE), report.to_json())
     return report
+
+
+def _option_sets(metadata: ExportMetadata, tta: str, center: str) -> list[tuple[str, str]]:
+    """The test-time options to report: the export's own, then those asked for."""
+    sets = [(metadata.tta, metadata.center)] if metadata.has_options else []
+    if (tta, center) != ("none", "none") and (tta, center) not in sets:
+        sets.append((tta, center))
+    return sets
 
 
 def _seen_subset(labels: np.ndarray, per_class: int) -> np.ndarray:
@@ -183,7 +217,7 @@ def evaluate_snapshots(
     part = rebuild_partition(metadata, dataset)
     rows = snapshot_rows(workdir)
     folder = os.path.join(workdir, wd.SNAPSHOTS_DIR)
-    tower = export.load_tower(export_dir)
+    tower = test_time.base_tower(export.load_tower(export_dir))
     seen = _seen_subset(part.test_seen_labels, seen_per_class)
     empty = np.zeros((0,), np.int64)
     points = []

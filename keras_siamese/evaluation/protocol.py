@@ -607,5 +607,18 @@ def summary_lines(metrics: Metrics) -> list[str]:
             f"Retrieval (unseen classes): recall@1 {unseen.retrieval.recall_at_1}, "
             f"MAP@R {unseen.retrieval.map_at_r}"
         )
+    for row in metrics.with_options or []:
+        lines.append(f"With {row.name} (extra row): {_headline(row.metrics)}")
     lines.extend(f"Note: {n}" for n in metrics.notes)
     return lines
+
+
+def _headline(metrics: Metrics) -> str:
+    """The headline accuracies of `metrics` in one line."""
+    parts = [f"triplet accuracy {metrics.seen.triplet_accuracy}"]
+    if metrics.unseen:
+        one = metrics.unseen.oneshot
+        parts.append(f"{one.ways}-way one-shot (random supports) {one.random_supports}")
+        parts += [f"{ep.ways}-way {ep.shots}-shot {ep.accuracy}" for ep in metrics.unseen.episodes]
+        parts.append(f"recall@1 {metrics.unseen.retrieval.recall_at_1}")
+    return "; ".join(parts)

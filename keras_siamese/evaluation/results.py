@@ -227,6 +227,8 @@ class Metrics(JsonRecord):
     unseen: UnseenMetrics | None = None
     notes: list[str] = dataclasses.field(default_factory=list)
     budget: Budget | None = None
+    # Extra rows: the same protocol on embeddings under test-time options.
+    with_options: list[OptionMetrics] | None = None
 
     @property
     def random_support_accuracy(self) -> Accuracy | None:
@@ -237,6 +239,22 @@ class Metrics(JsonRecord):
         """The `ways`-way `shots`-shot episodes' accuracy, if they were measured."""
         episode = self.unseen.episode(ways, shots) if self.unseen else None
         return episode.accuracy if episode else None
+
+
+@dataclasses.dataclass(frozen=True)
+class OptionMetrics(JsonRecord):
+    """The protocol on embeddings under test-time options: a named row beside the plain one."""
+
+    tta: str
+    center: str
+    metrics: Metrics
+
+    @property
+    def name(self) -> str:
+        """How reports name the row, e.g. `tta=flip, center=seen`."""
+        parts = [f"tta={self.tta}"] if self.tta != "none" else []
+        parts += [f"center={self.center}"] if self.center != "none" else []
+        return ", ".join(parts) or "no options"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -20,8 +20,10 @@ from keras_siamese.model import losses
 
 FILE = "metadata.json"
 FORMAT_NAME = "keras_siamese.export"
-FORMAT_VERSION = 1
-FORMAT = f"{FORMAT_NAME}/{FORMAT_VERSION}"
+# Version 2 exports may hold test-time options (keras_siamese.model.test_time) in
+# their model. An export without them is written as version 1, which older code reads.
+FORMAT_VERSION = 2
+FORMAT = f"{FORMAT_NAME}/1"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,10 +48,17 @@ class ExportMetadata(JsonRecord):
     embedding: str | None = None
     embedding_size: int | None = None
     l2_normalize: bool = False
+    tta: str = "none"
+    center: str = "none"
     normalization: dict | None = None
     config: dict = dataclasses.field(default_factory=dict)
     versions: dict = dataclasses.field(default_factory=dict)
     metrics: Metrics | None = None
+
+    @property
+    def has_options(self) -> bool:
+        """Whether the exported model applies test-time options (flip averaging, centring)."""
+        return self.tta != "none" or self.center != "none"
 
     def threshold(self) -> tuple[float, str]:
         """The distance at or under which two images count as one class, and its source.
@@ -64,7 +73,9 @@ class ExportMetadata(JsonRecord):
 
 
 def write(export_dir: str, metadata: ExportMetadata) -> None:
-    """Writes `export_dir/metadata.json` atomically."""
+    """Writes `export_dir/metadata.json` atomically, in the oldest format that holds it."""
+    version = 2 if metadata.has_options else 1
+    metadata = dataclasses.replace(metadata, format=f"{FORMAT_NAME}/{version}")
     files.write_json_atomic(os.path.join(export_dir, FILE), metadata.to_json())
 
 

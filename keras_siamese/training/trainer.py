@@ -24,7 +24,7 @@ from keras_siamese.data.datasets import ImageDataset, load_dataset
 from keras_siamese.errors import ConfigError, UserError
 from keras_siamese.evaluation import protocol
 from keras_siamese.evaluation.results import Budget, Metrics
-from keras_siamese.model import build, siamese
+from keras_siamese.model import build, siamese, test_time
 from keras_siamese.serving import export
 from keras_siamese.serving.metadata import ExportMetadata
 from keras_siamese.training import devices, multi_worker
@@ -362,9 +362,14 @@ def train_and_evaluate(
     metrics = dataclasses.replace(
         protocol.evaluate(embeddings, config.distance).metrics, budget=budget
     )
+    # The export applies the test-time options; the protocol above is the tower's alone,
+    # and eval_main.py reports the options as an extra row.
+    served = test_time.with_options(
+        tower, config.tta, config.center, part.train_images, part.train_labels, verbose=verbose
+    )
     files.write_json_atomic(os.path.join(workdir, wd.METRICS_FILE), metrics.to_json())
     export_dir = os.path.join(workdir, wd.EXPORT_DIR)
-    export.export_tower(tower, export_dir, _metadata(config, dataset, part, tower, metrics))
+    export.export_tower(served, export_dir, _metadata(config, dataset, part, tower, metrics))
     return RunResult(metrics=metrics, export_dir=export_dir)
 
 
@@ -393,6 +398,8 @@ def _metadata(
         embedding=config.embedding,
         embedding_size=int(tower.output_shape[-1]),
         l2_normalize=config.l2_normalize,
+        tta=config.tta,
+        center=config.center,
         normalization={"mean": list(dataset.info.mean), "std": list(dataset.info.std)},
         config=dataclasses.asdict(config),
         versions=export.package_versions(),
