@@ -64,3 +64,23 @@ def test_options_survive_the_keras_file(tower, images, tmp_path):
 def test_centring_without_seen_images_is_one_clear_error(tower):
     with pytest.raises(UserError, match="--center=seen needs the seen classes' train images"):
         test_time.with_options(tower, "none", "seen", np.zeros((0, 32, 32, 3), np.uint8))
+
+
+def test_the_search_scores_trials_on_the_embeddings_their_export_would_serve(tower, images):
+    from keras_siamese.evaluation import protocol
+    from keras_siamese.training.callbacks import ONESHOT_LOG, OneShotObjective
+
+    labels = np.repeat(np.arange(4), 3)
+    centring = images[:5]
+    objective = OneShotObjective(
+        tower, images, labels, "cosine", tta="flip", center="seen", centring_images=centring
+    )
+    logs = {"loss": 1.0}
+    objective.on_epoch_end(0, logs)
+    flipped = (_embed(tower, images) + _embed(tower, images[:, :, ::-1, :])) / 2
+    centred = flipped - flipped[:5].mean(axis=0)
+    expected = protocol.random_support_accuracy(centred, labels, "cosine").value
+    assert logs[ONESHOT_LOG] == pytest.approx(expected)
+    plain = protocol.random_support_accuracy(_embed(tower, images), labels, "cosine").value
+    OneShotObjective(tower, images, labels, "cosine").on_epoch_end(0, logs)
+    assert logs[ONESHOT_LOG] == pytest.approx(plain)

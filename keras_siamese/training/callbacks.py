@@ -17,6 +17,7 @@ import numpy as np
 from keras_siamese import files
 from keras_siamese import workdir as wd
 from keras_siamese.evaluation import protocol
+from keras_siamese.model import test_time
 
 # The log key of the search's score (OneShotObjective).
 ONESHOT_LOG = "val_oneshot"
@@ -117,15 +118,28 @@ class OneShotObjective(keras.callbacks.Callback):
     """Logs N-way one-shot accuracy on held-out classes as `val_oneshot` after each epoch.
 
     N is the number of held-out classes; the accuracy is the protocol's mean
-    over seeded random choices of one support image per class.
+    over seeded random choices of one support image per class, on the
+    embeddings the trial's export would serve (its test-time options applied;
+    with `center="seen"`, centred on the mean of `centring_images`).
     """
 
-    def __init__(self, tower: keras.Model, images: np.ndarray, labels: np.ndarray, distance: str):
+    def __init__(
+        self,
+        tower: keras.Model,
+        images: np.ndarray,
+        labels: np.ndarray,
+        distance: str,
+        tta: str = "none",
+        center: str = "none",
+        centring_images: np.ndarray | None = None,
+    ):
         super().__init__()
         self.tower = tower
         self.images = images
         self.labels = labels
         self.distance = distance
+        self.tta, self.center = tta, center
+        self.centring_images = centring_images
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is None:
@@ -134,6 +148,8 @@ class OneShotObjective(keras.callbacks.Callback):
             raise keras_tuner.errors.FailedTrialError(
                 f"the training loss became {logs['loss']} in epoch {epoch + 1}"
             )
-        embeddings = protocol.embed(self.tower, self.images, verbose=0)
+        centring = self.centring_images if self.centring_images is not None else self.images[:0]
+        model = test_time.with_options(self.tower, self.tta, self.center, centring)
+        embeddings = protocol.embed(model, self.images, verbose=0)
         accuracy = protocol.random_support_accuracy(embeddings, self.labels, self.distance)
         logs[ONESHOT_LOG] = accuracy.value

@@ -28,7 +28,7 @@ from keras_siamese import workdir as wd
 from keras_siamese.config import DEFAULT_MARGINS, DISTANCES, TrainConfig, TuneConfig
 from keras_siamese.data import splits
 from keras_siamese.data.datasets import ImageDataset, load_dataset
-from keras_siamese.model import build
+from keras_siamese.model import build, test_time
 from keras_siamese.serving import export
 from keras_siamese.training import callbacks, devices, trainer
 
@@ -101,6 +101,8 @@ class SiameseHyperModel(keras_tuner.HyperModel):
         val_images, val_labels: the held-out classes' images that score a trial.
         num_classes: the classes a trial trains on (for the classification objectives).
         steps_per_epoch: a trial's steps per epoch (for a learning-rate schedule).
+        centring_images: the trial's train images whose mean embedding centres
+            the scored embeddings under `--center=seen`.
     """
 
     def __init__(
@@ -112,8 +114,10 @@ class SiameseHyperModel(keras_tuner.HyperModel):
         val_labels: np.ndarray,
         num_classes: int | None = None,
         steps_per_epoch: int | None = None,
+        centring_images: np.ndarray | None = None,
     ):
         super().__init__(name="siamese")
+        self.centring_images = centring_images
         self.num_classes = num_classes
         self.steps_per_epoch = steps_per_epoch
         self.base = base
@@ -138,11 +142,15 @@ class SiameseHyperModel(keras_tuner.HyperModel):
 
     def fit(self, hp: keras_tuner.HyperParameters, model: keras.Model, *args, **kwargs):
         """model.fit(*args, **kwargs), with the objective's callback first in line."""
+        config = trial_config(self.base, self.tune, hp)
         objective = callbacks.OneShotObjective(
             tower_of(model),
             self.val_images,
             self.val_labels,
-            trial_config(self.base, self.tune, hp).distance,
+            config.distance,
+            tta=config.tta,
+            center=config.center,
+            centring_images=self.centring_images,
         )
         # Before the tuner's own callbacks, which read the objective from the logs.
         kwargs["callbacks"] = [objective, *kwargs.get("callbacks", [])]
@@ -295,6 +303,7 @@ def run_search(
         dataset.train_labels[objective_mask],
         num_classes=len(train_split.seen),
         steps_per_epoch=steps,
+        centring_images=part.train_images[test_time.centring_sample(part.train_labels)],
     )
     tuner = make_tuner(hypermodel, base, tune, directory)
     train_ds, val_ds = trainer.make_datasets(base, part, steps, first_epoch=0)
