@@ -22,12 +22,14 @@ best.flags          a flagfile that trains with the best trial's settings
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import os
 import shutil
 
 from keras_siamese import files
+from keras_siamese.config import TrainConfig, TuneConfig, flag_lines
 from keras_siamese.errors import ConfigError, UserError
 
 CONFIG_FILE = "config.flags"
@@ -71,6 +73,8 @@ RUN_ENTRIES = (
 
 # Settings that do not change what a run computes.
 _LOCATION_FLAGS = ("--workdir=", "--data_dir=")
+_SETTING_NAMES = {f.name for c in (TrainConfig, TuneConfig) for f in dataclasses.fields(c)}
+_DEFAULT_LINES = set(flag_lines(TrainConfig())) | set(flag_lines(TuneConfig()))
 
 
 def _identity(flagfile_text: str) -> list[str]:
@@ -78,6 +82,26 @@ def _identity(flagfile_text: str) -> list[str]:
         line
         for line in flagfile_text.splitlines()
         if line.strip() and not line.startswith(_LOCATION_FLAGS)
+    ]
+
+
+def _flag_name(line: str) -> str:
+    body = line.lstrip("-").split("=", 1)[0]
+    if "=" not in line and body.startswith("no") and body[2:] in _SETTING_NAMES:
+        return body[2:]  # a boolean written as --noNAME
+    return body
+
+
+def _same_run(old_text: str, new_text: str) -> bool:
+    """Whether two config.flags describe one run.
+
+    A setting that the old file lacks (it was written before the setting
+    existed) counts as equal when the new file has it at its default.
+    """
+    old, new = _identity(old_text), _identity(new_text)
+    old_names = {_flag_name(line) for line in old}
+    return old == [
+        line for line in new if not (line in _DEFAULT_LINES and _flag_name(line) not in old_names)
     ]
 
 
@@ -93,10 +117,9 @@ def check(workdir: str, flagfile_text: str, overwrite: bool = False) -> None:
     if overwrite or not os.path.exists(config_path):
         return
     with open(config_path, encoding="utf-8") as f:
-        old = _identity(f.read())
-    new = _identity(flagfile_text)
-    if old != new:
-        changed = sorted(set(new) - set(old))
+        old_text = f.read()
+    if not _same_run(old_text, flagfile_text):
+        changed = sorted(set(_identity(flagfile_text)) - set(_identity(old_text)))
         raise ConfigError(
             f"--workdir={workdir} holds a run of another configuration (this one differs in "
             f"{', '.join(changed) or 'its settings'}): choose another workdir or pass "
@@ -127,7 +150,7 @@ def prepare(workdir: str, flagfile_text: str, overwrite: bool = False) -> None:
     config_path = os.path.join(workdir, CONFIG_FILE)
     if overwrite and os.path.exists(config_path):
         with open(config_path, encoding="utf-8") as f:
-            same = _identity(f.read()) == _identity(flagfile_text)
+            same = _same_run(f.read(), flagfile_text)
         if not same:
             for entry in RUN_ENTRIES:
                 path = os.path.join(workdir, entry)

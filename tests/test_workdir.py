@@ -29,6 +29,20 @@ def test_prepare_refuses_another_configuration_without_overwrite(tmp_path):
     assert (run / "metrics.json").exists()
 
 
+def test_a_setting_newer_than_the_run_counts_as_equal_only_at_its_default(tmp_path):
+    run = tmp_path / "run"
+    workdir.prepare(str(run), FLAGS_A)  # written before --neck and --flip existed
+    workdir.check(str(run), FLAGS_A + "--neck=none\n--flip\n")  # the defaults: same run
+    with pytest.raises(ConfigError, match="differs in --neck=batchnorm"):
+        workdir.check(str(run), FLAGS_A + "--neck=batchnorm\n")
+    with pytest.raises(ConfigError, match="differs in --noflip"):
+        workdir.check(str(run), FLAGS_A + "--noflip\n")
+    # A setting the old run recorded must match, default or not.
+    workdir.prepare(str(run), FLAGS_A + "--neck=batchnorm\n", overwrite=True)
+    with pytest.raises(ConfigError, match="differs in --neck=none"):
+        workdir.check(str(run), FLAGS_A + "--neck=none\n")
+
+
 def test_overwrite_removes_the_old_run_and_nothing_else(tmp_path):
     run = tmp_path / "run"
     workdir.prepare(str(run), FLAGS_A)
