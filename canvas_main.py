@@ -49,9 +49,10 @@ def run(flag_values: flags.FlagValues) -> int:
         print(f"error: --port={port} must be 0 to 65535.", file=sys.stderr)
         return 2
     from keras_siamese.serving.canvas import server
+    from keras_siamese.serving.similarity import Similarity
 
     try:
-        model = server.SimilarityModel(export, flag_values.threshold)
+        model = Similarity(export, flag_values.threshold)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
@@ -62,7 +63,7 @@ def run(flag_values: flags.FlagValues) -> int:
         return 1
     host, port = httpd.server_address[:2]
     print(
-        f"Serving the similarity canvas of {export} ({model.dataset}, {model.distance} "
+        f"Serving the similarity canvas of {export} ({model.dataset}, {model.distance_name} "
         f"distance, threshold {model.threshold:.4g} {model.threshold_source}) at "
         f"http://{host}:{port}/ - Ctrl-C stops.",
         flush=True,

@@ -13,26 +13,24 @@ An IMAGE is a PNG data URL or a nested list of 0-255 pixel values. Every bad
 request gets a 4xx answer with a one-line JSON reason; the server keeps serving.
 
 The standard library's threading HTTP server is enough for a local page with
-a handful of routes, and adds no dependency; model calls take a lock.
+a handful of routes, and adds no dependency. The model is the Python API's
+`Similarity` (its calls take a lock), so the page and a user's code get the
+same embeddings.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import threading
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import keras
 import numpy as np
 
-from keras_siamese.data.datasets import DATASETS
-from keras_siamese.errors import UserError
 from keras_siamese.model import losses
-from keras_siamese.serving import export
-from keras_siamese.serving import metadata as export_metadata
 from keras_siamese.serving.canvas import drawing
+from keras_siamese.serving.similarity import Similarity
 
 MAX_BODY_BYTES = 2 * 1024 * 1024
 MAX_SUPPORTS = 50
@@ -62,73 +60,53 @@ def similarity_of(distance: np.ndarray, name: str) -> np.ndarray:
     return 1.0 - distance if name == "cosine" else 1.0 / (1.0 + distance)
 
 
-class SimilarityModel:
-    """An exported tower, loaded once, that compares and classifies drawings."""
+def info(model: Similarity) -> dict:
+    """GET /api/info: what the page shows about the model."""
+    return {
+        "dataset": model.dataset,
+        "input_shape": list(model.input_shape),
+        "distance": model.distance_name,
+        "threshold": model.threshold,
+        "threshold_source": model.threshold_source,
+        "split": model.metadata.split,
+    }
 
-    def __init__(self, export_dir: str, threshold: float | None = None):
-        self.metadata = export_metadata.read(export_dir)
-        self.dataset = self.metadata.dataset
-        self.input_shape = tuple(self.metadata.input_shape or DATASETS[self.dataset].image_shape)
-        self.distance = self.metadata.distance
-        if threshold is None:
-            self.threshold, self.threshold_source = self.metadata.threshold()
-        else:
-            self.threshold, self.threshold_source = float(threshold), "set with --threshold"
-        try:
-            self._model = export.load_saved_model(export_dir)
-        except (OSError, ValueError) as e:
-            raise UserError(f"--export={export_dir} holds no loadable SavedModel ({e}).") from None
-        self._lock = threading.Lock()
 
-    def info(self) -> dict:
-        """What the page shows about the model."""
-        return {
-            "dataset": self.dataset,
-            "input_shape": list(self.input_shape),
-            "distance": self.distance,
-            "threshold": self.threshold,
-            "threshold_source": self.threshold_source,
-            "split": self.metadata.split,
+def _distances(model: Similarity, image: np.ndarray, others: list[np.ndarray]) -> np.ndarray:
+    embeddings = model.embed(np.stack([image, *others]))
+    d = losses.pairwise_distance(embeddings[:1], embeddings[1:], model.distance_name)
+    return np.maximum(np.asarray(keras.ops.convert_to_numpy(d), np.float64)[0], 0.0)
+
+
+def compare(model: Similarity, left: np.ndarray, right: np.ndarray) -> dict:
+    """Distance, similarity and verdict of two preprocessed images."""
+    distance = float(_distances(model, left, [right])[0])
+    name = model.distance_name
+    return {
+        "distance": round(distance, 6),
+        "similarity": round(float(similarity_of(distance, name)), 6),
+        "threshold": model.threshold,
+        "threshold_similarity": round(float(similarity_of(model.threshold, name)), 6),
+        "verdict": "same" if distance <= model.threshold else "different",
+    }
+
+
+def classify(model: Similarity, image: np.ndarray, supports: list[tuple[str, np.ndarray]]) -> dict:
+    """Ranks labelled support images by distance to `image` (one-shot classification)."""
+    distances = _distances(model, image, [support for _, support in supports])
+    order = np.argsort(distances, kind="stable")
+    ranking = [
+        {
+            "label": supports[i][0],
+            "distance": round(float(distances[i]), 6),
+            "similarity": round(float(similarity_of(distances[i], model.distance_name)), 6),
         }
-
-    def embed(self, images: list[np.ndarray]) -> np.ndarray:
-        """Embeddings `[N, D]` of preprocessed uint8 images."""
-        with self._lock:
-            return np.asarray(self._model.serve(np.stack(images)), np.float32)
-
-    def _distances(self, query: np.ndarray, others: np.ndarray) -> np.ndarray:
-        d = losses.pairwise_distance(query[None], others, self.distance)
-        return np.asarray(keras.ops.convert_to_numpy(d), np.float64)[0]
-
-    def compare(self, left: np.ndarray, right: np.ndarray) -> dict:
-        """Distance, similarity and verdict of two preprocessed images."""
-        embeddings = self.embed([left, right])
-        distance = float(max(self._distances(embeddings[0], embeddings[1:])[0], 0.0))
-        return {
-            "distance": round(distance, 6),
-            "similarity": round(float(similarity_of(distance, self.distance)), 6),
-            "threshold": self.threshold,
-            "threshold_similarity": round(float(similarity_of(self.threshold, self.distance)), 6),
-            "verdict": "same" if distance <= self.threshold else "different",
-        }
-
-    def classify(self, image: np.ndarray, supports: list[tuple[str, np.ndarray]]) -> dict:
-        """Ranks labelled support images by distance to `image` (one-shot classification)."""
-        embeddings = self.embed([image] + [support for _, support in supports])
-        distances = np.maximum(self._distances(embeddings[0], embeddings[1:]), 0.0)
-        order = np.argsort(distances, kind="stable")
-        ranking = [
-            {
-                "label": supports[i][0],
-                "distance": round(float(distances[i]), 6),
-                "similarity": round(float(similarity_of(distances[i], self.distance)), 6),
-            }
-            for i in order
-        ]
-        return {"predicted": ranking[0]["label"], "ranking": ranking}
+        for i in order
+    ]
+    return {"predicted": ranking[0]["label"], "ranking": ranking}
 
 
-def _image_field(body: dict, key: str, model: SimilarityModel) -> np.ndarray:
+def _image_field(body: dict, key: str, model: Similarity) -> np.ndarray:
     if key not in body:
         raise RequestError(HTTPStatus.BAD_REQUEST, f"The request has no '{key}' image.")
     value = body[key]
@@ -141,12 +119,12 @@ def _image_field(body: dict, key: str, model: SimilarityModel) -> np.ndarray:
         raise RequestError(HTTPStatus.BAD_REQUEST, f"'{key}': {e}") from None
 
 
-def handle_compare(body: dict, model: SimilarityModel) -> dict:
+def handle_compare(body: dict, model: Similarity) -> dict:
     """POST /api/compare."""
-    return model.compare(_image_field(body, "left", model), _image_field(body, "right", model))
+    return compare(model, _image_field(body, "left", model), _image_field(body, "right", model))
 
 
-def handle_classify(body: dict, model: SimilarityModel) -> dict:
+def handle_classify(body: dict, model: Similarity) -> dict:
     """POST /api/classify."""
     supports = body.get("supports")
     if not isinstance(supports, list) or not supports:
@@ -164,7 +142,7 @@ def handle_classify(body: dict, model: SimilarityModel) -> dict:
                 HTTPStatus.BAD_REQUEST, f"Support {i} must be an object with a 'label' string."
             )
         labelled.append((support["label"], _image_field(support, "image", model)))
-    return model.classify(_image_field(body, "image", model), labelled)
+    return classify(model, _image_field(body, "image", model), labelled)
 
 
 POST_ROUTES = {"/api/compare": handle_compare, "/api/classify": handle_classify}
@@ -174,7 +152,7 @@ class CanvasHandler(BaseHTTPRequestHandler):
     """Serves the page and the API of the server's `model`."""
 
     server_version = "keras-siamese-canvas"
-    model: SimilarityModel  # set on the subclass made by make_server
+    model: Similarity  # set on the subclass made by make_server
 
     def _send(self, status: HTTPStatus, body: bytes, content_type: str) -> None:
         self.send_response(status)
@@ -196,7 +174,7 @@ class CanvasHandler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         path = self.path.split("?", 1)[0]
         if path == "/api/info":
-            self._send_json(HTTPStatus.OK, self.model.info())
+            self._send_json(HTTPStatus.OK, info(self.model))
             return
         name = "index.html" if path in ("/", "/index.html") else None
         if path.startswith("/static/"):
@@ -249,7 +227,7 @@ class CanvasHandler(BaseHTTPRequestHandler):
         return body
 
 
-def make_server(model: SimilarityModel, host: str, port: int) -> ThreadingHTTPServer:
+def make_server(model: Similarity, host: str, port: int) -> ThreadingHTTPServer:
     """An HTTP server for `model` bound to host:port (port 0: any free port)."""
     handler = type("BoundCanvasHandler", (CanvasHandler,), {"model": model})
     server = ThreadingHTTPServer((host, port), handler)
