@@ -105,16 +105,16 @@ def evaluate_export(
     emb = protocol.embed_partition(tower, part, batch_size=batch_size, verbose=verbose)
     result = protocol.evaluate(emb, distance, seed=seed, ways=ways, shots=shots)
     rows = []
-    for tta_, center_ in _option_sets(metadata, tta, center):
-        if (tta_, center_) == (metadata.tta, metadata.center):
+    for options in _option_sets(metadata, tta, center):
+        if options == (metadata.tta, metadata.center):
             model = served  # exactly what every other client of the export computes
         else:
             model = test_time.with_options(
-                tower, tta_, center_, part.train_images, part.train_labels, batch_size, verbose
+                tower, *options, part.train_images, part.train_labels, batch_size, verbose
             )
         option_emb = protocol.embed_partition(model, part, batch_size=batch_size, verbose=verbose)
         option_metrics = protocol.evaluate(option_emb, distance, seed, ways, shots).metrics
-        rows.append(OptionMetrics(tta=tta_, center=center_, metrics=option_metrics))
+        rows.append(OptionMetrics(tta=options[0], center=options[1], metrics=option_metrics))
     metrics = dataclasses.replace(result.metrics, with_options=rows or None)
 
     os.makedirs(out_dir, exist_ok=True)

@@ -7,10 +7,11 @@
     sim.classify(queries, supports, labels)    # nearest class mean; any number of shots
 
 Images are a uint8 array `[N, H, W, C]` (or one image `[H, W, C]`) of the
-export's input shape, used as they are; or a path to a PNG or JPEG file, a list of such paths, or a folder
-of them, each preprocessed as the canvas preprocesses a drawing (resized to
-the input shape; a digit centred as in MNIST). Embeddings come from the
-export's SavedModel, so they are the canvas's, test-time options included.
+export's input shape, used as they are; or a path to a PNG or JPEG file, a
+list of such paths, or a folder of them, each preprocessed as the canvas
+preprocesses a drawing (resized to the input shape; a digit centred as in
+MNIST). Embeddings come from the export's SavedModel, so they are the
+canvas's, test-time options included.
 """
 
 from __future__ import annotations
