@@ -25,3 +25,19 @@ def test_every_figure_of_a_collapsed_model(tmp_path):
     plots.plot_embedding_map(emb, labels, names, "cosine", str(paths[3]))
     assert all(_is_png(p) for p in paths)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in paths)
+
+
+def test_learning_curves_against_images_add_a_row_of_panels(tmp_path):
+    from PIL import Image
+
+    from keras_siamese.evaluation.results import CurvePoint
+
+    labels = np.repeat(np.arange(5), 6)
+    emb = np.random.default_rng(0).normal(size=(30, 8)).astype(np.float32)
+    embeddings = protocol.Embeddings(emb, labels, emb, labels, emb[:0], labels[:0])
+    metrics = protocol.evaluate(embeddings, "cosine").metrics
+    points = [CurvePoint(epoch=e, file="", train_seconds=60.0 * e, metrics=metrics) for e in (1, 2)]
+    plots.plot_learning_curve(points, str(tmp_path / "minutes.png"))
+    plots.plot_learning_curve(points, str(tmp_path / "both.png"), images_per_epoch=7680)
+    minutes, both = (Image.open(tmp_path / n).size for n in ("minutes.png", "both.png"))
+    assert minutes[0] == both[0] and both[1] > 1.8 * minutes[1]

@@ -237,6 +237,8 @@ def evaluate_snapshots(
     curve = LearningCurve(
         split=metadata.split, seen_test_images_per_class=seen_per_class, points=points
     )
-    plots.plot_learning_curve(points, os.path.join(workdir, wd.CURVE_FIGURE))
+    budget = metadata.metrics.budget if metadata.metrics else None
+    per_epoch = budget.images_per_epoch if budget else None
+    plots.plot_learning_curve(points, os.path.join(workdir, wd.CURVE_FIGURE), per_epoch)
     files.write_json_atomic(os.path.join(workdir, wd.CURVE_FILE), curve.to_json())
     return curve

@@ -189,22 +189,46 @@ CURVE_PANELS = (
 )
 
 
-def plot_learning_curves(curves: dict[str, list[CurvePoint]], path: str) -> None:
-    """Accuracy against training minutes, one line per run, one panel per metric."""
-    fig, axes = plt.subplots(1, len(CURVE_PANELS), figsize=(4.2 * len(CURVE_PANELS), 3.6))
+def plot_learning_curves(
+    curves: dict[str, list[CurvePoint]],
+    path: str,
+    images_per_epoch: dict[str, int | None] | None = None,
+) -> None:
+    """Accuracy against training minutes, one line per run, one panel per metric.
+
+    With `images_per_epoch` (of each run), a first row of panels draws the
+    same accuracies against the images through the tower: the budget that
+    compares runs made on different machines or side by side.
+    """
+    images_per_epoch = {k: v for k, v in (images_per_epoch or {}).items() if v}
+    axes_x = [("images", "images through the tower")] if images_per_epoch else []
+    axes_x.append(("minutes", "training time (minutes)"))
+    fig, axes = plt.subplots(
+        len(axes_x),
+        len(CURVE_PANELS),
+        figsize=(4.2 * len(CURVE_PANELS), 3.6 * len(axes_x)),
+        squeeze=False,
+    )
     for name, points in curves.items():
         series = curve_series(points)
-        for ax, (key, title) in zip(axes, CURVE_PANELS, strict=True):
-            ys = [np.nan if v is None else 100 * v for v in series[key]]
-            ax.plot(series["minutes"], ys, marker="o", markersize=3, label=name)
-            ax.set_title(title, fontsize=9)
-            ax.set_xlabel("training time (minutes)")
-    axes[0].set_ylabel("accuracy (%)")
-    axes[-1].legend(fontsize=8)
+        series["images"] = [p.epoch * images_per_epoch.get(name, 0) for p in points]
+        for row, (x_key, x_label) in zip(axes, axes_x, strict=True):
+            if x_key == "images" and name not in images_per_epoch:
+                continue
+            for ax, (key, title) in zip(row, CURVE_PANELS, strict=True):
+                ys = [np.nan if v is None else 100 * v for v in series[key]]
+                ax.plot(series[x_key], ys, marker="o", markersize=3, label=name)
+                ax.set_title(title, fontsize=9)
+                ax.set_xlabel(x_label)
+    for row in axes:
+        row[0].set_ylabel("accuracy (%)")
+        row[-1].legend(fontsize=8)
     fig.tight_layout()
     _save(fig, path)
 
 
-def plot_learning_curve(points: list[CurvePoint], path: str) -> None:
+def plot_learning_curve(
+    points: list[CurvePoint], path: str, images_per_epoch: int | None = None
+) -> None:
     """The learning curve of one run."""
-    plot_learning_curves({"this run": points}, path)
+    plot_learning_curves({"this run": points}, path, {"this run": images_per_epoch})

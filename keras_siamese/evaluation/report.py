@@ -46,6 +46,12 @@ class RunEvaluation:
         return self.report.run.split
 
     @property
+    def images_per_epoch(self) -> int | None:
+        """Images through the tower per training epoch, when the run recorded its budget."""
+        budget = self.report.run.budget
+        return budget.images_per_epoch if budget else None
+
+    @property
     def metrics(self) -> Metrics:
         return self.report.metrics
 
@@ -290,7 +296,8 @@ def write_report(runs_dir: str, out_dir: str) -> list[str]:
         from keras_siamese.evaluation import plots
 
         written.append(os.path.join(out_dir, CURVES_FIGURE))
-        plots.plot_learning_curves(curves, written[-1])
+        per_epoch = {e.name: e.images_per_epoch for e in evaluations if e.curve}
+        plots.plot_learning_curves(curves, written[-1], per_epoch)
     table = os.path.join(out_dir, REPORT_FILE)
     files.write_text_atomic(table, results_markdown(evaluations, with_curves=bool(curves)))
     return [table, *written]

@@ -212,9 +212,14 @@ class Budget(JsonRecord):
         return self.images_per_step or 3 * self.batch_size
 
     @property
+    def images_per_epoch(self) -> int:
+        """Images through the tower per epoch."""
+        return self.steps_per_epoch * self.tower_images_per_step
+
+    @property
     def images(self) -> int:
         """Images through the tower in all."""
-        return self.epochs * self.steps_per_epoch * self.tower_images_per_step
+        return self.epochs * self.images_per_epoch
 
 
 @dataclasses.dataclass(frozen=True)
