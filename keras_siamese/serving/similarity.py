@@ -28,7 +28,6 @@ from keras_siamese.errors import UserError
 from keras_siamese.model import losses
 from keras_siamese.serving import export, images
 from keras_siamese.serving import metadata as export_metadata
-from keras_siamese.serving.canvas import drawing
 
 Images = np.ndarray | str | os.PathLike | Sequence[str | os.PathLike]
 
@@ -110,8 +109,8 @@ class Similarity:
 
     def _preprocessed(self, pixels: np.ndarray, path: str) -> np.ndarray:
         try:
-            return drawing.model_input(pixels, self.dataset, self.input_shape)
-        except drawing.DrawingError as e:
+            return images.model_input(pixels, self.dataset, self.input_shape)
+        except images.ImageError as e:
             raise UserError(f"{path}: {e}") from None
 
     # -------------------------------------------------------------- embeddings

@@ -29,6 +29,7 @@ import keras
 import numpy as np
 
 from keras_siamese.model import losses
+from keras_siamese.serving import images
 from keras_siamese.serving.canvas import drawing
 from keras_siamese.serving.similarity import Similarity
 
@@ -114,8 +115,8 @@ def _image_field(body: dict, key: str, model: Similarity) -> np.ndarray:
         pixels = (
             drawing.decode_data_url(value) if isinstance(value, str) else drawing.from_array(value)
         )
-        return drawing.model_input(pixels, model.dataset, model.input_shape)
-    except drawing.DrawingError as e:
+        return images.model_input(pixels, model.dataset, model.input_shape)
+    except images.ImageError as e:
         raise RequestError(HTTPStatus.BAD_REQUEST, f"'{key}': {e}") from None
 
 
