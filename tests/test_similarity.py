@@ -96,6 +96,7 @@ def test_image_files_and_folders_embed_as_their_pixels(sim, test_images, tmp_pat
         (lambda tmp: np.zeros((2, 32, 32, 3), np.float32), "type float32"),
         (lambda tmp: np.zeros((0, 32, 32, 3), np.uint8), "No images"),
         (lambda tmp: [], "No images"),
+        (lambda tmp: [np.zeros((32, 32, 3), np.uint8)], "or a list of image files"),
         (lambda tmp: str(tmp / "missing.png"), "does not exist"),
         (lambda tmp: (tmp / "a.png").write_text("not an image") and str(tmp / "a.png"), "not a"),
         (lambda tmp: (tmp / "notes.txt").write_text("x") and str(tmp), "notes.txt is not a PNG"),

@@ -87,9 +87,15 @@ class Similarity:
             path = os.fspath(source)
             paths = images.image_files(path) if os.path.isdir(path) else [path]
         else:
-            paths = [os.fspath(p) for p in source]
+            paths = list(source)
             if not paths:
                 raise UserError("No images were given.")
+            if not all(isinstance(p, str | os.PathLike) for p in paths):
+                raise UserError(
+                    "Images must be a uint8 array, an image file or folder, or a list of image "
+                    "files."
+                )
+            paths = [os.fspath(p) for p in paths]
         return np.stack([self._preprocessed(images.read_image(p), p) for p in paths])
 
     def _checked_array(self, array: np.ndarray) -> np.ndarray:
