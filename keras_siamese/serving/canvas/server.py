@@ -25,10 +25,8 @@ import os
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-import keras
 import numpy as np
 
-from keras_siamese.model import losses
 from keras_siamese.serving import images
 from keras_siamese.serving.canvas import drawing
 from keras_siamese.serving.similarity import Similarity
@@ -73,15 +71,9 @@ def info(model: Similarity) -> dict:
     }
 
 
-def _distances(model: Similarity, image: np.ndarray, others: list[np.ndarray]) -> np.ndarray:
-    embeddings = model.embed(np.stack([image, *others]))
-    d = losses.pairwise_distance(embeddings[:1], embeddings[1:], model.distance_name)
-    return np.maximum(np.asarray(keras.ops.convert_to_numpy(d), np.float64)[0], 0.0)
-
-
 def compare(model: Similarity, left: np.ndarray, right: np.ndarray) -> dict:
     """Distance, similarity and verdict of two preprocessed images."""
-    distance = float(_distances(model, left, [right])[0])
+    distance = float(model.distance(left, right)[0])
     name = model.distance_name
     return {
         "distance": round(distance, 6),
@@ -94,7 +86,7 @@ def compare(model: Similarity, left: np.ndarray, right: np.ndarray) -> dict:
 
 def classify(model: Similarity, image: np.ndarray, supports: list[tuple[str, np.ndarray]]) -> dict:
     """Ranks labelled support images by distance to `image` (one-shot classification)."""
-    distances = _distances(model, image, [support for _, support in supports])
+    distances = model.distance(image, np.stack([support for _, support in supports]))
     order = np.argsort(distances, kind="stable")
     ranking = [
         {
