@@ -27,6 +27,7 @@ import io
 import json
 import os
 import shutil
+import tempfile
 
 from keras_siamese import files
 from keras_siamese.config import TrainConfig, TuneConfig, flag_lines
@@ -141,10 +142,10 @@ def prepare(workdir: str, flagfile_text: str, overwrite: bool = False) -> None:
     check(workdir, flagfile_text, overwrite)
     try:
         os.makedirs(workdir, exist_ok=True)
-        probe = os.path.join(workdir, ".write-test")
-        with open(probe, "w") as f:
-            f.write("ok")
-        os.remove(probe)
+        # A probe of this process's own: the workers of a multi-worker run claim
+        # the same folder at the same moment.
+        with tempfile.NamedTemporaryFile(dir=workdir, prefix=".write-test-"):
+            pass
     except OSError as e:
         raise ConfigError(f"--workdir={workdir} is not writable ({e.strerror}).") from None
     config_path = os.path.join(workdir, CONFIG_FILE)

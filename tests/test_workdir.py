@@ -1,5 +1,6 @@
 import json
 import os
+import threading
 
 import pytest
 
@@ -17,6 +18,29 @@ def test_prepare_claims_the_folder_and_accepts_the_same_config_elsewhere(tmp_pat
     # Moving the data or the folder does not change the run.
     moved = FLAGS_A.replace("/data", "/mnt/data")
     workdir.prepare(str(run), moved)
+
+
+def test_workers_claiming_one_folder_at_once_all_succeed(tmp_path):
+    # The workers of a multi-worker run prepare the same folder at the same moment.
+    for attempt in range(20):
+        target = str(tmp_path / f"run{attempt}")
+        barrier = threading.Barrier(4)
+        failures = []
+
+        def claim(target=target, barrier=barrier, failures=failures):
+            barrier.wait()
+            try:
+                workdir.prepare(target, FLAGS_A)
+            except ConfigError as e:
+                failures.append(str(e))
+
+        threads = [threading.Thread(target=claim) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert failures == []
+        assert sorted(os.listdir(target)) == [workdir.CONFIG_FILE]
 
 
 def test_prepare_refuses_another_configuration_without_overwrite(tmp_path):
