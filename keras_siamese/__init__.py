@@ -2,7 +2,7 @@
 
 __version__ = "0.1.0"
 
-__all__ = ["Similarity", "__version__"]
+__all__ = ["EmbeddingIndex", "Similarity", "__version__"]
 
 
 def __getattr__(name: str):
@@ -11,4 +11,8 @@ def __getattr__(name: str):
         from keras_siamese.serving.similarity import Similarity
 
         return Similarity
+    if name == "EmbeddingIndex":
+        from keras_siamese.serving.index import EmbeddingIndex
+
+        return EmbeddingIndex
     raise AttributeError(f"module 'keras_siamese' has no attribute {name!r}")

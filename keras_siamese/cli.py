@@ -83,14 +83,25 @@ def config_from_flags(config_class: type, flag_values: flags.FlagValues):
     return config_class(**values)
 
 
-def parse_flags(argv: list[str], flag_values: flags.FlagValues) -> list[str]:
-    """Parses `argv` into `flag_values`; a bad flag or a stray argument exits 2 in one line."""
+def parse_flags(
+    argv: list[str], flag_values: flags.FlagValues, commands: tuple[str, ...] = ()
+) -> list[str]:
+    """Parses `argv` into `flag_values`; a bad flag or a stray argument exits 2 in one line.
+
+    With `commands`, exactly one of those words must be given, before or among the flags.
+    """
     try:
         rest = flag_values(argv)
     except flags.Error as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
-    if len(rest) > 1:
+    if commands and (len(rest) != 2 or rest[1] not in commands):
+        given = " ".join(rest[1:]) or "none"
+        print(
+            f"error: give one command of {', '.join(commands)} (given: {given}).", file=sys.stderr
+        )
+        sys.exit(2)
+    if not commands and len(rest) > 1:
         print(
             f"error: unexpected argument(s) {' '.join(rest[1:])}; flags start with --.",
             file=sys.stderr,
@@ -101,11 +112,19 @@ def parse_flags(argv: list[str], flag_values: flags.FlagValues) -> list[str]:
 
 def run_program(
     define_flags: Callable[[flags.FlagValues], None],
-    run: Callable[[flags.FlagValues], int],
+    run: Callable[..., int],
     flag_values: flags.FlagValues,
+    commands: tuple[str, ...] = (),
 ) -> None:
     """Runs a program on the program's `flag_values` (absl's global flags): defines its
     flags, parses the command line in one-line-error style, and exits with what `run`
-    returns. Tests call `define_flags` and `run` in process on flags of their own."""
+    returns. Tests call `define_flags` and `run` in process on flags of their own.
+
+    With `commands`, the program takes one command word, passed to `run` after the flags.
+    """
     define_flags(flag_values)
-    app.run(lambda argv: run(flag_values), flags_parser=lambda argv: parse_flags(argv, flag_values))
+
+    def main(argv: list[str]) -> int:
+        return run(flag_values, argv[1]) if commands else run(flag_values)
+
+    app.run(main, flags_parser=lambda argv: parse_flags(argv, flag_values, commands))

@@ -77,3 +77,26 @@ def replace_directory(source: str, target: str) -> None:
     os.replace(source, target)
     if had_old:
         shutil.rmtree(previous, ignore_errors=True)
+
+
+def write_directory(target: str, fill: Callable[[str], None]) -> None:
+    """Calls `fill(staging)` to fill a new folder, then moves it to `target` whole.
+
+    The staging folder sits beside `target`; those of killed writers are
+    removed first. A previous `target` stays intact until the new one is
+    complete (see `replace_directory`).
+    """
+    parent = os.path.dirname(os.path.abspath(target))
+    os.makedirs(parent, exist_ok=True)
+    restore_interrupted_replace(target)
+    prefix = f".{os.path.basename(os.path.abspath(target))}-staging-"
+    for leftover in os.listdir(parent):
+        if leftover.startswith(prefix):
+            shutil.rmtree(os.path.join(parent, leftover), ignore_errors=True)
+    staging = tempfile.mkdtemp(prefix=prefix, dir=parent)
+    try:
+        fill(staging)
+        replace_directory(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise

@@ -111,16 +111,24 @@ def program_flags(program: str, *args: str):
     from keras_siamese import cli
 
     fv = flags.FlagValues()
-    importlib.import_module(program).define_flags(fv)
-    cli.parse_flags([f"{program}.py", *args], fv)
+    module = importlib.import_module(program)
+    module.define_flags(fv)
+    cli.parse_flags([f"{program}.py", *args], fv, getattr(module, "COMMANDS", ()))
     return fv
 
 
 def program_run(program: str, *args: str) -> int:
-    """Runs `program` (train_main, eval_main, canvas_main) with `args` in this process."""
+    """Runs `program` (train_main, eval_main, canvas_main, search_main) with `args` in
+    this process; a program of commands gets its command word among `args`."""
     import importlib
 
-    return importlib.import_module(program).run(program_flags(program, *args))
+    module = importlib.import_module(program)
+    fv = program_flags(program, *args)
+    commands = getattr(module, "COMMANDS", ())
+    if commands:
+        (command,) = [a for a in args if a in commands]
+        return module.run(fv, command)
+    return module.run(fv)
 
 
 def program_error(capsys, program: str, *args: str) -> str:

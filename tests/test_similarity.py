@@ -89,6 +89,34 @@ def test_image_files_and_folders_embed_as_their_pixels(sim, test_images, tmp_pat
     np.testing.assert_allclose(sim.embed(files), expected[[2, 0]], atol=1e-5)
 
 
+def test_a_gallery_index_finds_each_image_itself_and_keeps_to_its_export(
+    sim, test_images, tmp_path
+):
+    from keras_siamese.serving.index import EmbeddingIndex
+
+    images, labels = test_images
+    index = sim.index(images, [f"img{i}" for i in range(len(images))])
+    ids, distances = index.search(images[[5, 0]], k=3)
+    assert ids[:, 0].tolist() == ["img5", "img0"]
+    np.testing.assert_allclose(distances[:, 0], 0.0, atol=1e-4)
+    assert np.all(np.diff(distances, axis=1) >= 0)
+    # Exact search agrees with the API's own distances.
+    np.testing.assert_allclose(
+        distances[0], sim.distance(images[5], images[[int(i[3:]) for i in ids[0]]]), atol=1e-4
+    )
+    index.save(str(tmp_path / "gallery"))
+    # A folder's images get their paths as ids; the index grows and is saved again.
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i, pixels in enumerate(images[:2]):
+        _write_png(folder / f"{i}.png", pixels)
+    loaded = EmbeddingIndex.load(str(tmp_path / "gallery"), sim)
+    loaded.add(str(folder))
+    assert loaded.ids[-2:].tolist() == [str(folder / "0.png"), str(folder / "1.png")]
+    assert set(loaded.search(images[1], k=2)[0][0]) == {"img1", str(folder / "1.png")}
+    assert index.fingerprint == sim.fingerprint and len(sim.fingerprint) == 64
+
+
 @pytest.mark.parametrize(
     "make, message",
     [

@@ -9,10 +9,9 @@ leaves half an export that looks complete.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import platform
-import shutil
-import tempfile
 
 import keras
 import numpy as np
@@ -46,15 +45,8 @@ def export_tower(
     Any previous export at `export_dir` stays intact until the new one is
     complete.
     """
-    parent = os.path.dirname(os.path.abspath(export_dir))
-    os.makedirs(parent, exist_ok=True)
-    files.restore_interrupted_replace(export_dir)
-    prefix = f".{os.path.basename(os.path.abspath(export_dir))}-staging-"
-    for leftover in os.listdir(parent):  # staging folders of killed exports
-        if leftover.startswith(prefix):
-            shutil.rmtree(os.path.join(parent, leftover), ignore_errors=True)
-    staging = tempfile.mkdtemp(prefix=prefix, dir=parent)
-    try:
+
+    def fill(staging: str) -> None:
         archive = keras.export.ExportArchive()
         archive.track(tower)
         spec = tf.TensorSpec([None, *tower.input_shape[1:]], tf.uint8, name="images")
@@ -66,10 +58,8 @@ def export_tower(
         archive.write_out(staging, verbose=False)
         tower.save(os.path.join(staging, KERAS_FILE))
         export_metadata.write(staging, metadata)
-        files.replace_directory(staging, export_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+
+    files.write_directory(export_dir, fill)
 
 
 def load_tower(export_dir: str) -> keras.Model:
@@ -82,3 +72,17 @@ def load_tower(export_dir: str) -> keras.Model:
 def load_saved_model(export_dir: str):
     """Loads an exported SavedModel; call `.serve(uint8_images)` for embeddings."""
     return tf.saved_model.load(export_dir)
+
+
+def fingerprint(export_dir: str) -> str:
+    """A SHA-256 of the export's SavedModel and metadata: equal for the same weights."""
+    digest = hashlib.sha256()
+    paths = [os.path.join(export_dir, "saved_model.pb"), os.path.join(export_dir, METADATA_FILE)]
+    variables = os.path.join(export_dir, "variables")
+    paths += [os.path.join(variables, n) for n in sorted(os.listdir(variables))]
+    for path in paths:
+        digest.update(os.path.relpath(path, export_dir).encode())
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest()

@@ -5,6 +5,7 @@
     emb = sim.embed(images)                    # uint8 [N, H, W, C] -> float32 [N, D]
     sim.distance(a, b); sim.same(a, b)         # the export's calibrated threshold
     sim.classify(queries, supports, labels)    # nearest class mean; any number of shots
+    index = sim.index(gallery, ids)            # EmbeddingIndex; index.search(queries, k=10)
 
 Images are a uint8 array `[N, H, W, C]` (or one image `[H, W, C]`) of the
 export's input shape, used as they are; or a path to a PNG or JPEG file, a
@@ -16,6 +17,7 @@ canvas's, test-time options included.
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import threading
@@ -28,6 +30,7 @@ from keras_siamese.errors import UserError
 from keras_siamese.model import losses
 from keras_siamese.serving import export, images
 from keras_siamese.serving import metadata as export_metadata
+from keras_siamese.serving.index import EmbeddingIndex, SearchOptions
 
 Images = np.ndarray | str | os.PathLike | Sequence[str | os.PathLike]
 
@@ -70,6 +73,11 @@ class Similarity:
         """The export in `export_dir` (see the class)."""
         return cls(export_dir, threshold)
 
+    @functools.cached_property
+    def fingerprint(self) -> str:
+        """SHA-256 of the export's weights and metadata (see `export.fingerprint`)."""
+        return export.fingerprint(self.export_dir)
+
     # ------------------------------------------------------------------ images
 
     def images(self, source: Images) -> np.ndarray:
@@ -81,22 +89,26 @@ class Similarity:
             UserError: for an array of another shape or type, or a path that
                 is not a PNG or JPEG image (or a folder of them).
         """
-        if isinstance(source, np.ndarray):
+        paths = self.image_paths(source)
+        if paths is None:
             return self._checked_array(source)
+        return np.stack([self._preprocessed(images.read_image(p), p) for p in paths])
+
+    def image_paths(self, source: Images) -> list[str] | None:
+        """The image files that `source` names (a folder's, sorted), or None for an array."""
+        if isinstance(source, np.ndarray):
+            return None
         if isinstance(source, str | os.PathLike):
             path = os.fspath(source)
-            paths = images.image_files(path) if os.path.isdir(path) else [path]
-        else:
-            paths = list(source)
-            if not paths:
-                raise UserError("No images were given.")
-            if not all(isinstance(p, str | os.PathLike) for p in paths):
-                raise UserError(
-                    "Images must be a uint8 array, an image file or folder, or a list of image "
-                    "files."
-                )
-            paths = [os.fspath(p) for p in paths]
-        return np.stack([self._preprocessed(images.read_image(p), p) for p in paths])
+            return images.image_files(path) if os.path.isdir(path) else [path]
+        paths = list(source)
+        if not paths:
+            raise UserError("No images were given.")
+        if not all(isinstance(p, str | os.PathLike) for p in paths):
+            raise UserError(
+                "Images must be a uint8 array, an image file or folder, or a list of image files."
+            )
+        return [os.fspath(p) for p in paths]
 
     def _checked_array(self, array: np.ndarray) -> np.ndarray:
         shape = tuple(self.input_shape)
@@ -187,3 +199,16 @@ class Similarity:
         means = np.stack([support_emb[labels == c].mean(axis=0) for c in classes])
         d = np.asarray(losses.pairwise_distance(query_emb, means, self.distance_name))
         return classes[np.argmin(d, axis=1)]
+
+    # ------------------------------------------------------------- gallery
+
+    def index(
+        self,
+        gallery: Images,
+        ids: Sequence | np.ndarray | None = None,
+        backend: str = "exact",
+        options: SearchOptions | None = None,
+        progress: bool | None = None,
+    ) -> EmbeddingIndex:
+        """A searchable index of the `gallery` images (see `EmbeddingIndex.build`)."""
+        return EmbeddingIndex.build(self, gallery, ids, backend, options, progress)
