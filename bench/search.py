@@ -1,0 +1,162 @@
+"""Speed and recall of the gallery search backends (figures, not a test).
+
+    python bench/search.py [--sizes=100000,1000000] [--dim=64] [--queries=1000] [--k=10]
+        [--backends=exact,hnsw,ivf] [--hnsw_ef_search=32,64,128] [--ivf_probes=16,32,64]
+        [--export=runs/90_10/export --data_dir=DIR]
+
+Prints one JSON line per gallery, backend and search setting: build seconds,
+the memory the index added (resident set growth), queries per second with all
+queries in one call, p50 and p99 latency of single-query calls, and recall@k
+against exact search. For exact search it also prints the time of a plain
+numpy matrix product of the same queries and gallery (`matmul_seconds`), the
+floor any exact search pays. Galleries: random normal vectors of each size
+(cosine distance), and with `--export` the CIFAR-100 test set embedded by that
+export (its own distance; the queries are its first images).
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import statistics
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import numpy as np  # noqa: E402
+from absl import app, flags  # noqa: E402
+
+from keras_siamese.serving import vector_search  # noqa: E402
+from keras_siamese.serving.vector_search import SearchOptions, VectorSearch  # noqa: E402
+
+_SIZES = flags.DEFINE_list("sizes", ["100000", "1000000"], "Random gallery sizes.")
+_DIM = flags.DEFINE_integer("dim", 64, "Length of the random vectors.")
+_QUERIES = flags.DEFINE_integer("queries", 1000, "Queries searched in one call.")
+_LATENCY_QUERIES = flags.DEFINE_integer("latency_queries", 200, "Queries searched one by one.")
+_K = flags.DEFINE_integer("k", 10, "Neighbours per query.")
+_BACKENDS = flags.DEFINE_list("backends", list(vector_search.BACKENDS), "Backends to measure.")
+_EF_SEARCH = flags.DEFINE_list("hnsw_ef_search", ["32", "64", "128"], "HNSW search lists.")
+_PROBES = flags.DEFINE_list("ivf_probes", ["16", "32", "64"], "IVF cells visited per query.")
+_REPEATS = flags.DEFINE_integer("repeats", 3, "Timed repeats of the batched search (median).")
+_EXPORT = flags.DEFINE_string("export", None, "Also an export's embeddings of CIFAR-100 test.")
+_DATA_DIR = flags.DEFINE_string("data_dir", None, "CIFAR-100 folder, with --export.")
+
+
+def _rss_mib() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _median_seconds(call, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def _settings(backend: str) -> list[tuple[str, SearchOptions]]:
+    if backend == "hnsw":
+        return [(f"ef_search={v}", SearchOptions(hnsw_ef_search=int(v))) for v in _EF_SEARCH.value]
+    if backend == "ivf":
+        return [(f"probes={v}", SearchOptions(ivf_probes=int(v))) for v in _PROBES.value]
+    return [("", SearchOptions())]
+
+
+def _measure(gallery_name: str, gallery: np.ndarray, queries: np.ndarray, distance: str) -> None:
+    k = _K.value
+    exact_positions = None
+    if "exact" not in _BACKENDS.value:  # recall still needs the true neighbours
+        exact_positions = vector_search.top_k_exact(
+            vector_search.prepared(queries, distance),
+            vector_search.prepared(gallery, distance),
+            k,
+            distance,
+        )[0]
+    for backend in sorted(_BACKENDS.value, key=lambda b: b != "exact"):
+        gc.collect()
+        before = _rss_mib()
+        start = time.perf_counter()
+        search = VectorSearch(gallery.shape[1], distance, backend)
+        search.add(gallery)
+        build_seconds = time.perf_counter() - start
+        gc.collect()
+        added_mib = _rss_mib() - before
+        for setting, options in _settings(backend):
+            search.options = options
+            found = {}
+
+            def batched(search=search, found=found):
+                found["positions"] = search.search(queries, k)[0]
+
+            seconds = _median_seconds(batched, _REPEATS.value)
+            latencies = []
+            for query in queries[: _LATENCY_QUERIES.value]:
+                begin = time.perf_counter()
+                search.search(query[None], k)
+                latencies.append(time.perf_counter() - begin)
+            line = {
+                "gallery": gallery_name,
+                "size": len(gallery),
+                "dim": gallery.shape[1],
+                "distance": distance,
+                "backend": backend,
+                "setting": setting,
+                "build_seconds": round(build_seconds, 3),
+                "index_mib": round(added_mib, 1),
+                "queries": len(queries),
+                "queries_per_second": round(len(queries) / seconds, 1),
+                "p50_ms": round(1000 * float(np.percentile(latencies, 50)), 3),
+                "p99_ms": round(1000 * float(np.percentile(latencies, 99)), 3),
+            }
+            if backend == "exact":
+                exact_positions = found["positions"]
+                prepared = vector_search.prepared(gallery, distance)
+                prepared_queries = vector_search.prepared(queries, distance)
+                matmul = _median_seconds(
+                    lambda q=prepared_queries, g=prepared: q @ g.T, _REPEATS.value
+                )
+                del prepared
+                line["matmul_seconds"] = round(matmul, 4)
+                line["search_seconds"] = round(seconds, 4)
+                line["ratio_to_matmul"] = round(seconds / matmul, 2)
+            if exact_positions is not None:
+                hits = [
+                    len(set(a) & set(b))
+                    for a, b in zip(exact_positions, found["positions"], strict=True)
+                ]
+                line[f"recall_at_{k}"] = round(sum(hits) / (k * len(queries)), 4)
+            print(json.dumps(line), flush=True)
+        del search
+
+
+def _export_embeddings() -> tuple[np.ndarray, str]:
+    from keras_siamese.serving.similarity import Similarity
+
+    sim = Similarity.load(_EXPORT.value)
+    with np.load(os.path.join(_DATA_DIR.value, "cifar100_test.npz")) as data:
+        images = data["images"]
+    return sim.embed(images), sim.distance_name
+
+
+def main(argv: list[str]) -> None:
+    del argv
+    rng = np.random.default_rng(0)
+    if _EXPORT.value:
+        vectors, distance = _export_embeddings()
+        _measure("cifar100_test", vectors, vectors[: _QUERIES.value], distance)
+    for size in (int(s) for s in _SIZES.value):
+        gallery = rng.standard_normal((size, _DIM.value), dtype=np.float32)
+        queries = rng.standard_normal((_QUERIES.value, _DIM.value), dtype=np.float32)
+        _measure(f"random_{size}", gallery, queries, "cosine")
+
+
+if __name__ == "__main__":
+    app.run(main)
