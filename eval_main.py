@@ -62,6 +62,7 @@ def _evaluate(config: EvalConfig) -> None:
         verbose=1 if sys.stdout.isatty() else 2,
         tta=config.tta,
         center=config.center,
+        projector=("all" if config.projector_seen else "unseen") if config.projector else "none",
     )
     print(f"Evaluated {export_dir} ({result.run.dataset} split {result.run.split}):")
     for line in protocol.summary_lines(result.metrics):
@@ -69,6 +70,9 @@ def _evaluate(config: EvalConfig) -> None:
     for name in result.figures:
         print(f"Figure: {os.path.join(config.workdir, name)}")
     print(f"Metrics: {os.path.join(config.workdir, wd.EVAL_FILE)}")
+    if config.projector:
+        logs = os.path.join(config.workdir, wd.LOGS_DIR)
+        print(f"Projector: tensorboard --logdir {logs} (the Projector tab)")
     if config.snapshots:
         export_eval.evaluate_snapshots(
             export_dir, dataset, config.workdir, seed=config.seed, batch_size=config.batch_size

@@ -1,6 +1,6 @@
 """Speed of the evaluation: embedding throughput and the cost of the metrics (figures, not a test).
 
-    python bench/protocol.py [--depth=56] [--images=10000] [--batch_size=500] [--repeats=3]
+    python bench/evaluation.py [--depth=56] [--images=10000] [--batch_size=500] [--repeats=3]
 
 Prints JSON lines:
 

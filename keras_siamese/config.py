@@ -465,6 +465,12 @@ class EvalConfig:
         "(SimpleShot; a named extra row, combined with --tta when both are given).",
         CENTERS,
     )
+    projector: bool = setting(
+        False,
+        "Also write the unseen classes' test embeddings, class names and images to "
+        "WORKDIR/logs for TensorBoard's embedding projector.",
+    )
+    projector_seen: bool = setting(False, "With --projector: the seen classes' test images too.")
     report: bool = setting(False, "Write the results report of every run instead.")
     runs_dir: str = setting("runs", "With --report: folder searched for eval.json.")
     out: str = setting("docs/results", "With --report: folder of the report.")
@@ -484,3 +490,5 @@ class EvalConfig:
             )
         if self.batch_size < 1:
             raise ConfigError(f"--batch_size={self.batch_size} must be at least 1.")
+        if self.projector_seen and not self.projector:
+            raise ConfigError("--projector_seen adds to --projector: pass both.")

@@ -6,7 +6,7 @@ backup/             BackupAndRestore state while training (removed at the end)
 checkpoints/        best.weights.h5 (lowest validation loss)
 snapshots/          with --snapshot_every: tower weights every N epochs, snapshots.csv
 history.csv         per-epoch losses, each epoch exactly once
-logs/               TensorBoard
+logs/               TensorBoard (and eval_main.py --projector's embeddings)
 metrics.json        the evaluation protocol's metrics at the end of training, and its budget
 export/             SavedModel of the tower, tower.keras, metadata.json
 eval.json           eval_main.py's evaluation of the export (written after its figures)
@@ -38,6 +38,7 @@ BACKUP_DIR = "backup"
 BEST_WEIGHTS = os.path.join("checkpoints", "best.weights.h5")
 SNAPSHOTS_DIR = "snapshots"
 HISTORY_FILE = "history.csv"
+LOGS_DIR = "logs"
 METRICS_FILE = "metrics.json"
 EXPORT_DIR = "export"
 EVAL_FILE = "eval.json"
@@ -60,7 +61,7 @@ RUN_ENTRIES = (
     "checkpoints",
     SNAPSHOTS_DIR,
     HISTORY_FILE,
-    "logs",
+    LOGS_DIR,
     METRICS_FILE,
     EXPORT_DIR,
     EVAL_FILE,

@@ -34,7 +34,8 @@ def _assert_png(path: str) -> None:
 
 @pytest.fixture(scope="module")
 def runs_dir(tmp_path_factory, smoke_run, data_root) -> str:
-    """Three evaluated runs: the 90_10 smoke run (with an extra flip-averaged row), a 100_0
+    """Three evaluated runs: the 90_10 smoke run (with an extra flip-averaged row and the
+    projector's files), a 100_0
     one, and a batch-hard 90_10 one with a batch-norm neck, test-time options built into its
     export, snapshots (stopped by its time budget after its first epoch) and its learning
     curve.
@@ -69,6 +70,7 @@ def runs_dir(tmp_path_factory, smoke_run, data_root) -> str:
             f"--workdir={runs / '90_10'}",
             f"--data_dir={_cifar(data_root)}",
             "--tta=flip",
+            "--projector",
         ),
         ("eval_main.py", f"--workdir={runs / '100_0'}"),
         ("eval_main.py", f"--workdir={runs / 'hard'}", "--snapshots"),
@@ -170,6 +172,20 @@ def test_an_export_with_options_serves_them_to_every_client(runs_dir, data_root)
     np.testing.assert_allclose(served_by_saved_model, by_hand, atol=1e-5)
     (row,) = _load(os.path.join(run, wd.EVAL_FILE))["with_options"]
     assert (row["tta"], row["center"]) == ("flip", "seen")
+
+
+def test_the_projector_shows_the_unseen_test_images_as_the_export_embeds_them(runs_dir, data_root):
+    from keras_siamese.serving.similarity import Similarity
+    from tests.test_projector import check_projector_files
+
+    run = os.path.join(runs_dir, "90_10")
+    with np.load(os.path.join(_cifar(data_root), "cifar100_test.npz")) as data:
+        images, labels = data["images"], data["fine_labels"]
+    unseen = labels >= 90
+    names = _load(os.path.join(run, "export", "metadata.json"))["class_names"]
+    embeddings = Similarity.load(os.path.join(run, "export")).embed(images[unseen])
+    classes = [names[int(label)] for label in labels[unseen]]
+    check_projector_files(os.path.join(run, "logs"), embeddings, classes, ["unseen"] * 1000)
 
 
 def test_split_without_unseen_classes_has_no_unseen_metrics(runs_dir):

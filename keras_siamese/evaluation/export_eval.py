@@ -19,6 +19,7 @@ from keras_siamese import workdir as wd
 from keras_siamese.data import splits
 from keras_siamese.data.datasets import ImageDataset
 from keras_siamese.errors import UserError
+from keras_siamese.evaluation import projector as embedding_projector
 from keras_siamese.evaluation import protocol
 from keras_siamese.evaluation.results import (
     CurvePoint,
@@ -75,6 +76,7 @@ def evaluate_export(
     verbose: int = 1,
     tta: str = "none",
     center: str = "none",
+    projector: str = "none",
 ) -> EvalReport:
     """Evaluates the export in `export_dir` on `dataset`; writes figures and eval.json.
 
@@ -90,6 +92,9 @@ def evaluate_export(
         tta, center: test-time options of an extra row (see
             `keras_siamese.model.test_time`); the export's own options, if it
             has any, always get a row.
+        projector: "unseen" or "all" writes the test images of those classes,
+            as the export embeds them, to `out_dir/logs` for TensorBoard's
+            embedding projector; "none" does not.
 
     Returns:
         What eval.json holds: the protocol on the trained tower alone, and the
@@ -104,6 +109,7 @@ def evaluate_export(
     distance = metadata.distance
     emb = protocol.embed_partition(tower, part, batch_size=batch_size, verbose=verbose)
     result = protocol.evaluate(emb, distance, seed=seed, ways=ways, shots=shots)
+    served_emb = emb
     rows = []
     for options in _option_sets(metadata, tta, center):
         if options == (metadata.tta, metadata.center):
@@ -113,6 +119,8 @@ def evaluate_export(
                 tower, *options, part.train_images, part.train_labels, batch_size, verbose
             )
         option_emb = protocol.embed_partition(model, part, batch_size=batch_size, verbose=verbose)
+        if model is served:
+            served_emb = option_emb
         option_metrics = protocol.evaluate(option_emb, distance, seed, ways, shots).metrics
         rows.append(OptionMetrics(tta=options[0], center=options[1], metrics=option_metrics))
     metrics = dataclasses.replace(result.metrics, with_options=rows or None)
@@ -147,6 +155,9 @@ def evaluate_export(
         )
         figures += [wd.NEAREST_SUPPORTS_FIGURE, wd.EMBEDDING_MAP_FIGURE]
 
+    if projector != "none":
+        _write_projector(out_dir, part, served_emb, list(dataset.class_names), projector == "all")
+
     report = EvalReport(
         run=RunFacts(
             export=os.path.relpath(export_dir, out_dir),
@@ -163,6 +174,25 @@ def evaluate_export(
     )
     files.write_json_atomic(os.path.join(out_dir, wd.EVAL_FILE), report.to_json())
     return report
+
+
+def _write_projector(
+    out_dir: str, part: splits.Partition, emb: protocol.Embeddings, names: list[str], seen: bool
+) -> None:
+    parts = [("unseen", emb.unseen, part.test_unseen_labels, part.test_unseen_images)]
+    if seen:
+        parts.insert(0, ("seen", emb.seen, part.test_seen_labels, part.test_seen_images))
+    parts = [p for p in parts if len(p[1])]
+    if not parts:
+        raise UserError("--projector: this split has no unseen classes; add --projector_seen.")
+    embedding_projector.write(
+        os.path.join(out_dir, wd.LOGS_DIR),
+        np.concatenate([p[1] for p in parts]),
+        np.concatenate([p[2] for p in parts]),
+        names,
+        [p[0] for p in parts for _ in range(len(p[1]))],
+        np.concatenate([p[3] for p in parts]),
+    )
 
 
 def _option_sets(metadata: ExportMetadata, tta: str, center: str) -> list[tuple[str, str]]:

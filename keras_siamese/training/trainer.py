@@ -153,7 +153,7 @@ def _callbacks(
         BestWeights(
             os.path.join(workdir, wd.BEST_WEIGHTS), "val_loss" if has_validation else "loss"
         ),
-        keras.callbacks.TensorBoard(os.path.join(workdir, "logs"), write_graph=False),
+        keras.callbacks.TensorBoard(os.path.join(workdir, wd.LOGS_DIR), write_graph=False),
     ]
     if config.snapshot_every:
         callbacks.append(
