@@ -73,7 +73,12 @@ def test_throughput_bench_synthetic_mode_skips_the_pipeline():
 
 def test_evaluation_bench_prints_embedding_and_metric_figures():
     result = run_main(
-        "bench/evaluation.py", "--depth=8", "--images=100", "--batch_size=50", "--repeats=1"
+        "bench/evaluation.py",
+        "--depth=8",
+        "--images=100",
+        "--batch_size=50",
+        "--repeats=1",
+        "--splits=90_10,50_50",
     )
     assert result.returncode == 0, result.stderr[-2000:]
     embed, *metrics = _json_lines(result.stdout)
@@ -84,7 +89,8 @@ def test_evaluation_bench_prints_embedding_and_metric_figures():
     flops += 2 * 9 * 64 * (32 * 64 + 64 * 64)
     assert embed["gflop_per_image"] == round(flops / 1e9, 4)
     assert embed["matmul_gflops"] > 0
-    assert [m["split"] for m in metrics] == ["90_10", "10_90"]
+    assert [m["split"] for m in metrics] == ["90_10", "50_50"]
+    assert [m["unseen_images"] for m in metrics] == [1000, 5000]
     assert all(m["seconds"] > 0 for m in metrics)
 
 

@@ -16,7 +16,13 @@ import pytest
 
 from keras_siamese import files
 from keras_siamese.serving import export
-from tests.conftest import ROOT, run_main, sample_metadata, train_error
+from tests.conftest import (
+    ROOT,
+    program_error,
+    program_output,
+    sample_metadata,
+    train_error,
+)
 
 
 def _train_args(data_root, workdir):
@@ -59,9 +65,8 @@ def test_killed_training_resumes_and_logs_each_epoch_once(smoke_run, data_root, 
     assert 1 <= killed_at < 3
     assert not os.path.exists(os.path.join(workdir, "export"))
 
-    result = run_main("train_main.py", *args)
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert f"resuming at epoch {killed_at + 1}" in result.stdout
+    out = program_output("train_main", *args)  # the resumed run, in this process
+    assert f"resuming at epoch {killed_at + 1}" in out
     with open(os.path.join(workdir, "history.csv")) as f:
         epochs = [int(row["epoch"]) for row in csv.DictReader(f)]
     assert epochs == [0, 1, 2]
@@ -139,7 +144,7 @@ def _tree(folder):
 
 
 def test_diverged_run_stops_with_the_epoch_and_keeps_the_previous_export(
-    smoke_run, data_root, tmp_path
+    capsys, smoke_run, data_root, tmp_path
 ):
     workdir = tmp_path / "run"
     args = [
@@ -152,10 +157,9 @@ def test_diverged_run_stops_with_the_epoch_and_keeps_the_previous_export(
     # An export from an earlier good run of this workdir must survive the diverged run.
     shutil.copytree(os.path.join(smoke_run, "export"), workdir / "export")
     before = _tree(workdir / "export")
-    result = run_main("train_main.py", *args)
-    assert result.returncode == 1
-    assert "error: The training loss became nan in epoch 1" in result.stderr
-    assert "no export was written" in result.stderr
+    line = program_error(capsys, "train_main", *args)  # in this process: no import to pay
+    assert line.startswith("error: The training loss became nan in epoch 1")
+    assert "no export was written" in line
     assert _tree(workdir / "export") == before
     assert not (workdir / "backup").exists()
     assert not (workdir / "checkpoints" / "best.weights.h5").exists()

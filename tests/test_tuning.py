@@ -18,7 +18,7 @@ import pytest
 from keras_siamese import cli
 from keras_siamese.config import TrainConfig
 from keras_siamese.data import splits
-from tests.conftest import ROOT, program_flags
+from tests.conftest import ROOT, program_flags, program_output
 
 # A search of a few seconds per trial: depth 8, two steps of 8 triplets, 4 held-out classes.
 SEARCH_FLAGS = (
@@ -89,13 +89,6 @@ def resumed_search(data_root, tmp_path_factory):
     workdir = str(folder / "tune")
     data_dir = os.path.join(data_root, "cifar100")
     poisoned = _poisoned_copy(data_dir, folder / "poisoned")
-    dirty = subprocess.Popen(
-        _search_command(poisoned, str(folder / "poisoned_tune"), "--max_trials=2"),
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
     command = _search_command(data_dir, workdir)
     proc = subprocess.Popen(
         command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True
@@ -112,11 +105,11 @@ def resumed_search(data_root, tmp_path_factory):
     done_before = _completed_trials(workdir)
     with open(os.path.join(workdir, "search", done_before[0], "trial.json")) as f:
         first_trial = json.load(f)
-    rerun = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
-    assert rerun.returncode == 0, rerun.stderr[-3000:]
-    _, dirty_err = dirty.communicate(timeout=600)
-    assert dirty.returncode == 0, dirty_err[-3000:]
-    return workdir, done_before, first_trial, rerun.stdout
+    # The rerun and the poisoned search run in this process: only the killed one needs its own.
+    rerun = program_output("train_main", *command[2:])
+    dirty = _search_command(poisoned, str(folder / "poisoned_tune"), "--max_trials=2")
+    program_output("train_main", *dirty[2:])
+    return workdir, done_before, first_trial, rerun
 
 
 def test_a_resumed_search_runs_only_the_trials_left(resumed_search):
