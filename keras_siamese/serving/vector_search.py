@@ -22,7 +22,7 @@ BACKENDS = ("exact", "hnsw", "ivf")
 
 # Scores per block of the exact search: about 128 MB of float32 at a time.
 _BLOCK_SCORES = 1 << 25
-# Columns whose maxima bound the k-th best score before the exact top-k.
+# At most this many columns per group whose maxima pick the exact top-k's candidates.
 _COLUMN_GROUP = 256
 
 
@@ -88,7 +88,7 @@ def top_k_exact(queries: np.ndarray, gallery: np.ndarray, k: int, distance: str)
 
     Returns:
         positions `[Q, k]` (int64) and distances `[Q, k]` (float32), nearest
-        first (equal distances in order of position).
+        first; equal distances in order of position.
     """
     count = len(gallery)
     # Every distance is (query-only term) - score, with the score to maximise.
@@ -116,25 +116,36 @@ def top_k_exact(queries: np.ndarray, gallery: np.ndarray, k: int, distance: str)
 
 
 def _top_scores(scores: np.ndarray, k: int) -> np.ndarray:
-    """Column indices of the k largest scores of each row: largest first, equal
+    """Column indices of the k largest scores of each row, largest first; equal
     scores in order of column."""
     rows, count = scores.shape
-    groups = count // _COLUMN_GROUP
-    if groups < 4 * k:
-        bound = np.partition(scores, count - k, axis=1)[:, count - k]
+    group = min(_COLUMN_GROUP, int(math.sqrt(count / k)))
+    if group < 8 or count // group < 2 * k:
+        columns = np.broadcast_to(np.arange(count), scores.shape)
     else:
-        # The k-th largest maximum of the column groups is at most the k-th largest
-        # score, and few scores reach it: one cheap pass instead of a partition of
-        # every row.
-        grouped = scores[:, : groups * _COLUMN_GROUP].reshape(rows, groups, _COLUMN_GROUP)
-        maxima = grouped.max(axis=2)
-        bound = np.partition(maxima, groups - k, axis=1)[:, groups - k]
-    hit_rows, hit_cols = np.nonzero(scores >= bound[:, None])
-    splits = np.searchsorted(hit_rows, np.arange(1, rows))
-    out = np.empty((rows, k), np.int64)
-    for row, cols in enumerate(np.split(hit_cols, splits)):
-        out[row] = cols[np.lexsort((cols, -scores[row, cols]))[:k]]
-    return out
+        # Group g holds columns g, g + width, g + 2 width, ...: every one of the k best
+        # scores lies in one of the k groups with the largest maxima, so only those
+        # groups (and the columns after the last whole stride) are candidates. The
+        # maxima are one pass of elementwise maxima over the scores.
+        width = count // group
+        maxima = scores[:, : group * width].reshape(rows, group, width).max(axis=1)
+        best = np.argpartition(-maxima, k - 1, axis=1)[:, :k]
+        columns = (best[:, :, None] + np.arange(group) * width).reshape(rows, k * group)
+        tail = np.arange(group * width, count)
+        columns = np.concatenate([columns, np.broadcast_to(tail, (rows, len(tail)))], axis=1)
+    values = np.take_along_axis(scores, columns, axis=1)
+    pick = np.argpartition(-values, k - 1, axis=1)[:, :k] if k < values.shape[1] else None
+    if pick is None:
+        pick = np.broadcast_to(np.arange(k), (rows, k))
+    chosen = np.take_along_axis(columns, pick, axis=1)
+    chosen_values = np.take_along_axis(values, pick, axis=1)
+    # Where more candidates than k tie with the k-th score, keep the lowest columns.
+    tied = (values >= chosen_values.min(axis=1, keepdims=True)).sum(axis=1) > k
+    for row in np.flatnonzero(tied):
+        order = np.lexsort((columns[row], -values[row]))[:k]
+        chosen[row], chosen_values[row] = columns[row][order], values[row][order]
+    order = np.lexsort((chosen, -chosen_values), axis=1)
+    return np.take_along_axis(chosen, order, axis=1)
 
 
 class VectorSearch:
