@@ -206,3 +206,11 @@ def test_the_cosine_classifier_outputs_cosines():
     expected = (x / np.linalg.norm(x, axis=1, keepdims=True)) @ (w / np.linalg.norm(w, axis=0))
     np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-6)
     assert np.all(np.abs(out) <= 1 + 1e-6)
+
+
+def test_class_means_average_directions_for_cosine_and_points_for_euclidean():
+    x = np.array([[3.0, 4.0], [0.0, 2.0]], np.float32)
+    np.testing.assert_allclose(
+        np.asarray(losses.class_mean_space(x, "cosine")), [[0.6, 0.8], [0.0, 1.0]], atol=1e-6
+    )
+    np.testing.assert_array_equal(np.asarray(losses.class_mean_space(x, "euclidean")), x)

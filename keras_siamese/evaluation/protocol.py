@@ -415,9 +415,8 @@ def episodic_accuracy(
     """
     idx = sample_episodes(labels, ways, shots, queries, episodes, seed)
     e = np.asarray(embeddings, np.float32)
-    if distance == "cosine":
-        e = _numpy(losses.l2_normalize(e))
-    prototypes = e[idx[:, :, :shots]].mean(axis=2)  # [E, W, D]
+    means_of = _numpy(losses.class_mean_space(e, distance))
+    prototypes = means_of[idx[:, :, :shots]].mean(axis=2)  # [E, W, D]
     query_emb = e[idx[:, :, shots:]].reshape(episodes, ways * queries, -1)
     d = _numpy(losses.pairwise_distance(query_emb, prototypes, distance))  # [E, W*Q, W]
     truth = np.repeat(np.arange(ways), queries)

@@ -25,6 +25,7 @@ __all__ = [
     "batch_all_triplet_loss",
     "batch_hard_triplet_loss",
     "batch_semihard_triplet_loss",
+    "class_mean_space",
     "classification_loss",
     "contrastive_loss",
     "l2_normalize",
@@ -41,6 +42,16 @@ def l2_normalize(x, epsilon: float = 1e-12):
     """Scales each row of `x` to unit L2 norm (rows of zeros stay zero)."""
     squared = ops.sum(ops.square(x), axis=-1, keepdims=True)
     return x * ops.rsqrt(ops.maximum(squared, epsilon))
+
+
+def class_mean_space(x, distance: str):
+    """`x` as class means are taken of it: unit-length rows for cosine distance.
+
+    The nearest-class-mean rule (episodes, `Similarity.classify`) averages
+    directions for cosine distance, so no support outweighs another by its norm.
+    """
+    check_distance(distance)
+    return l2_normalize(x) if distance == "cosine" else x
 
 
 def paired_distance(x, y, distance: str):

@@ -194,8 +194,7 @@ class Similarity:
             )
         query_emb = self.embed(queries)
         classes = np.unique(labels)
-        if self.distance_name == "cosine":
-            support_emb = np.asarray(losses.l2_normalize(support_emb), np.float32)
+        support_emb = np.asarray(losses.class_mean_space(support_emb, self.distance_name))
         means = np.stack([support_emb[labels == c].mean(axis=0) for c in classes])
         d = np.asarray(losses.pairwise_distance(query_emb, means, self.distance_name))
         return classes[np.argmin(d, axis=1)]
