@@ -203,6 +203,12 @@ def test_report_renders_a_table_and_figures_for_every_run(runs_dir, tmp_path):
         and "triplet, depth 8, 3 ep × 3 steps × 96 images" in rows[0]
     )
     assert "49.6" in rows[1]  # the reference models' 10-way one-shot, random supports
+    # Test-time options are extra rows of the corrected table, named by their options.
+    (flipped,) = [
+        x for x in table.splitlines() if x.startswith("| 90_10 (tta=flip, center=none) |")
+    ]
+    assert flipped.count("|") == rows[1].count("|") and flipped != rows[1]
+    assert any(x.startswith("| hard (tta=flip, center=seen) |") for x in table.splitlines())
     hard = [line for line in table.splitlines() if line.startswith("| hard |")]
     assert "batch_hard, depth 8, 1 ep × 3 steps × 32 images" in hard[0]
     for name in (report.FEWSHOT_FIGURE, report.ONESHOT_FIGURE, report.CURVES_FIGURE):

@@ -144,6 +144,25 @@ def budget_text(run: RunFacts) -> str:
     )
 
 
+def _corrected_row(name: str, split: str, metrics: Metrics, ref: dict) -> str:
+    pair = metrics.seen.pair
+    unseen = metrics.unseen
+    oneshot = unseen.oneshot if unseen else None
+    retrieval = unseen.retrieval if unseen else None
+    ways = f" ({oneshot.ways}-way)" if oneshot else ""
+    return (
+        f"| {name} | {split}{ways} "
+        f"| {_pct(pair.calibrated.accuracy if pair.calibrated else None)} "
+        f"| {pair.roc_auc:.3f} | {_ref(ref.get('pair_auc'), 1.0, 3)} "
+        f"| {_pct(oneshot and oneshot.first_support)} | {_ref(ref.get('oneshot_first'))} "
+        f"| {_pct(metrics.random_support_accuracy)} | {_ref(ref.get('oneshot_random'))} "
+        f"| {_pct(metrics.episode_accuracy(5, 1))} | {_ref(ref.get('5way_1shot'))} "
+        f"| {_pct(metrics.episode_accuracy(5, 5))} | {_ref(ref.get('5way_5shot'))} "
+        f"| {_pct(retrieval and retrieval.recall_at_1)} | {_ref(ref.get('recall_at_1'))} "
+        f"| {_pct(retrieval and retrieval.map_at_r)} |"
+    )
+
+
 def results_markdown(evaluations: list[RunEvaluation], with_curves: bool = False) -> str:
     """The two results tables, in percent with 95% confidence intervals."""
     lines = [
@@ -185,22 +204,11 @@ def results_markdown(evaluations: list[RunEvaluation], with_curves: bool = False
     ]
     for e in evaluations:
         _, ref = _reference_rows(e)
-        pair = e.metrics.seen.pair
-        unseen = e.metrics.unseen
-        oneshot = unseen.oneshot if unseen else None
-        retrieval = unseen.retrieval if unseen else None
-        ways = f" ({oneshot.ways}-way)" if oneshot else ""
-        lines.append(
-            f"| {e.name} | {e.split}{ways} "
-            f"| {_pct(pair.calibrated.accuracy if pair.calibrated else None)} "
-            f"| {pair.roc_auc:.3f} | {_ref(ref.get('pair_auc'), 1.0, 3)} "
-            f"| {_pct(oneshot and oneshot.first_support)} | {_ref(ref.get('oneshot_first'))} "
-            f"| {_pct(e.metrics.random_support_accuracy)} | {_ref(ref.get('oneshot_random'))} "
-            f"| {_pct(e.metrics.episode_accuracy(5, 1))} | {_ref(ref.get('5way_1shot'))} "
-            f"| {_pct(e.metrics.episode_accuracy(5, 5))} | {_ref(ref.get('5way_5shot'))} "
-            f"| {_pct(retrieval and retrieval.recall_at_1)} | {_ref(ref.get('recall_at_1'))} "
-            f"| {_pct(retrieval and retrieval.map_at_r)} |"
-        )
+        lines.append(_corrected_row(e.name, e.split, e.metrics, ref))
+        # Test-time options: extra rows under the protocol's own, never in its place.
+        for row in e.metrics.with_options or ():
+            name = f"{e.name} (tta={row.tta}, center={row.center})"
+            lines.append(_corrected_row(name, e.split, row.metrics, ref))
     lines += [
         "",
         f"![few-shot accuracy per split]({FEWSHOT_FIGURE})",
