@@ -1,7 +1,8 @@
 """Speed and recall of the gallery search backends (figures, not a test).
 
-    python bench/search.py [--sizes=100000,1000000] [--dim=64] [--queries=1000] [--k=10]
-        [--backends=exact,hnsw,ivf] [--hnsw_ef_search=32,64,128] [--ivf_probes=16,32,64]
+    python bench/search.py [--sizes=100000,1000000] [--dim=64] [--clusters=0]
+        [--queries=1000] [--k=10] [--backends=exact,hnsw,ivf]
+        [--hnsw_ef_search=32,64,128] [--ivf_probes=16,32,64]
         [--export=runs/90_10/export --data_dir=DIR]
 
 Prints one JSON line per gallery, backend and search setting: build seconds,
@@ -10,8 +11,9 @@ queries in one call, p50 and p99 latency of single-query calls, and recall@k
 against exact search. For exact search it also prints the time of a plain
 numpy matrix product of the same queries and gallery (`matmul_seconds`), the
 floor any exact search pays. Galleries: random normal vectors of each size
-(cosine distance), and with `--export` the CIFAR-100 test set embedded by that
-export (its own distance; the queries are its first images).
+(cosine distance; with `--clusters`, drawn around random centres as the
+embeddings of classes are), and with `--export` the CIFAR-100 test set
+embedded by that export (its own distance; the queries are its first images).
 """
 
 from __future__ import annotations
@@ -34,6 +36,12 @@ from keras_siamese.serving.vector_search import SearchOptions, VectorSearch  # n
 
 _SIZES = flags.DEFINE_list("sizes", ["100000", "1000000"], "Random gallery sizes.")
 _DIM = flags.DEFINE_integer("dim", 64, "Length of the random vectors.")
+_CLUSTERS = flags.DEFINE_integer(
+    "clusters",
+    0,
+    "Draw the random vectors around this many random centres (spread 0.5 of the centres'), "
+    "as embeddings of classes lie; 0: plain normal vectors.",
+)
 _QUERIES = flags.DEFINE_integer("queries", 1000, "Queries searched in one call.")
 _LATENCY_QUERIES = flags.DEFINE_integer("latency_queries", 200, "Queries searched one by one.")
 _K = flags.DEFINE_integer("k", 10, "Neighbours per query.")
@@ -153,9 +161,18 @@ def main(argv: list[str]) -> None:
         vectors, distance = _export_embeddings()
         _measure("cifar100_test", vectors, vectors[: _QUERIES.value], distance)
     for size in (int(s) for s in _SIZES.value):
-        gallery = rng.standard_normal((size, _DIM.value), dtype=np.float32)
-        queries = rng.standard_normal((_QUERIES.value, _DIM.value), dtype=np.float32)
-        _measure(f"random_{size}", gallery, queries, "cosine")
+        gallery, queries = _random_vectors(rng, size, _QUERIES.value)
+        name = f"random_{size}" + (f"_in_{_CLUSTERS.value}_clusters" if _CLUSTERS.value else "")
+        _measure(name, gallery, queries, "cosine")
+
+
+def _random_vectors(rng: np.random.Generator, size: int, queries: int):
+    shape = (size + queries, _DIM.value)
+    vectors = rng.standard_normal(shape, dtype=np.float32)
+    if _CLUSTERS.value:
+        centres = rng.standard_normal((_CLUSTERS.value, _DIM.value), dtype=np.float32)
+        vectors = centres[rng.integers(0, _CLUSTERS.value, len(vectors))] + 0.5 * vectors
+    return vectors[:size], vectors[size:]
 
 
 if __name__ == "__main__":
