@@ -161,3 +161,15 @@ def test_the_readme_snippet_runs_as_written(smoke_run, test_images, tmp_path, mo
         _write_png(tmp_path / "photos" / f"{i}.jpg", pixels)
     monkeypatch.chdir(tmp_path)
     exec(compile(snippet, "README.md", "exec"), {})
+
+
+def test_grey_images_may_leave_out_their_channel_axis():
+    from keras_siamese import Similarity
+
+    grey = Similarity.__new__(Similarity)  # the shape rules alone, without a model
+    grey.input_shape = (28, 28, 1)
+    digits = np.arange(3 * 28 * 28, dtype=np.uint8).reshape(3, 28, 28)
+    np.testing.assert_array_equal(grey.images(digits), digits[..., None])
+    assert grey.images(digits[0]).shape == (1, 28, 28, 1)
+    with pytest.raises(UserError, match=r"shape \[3, 28, 27\]"):
+        grey.images(digits[:, :, :27])

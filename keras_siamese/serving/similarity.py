@@ -8,11 +8,11 @@
     index = sim.index(gallery, ids)            # EmbeddingIndex; index.search(queries, k=10)
 
 Images are a uint8 array `[N, H, W, C]` (or one image `[H, W, C]`) of the
-export's input shape, used as they are; or a path to a PNG or JPEG file, a
-list of such paths, or a folder of them, each preprocessed as the canvas
-preprocesses a drawing (resized to the input shape; a digit centred as in
-MNIST). Embeddings come from the export's SavedModel, so they are the
-canvas's, test-time options included.
+export's input shape, used as they are (grey images may leave out C = 1);
+or a path to a PNG or JPEG file, a list of such paths, or a folder of them,
+each preprocessed as the canvas preprocesses a drawing (resized to the input
+shape; a digit centred as in MNIST). Embeddings come from the export's
+SavedModel, so they are the canvas's, test-time options included.
 """
 
 from __future__ import annotations
@@ -112,6 +112,8 @@ class Similarity:
 
     def _checked_array(self, array: np.ndarray) -> np.ndarray:
         shape = tuple(self.input_shape)
+        if shape[-1] == 1 and array.ndim in (2, 3) and tuple(array.shape[-2:]) == shape[:2]:
+            array = array[..., None]  # grey images without their channel axis
         if tuple(array.shape) == shape:
             array = array[None]  # one image
         if array.ndim != 4 or tuple(array.shape[1:]) != shape:
