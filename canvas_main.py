@@ -1,6 +1,6 @@
-"""Serves the similarity canvas for one export.
+"""Serves the similarity canvas for one export (and a gallery index built with it).
 
-python canvas_main.py --export=runs/demo/export [--port=8000] [--host=127.0.0.1]
+python canvas_main.py --export=runs/demo/export [--index=gallery] [--port=8000] [--host=127.0.0.1]
 """
 
 from __future__ import annotations
@@ -30,6 +30,13 @@ def define_flags(flag_values: flags.FlagValues) -> None:
     flags.DEFINE_integer(
         "port", 8000, "Port to serve on; 0 picks a free one.", flag_values=flag_values
     )
+    flags.DEFINE_string(
+        "index",
+        None,
+        "A gallery index built with this export (search_main.py build): the page can then "
+        "search it for the nearest items to a drawing.",
+        flag_values=flag_values,
+    )
     flags.DEFINE_float(
         "threshold",
         None,
@@ -49,22 +56,25 @@ def run(flag_values: flags.FlagValues) -> int:
         print(f"error: --port={port} must be 0 to 65535.", file=sys.stderr)
         return 2
     from keras_siamese.serving.canvas import server
+    from keras_siamese.serving.index import EmbeddingIndex
     from keras_siamese.serving.similarity import Similarity
 
     try:
         model = Similarity(export, flag_values.threshold)
+        gallery = EmbeddingIndex.load(flag_values.index, model) if flag_values.index else None
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     try:
-        httpd = server.make_server(model, host, port)
+        httpd = server.make_server(model, host, port, gallery)
     except OSError as e:
         print(f"error: cannot serve on {host}:{port} ({e.strerror}).", file=sys.stderr)
         return 1
     host, port = httpd.server_address[:2]
     print(
         f"Serving the similarity canvas of {export} ({model.dataset}, {model.distance_name} "
-        f"distance, threshold {model.threshold:.4g} {model.threshold_source}) at "
+        f"distance, threshold {model.threshold:.4g} {model.threshold_source}"
+        f"{f', a gallery of {len(gallery)}' if gallery else ''}) at "
         f"http://{host}:{port}/ - Ctrl-C stops.",
         flush=True,
     )

@@ -12,7 +12,8 @@ import sys
 import numpy as np
 import pytest
 
-from tests.conftest import ROOT, program_error
+from keras_siamese.serving.canvas import drawing
+from tests.conftest import ROOT, program_error, program_output
 
 
 def _png_data_url(image: np.ndarray) -> str:
@@ -97,13 +98,35 @@ def test_an_empty_drawing_is_refused():
 
 
 @pytest.fixture(scope="module")
-def server(smoke_run):
-    """The canvas server of the smoke run's export, on a free port."""
+def gallery(smoke_run, data_root, tmp_path_factory) -> tuple[str, np.ndarray]:
+    """An index, built with the smoke run's export, of four CIFAR-100 test images: two as
+    PNG files (ids: their paths) and two in an .npz file (ids: FILE.npz[i])."""
+    from PIL import Image
+
+    with np.load(os.path.join(data_root, "cifar100", "cifar100_test.npz")) as npz:
+        pictures = npz["images"][[0, 100, 200, 300]]
+    folder = tmp_path_factory.mktemp("gallery")
+    for i in (0, 1):
+        Image.fromarray(pictures[i]).save(folder / f"{i}.png")
+    np.savez(folder.parent / "more.npz", images=pictures[2:])
+    index = str(folder.parent / "index")
+    export = f"--export={os.path.join(smoke_run, 'export')}"
+    program_output("search_main", "build", export, f"--images={folder}", f"--out={index}")
+    program_output(
+        "search_main", "add", f"--index={index}", f"--images={folder.parent / 'more.npz'}"
+    )
+    return index, pictures
+
+
+@pytest.fixture(scope="module")
+def server(smoke_run, gallery):
+    """The canvas server of the smoke run's export and its gallery, on a free port."""
     proc = subprocess.Popen(
         [
             sys.executable,
             "canvas_main.py",
             f"--export={os.path.join(smoke_run, 'export')}",
+            f"--index={gallery[0]}",
             "--port=0",
         ],
         cwd=ROOT,
@@ -226,6 +249,25 @@ def test_bad_requests_get_a_reason_and_the_server_keeps_serving(
     # The next request is answered as usual.
     url = _png_data_url(cifar_images[0])
     assert _post(server, "/api/compare", {"left": url, "right": url})[0] == 200
+
+
+def test_search_finds_the_gallery_item_drawn_and_shows_its_picture(server, gallery):
+    _, pictures = gallery
+    status, answer = _post(server, "/api/search", {"image": _png_data_url(pictures[2]), "k": 4})
+    assert status == 200
+    results = answer["results"]
+    assert len(results) == 4 and results[0]["id"].endswith("more.npz[0]")
+    assert abs(results[0]["distance"]) < 1e-4 and results[0]["similarity"] > 0.999
+    assert [r["distance"] for r in results] == sorted(r["distance"] for r in results)
+    # Each item comes with its picture: the .npz entry's and the PNG files' own pixels.
+    for row in results:
+        assert row["image"].startswith("data:image/png;base64,")
+    first = next(r for r in results if r["id"].endswith("0.png"))
+    np.testing.assert_array_equal(drawing.decode_data_url(first["image"]), pictures[0])
+    status, answer = _post(server, "/api/search", {"image": _png_data_url(pictures[0]), "k": 0})
+    assert status == 400 and "'k' must be a whole number 1 to 20" in answer["error"]
+    status, info = _request(server, "GET", "/api/info")
+    assert json.loads(info)["gallery"] == 4
 
 
 def test_the_page_and_its_files_are_served(server):

@@ -8,6 +8,10 @@ Routes:
                             -> distance, similarity, threshold, verdict ("same" / "different")
     POST /api/classify      {"image": IMAGE, "supports": [{"label": "...", "image": IMAGE}, ...]}
                             -> the supports ranked by distance, and the predicted label
+    POST /api/search        {"image": IMAGE, "k": 5}, when started with a gallery index
+                            -> the k nearest gallery items: id, distance, similarity, and
+                               the item's picture when its id names an image file or an
+                               .npz entry (FILE.npz[i]), else null
 
 An IMAGE is a PNG data URL or a nested list of 0-255 pixel values. Every bad
 request gets a 4xx answer with a one-line JSON reason; the server keeps serving.
@@ -20,8 +24,12 @@ same embeddings.
 
 from __future__ import annotations
 
+import base64
+import functools
+import io
 import json
 import os
+import re
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -29,10 +37,13 @@ import numpy as np
 
 from keras_siamese.serving import images
 from keras_siamese.serving.canvas import drawing
+from keras_siamese.serving.index import EmbeddingIndex
 from keras_siamese.serving.similarity import Similarity
 
 MAX_BODY_BYTES = 2 * 1024 * 1024
 MAX_SUPPORTS = 50
+MAX_RESULTS = 20
+_NPZ_ENTRY = re.compile(r"^(?P<path>.+\.npz)\[(?P<index>\d+)\]$")
 STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
 CONTENT_TYPES = {
     ".html": "text/html; charset=utf-8",
@@ -59,8 +70,8 @@ def similarity_of(distance: np.ndarray, name: str) -> np.ndarray:
     return 1.0 - distance if name == "cosine" else 1.0 / (1.0 + distance)
 
 
-def info(model: Similarity) -> dict:
-    """GET /api/info: what the page shows about the model."""
+def info(model: Similarity, gallery: EmbeddingIndex | None = None) -> dict:
+    """GET /api/info: what the page shows about the model (and its gallery's size)."""
     return {
         "dataset": model.dataset,
         "input_shape": list(model.input_shape),
@@ -68,7 +79,50 @@ def info(model: Similarity) -> dict:
         "threshold": model.threshold,
         "threshold_source": model.threshold_source,
         "split": model.metadata.split,
+        "gallery": len(gallery) if gallery is not None else 0,
     }
+
+
+def search(gallery: EmbeddingIndex, image: np.ndarray, k: int) -> dict:
+    """The `k` gallery items nearest to a preprocessed image, with their pictures."""
+    ids, distances = gallery.search(image, k=k)
+    name = gallery.distance
+    return {
+        "results": [
+            {
+                "id": str(item),
+                "distance": round(float(d), 6),
+                "similarity": round(float(similarity_of(d, name)), 6),
+                "image": picture_of(str(item)),
+            }
+            for item, d in zip(ids[0], distances[0], strict=True)
+        ]
+    }
+
+
+def picture_of(item_id: str) -> str | None:
+    """A PNG data URL of the gallery item `item_id` names (an image file, or FILE.npz[i])."""
+    try:
+        entry = _NPZ_ENTRY.match(item_id)
+        if entry:
+            pixels = _npz_images(entry["path"])[int(entry["index"])]
+        elif os.path.isfile(item_id):
+            pixels = images.read_image(item_id)
+        else:
+            return None
+    except (images.ImageError, OSError, ValueError, KeyError, IndexError):
+        return None
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.fromarray(np.squeeze(np.asarray(pixels, np.uint8))).save(out, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(out.getvalue()).decode()
+
+
+@functools.lru_cache(maxsize=4)
+def _npz_images(path: str) -> np.ndarray:
+    with np.load(path, allow_pickle=False) as data:
+        return data["images"]
 
 
 def compare(model: Similarity, left: np.ndarray, right: np.ndarray) -> dict:
@@ -138,7 +192,25 @@ def handle_classify(body: dict, model: Similarity) -> dict:
     return classify(model, _image_field(body, "image", model), labelled)
 
 
-POST_ROUTES = {"/api/compare": handle_compare, "/api/classify": handle_classify}
+def handle_search(body: dict, model: Similarity, gallery: EmbeddingIndex | None) -> dict:
+    """POST /api/search."""
+    if gallery is None:
+        raise RequestError(
+            HTTPStatus.NOT_FOUND, "This server has no gallery: start it with --index=IDX."
+        )
+    k = body.get("k", 5)
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_RESULTS:
+        raise RequestError(
+            HTTPStatus.BAD_REQUEST, f"'k' must be a whole number 1 to {MAX_RESULTS}."
+        )
+    return search(gallery, _image_field(body, "image", model), k)
+
+
+POST_ROUTES = {
+    "/api/compare": lambda body, model, gallery: handle_compare(body, model),
+    "/api/classify": lambda body, model, gallery: handle_classify(body, model),
+    "/api/search": handle_search,
+}
 
 
 class CanvasHandler(BaseHTTPRequestHandler):
@@ -146,6 +218,7 @@ class CanvasHandler(BaseHTTPRequestHandler):
 
     server_version = "keras-siamese-canvas"
     model: Similarity  # set on the subclass made by make_server
+    gallery: EmbeddingIndex | None = None
 
     def _send(self, status: HTTPStatus, body: bytes, content_type: str) -> None:
         self.send_response(status)
@@ -167,7 +240,7 @@ class CanvasHandler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         path = self.path.split("?", 1)[0]
         if path == "/api/info":
-            self._send_json(HTTPStatus.OK, info(self.model))
+            self._send_json(HTTPStatus.OK, info(self.model, self.gallery))
             return
         name = "index.html" if path in ("/", "/index.html") else None
         if path.startswith("/static/"):
@@ -187,7 +260,7 @@ class CanvasHandler(BaseHTTPRequestHandler):
             route = POST_ROUTES.get(self.path)
             if route is None:
                 raise RequestError(HTTPStatus.NOT_FOUND, f"No API route {self.path}.")
-            self._send_json(HTTPStatus.OK, route(self._read_json(), self.model))
+            self._send_json(HTTPStatus.OK, route(self._read_json(), self.model, self.gallery))
         except RequestError as e:
             self._fail(e)
         except Exception as e:  # noqa: BLE001 - a bug must not take the server down
@@ -220,9 +293,12 @@ class CanvasHandler(BaseHTTPRequestHandler):
         return body
 
 
-def make_server(model: Similarity, host: str, port: int) -> ThreadingHTTPServer:
-    """An HTTP server for `model` bound to host:port (port 0: any free port)."""
-    handler = type("BoundCanvasHandler", (CanvasHandler,), {"model": model})
+def make_server(
+    model: Similarity, host: str, port: int, gallery: EmbeddingIndex | None = None
+) -> ThreadingHTTPServer:
+    """An HTTP server for `model` (and a `gallery` index of it) bound to host:port (port
+    0: any free port)."""
+    handler = type("BoundCanvasHandler", (CanvasHandler,), {"model": model, "gallery": gallery})
     server = ThreadingHTTPServer((host, port), handler)
     server.daemon_threads = True
     return server

@@ -158,6 +158,31 @@ async function classify() {
   }
 }
 
+async function searchGallery() {
+  say("");
+  try {
+    const answer = await ask("/api/search", {
+      image: pads.left.toDataURL("image/png"),
+      k: Number($("gallery-k").value),
+    });
+    const list = $("gallery-results");
+    list.replaceChildren();
+    for (const row of answer.results) {
+      const item = document.createElement("li");
+      if (row.image) {
+        const thumb = document.createElement("img");
+        thumb.src = row.image;
+        thumb.alt = row.id;
+        item.append(thumb);
+      }
+      item.append(`${row.id} (distance ${fmt(row.distance)})`);
+      list.append(item);
+    }
+  } catch (error) {
+    say(error.message);
+  }
+}
+
 async function showInfo() {
   try {
     const info = await (await fetch("/api/info")).json();
@@ -165,6 +190,10 @@ async function showInfo() {
     $("info").textContent =
       `Model: ${info.dataset} (split ${info.split}), ${info.distance} distance, input ${shape}; ` +
       `"same" at distance <= ${fmt(info.threshold)} (${info.threshold_source}).`;
+    if (info.gallery > 0) {
+      $("gallery-size").textContent = String(info.gallery);
+      $("gallery-panel").hidden = false;
+    }
   } catch (error) {
     $("info").textContent = "The model's description could not be loaded.";
   }
@@ -180,4 +209,5 @@ $("compare").addEventListener("click", compare);
 $("keep-example").addEventListener("click", keepExample);
 $("clear-examples").addEventListener("click", () => { examples.length = 0; renderExamples(); });
 $("classify").addEventListener("click", classify);
+$("search").addEventListener("click", searchGallery);
 showInfo();
