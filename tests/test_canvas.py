@@ -236,6 +236,9 @@ def test_classify_ranks_the_supports_by_distance(server, cifar_images):
         ("GET", "/../../etc/passwd", None, {}, 404, "No page"),
         ("GET", "/static/", None, {}, 404, "No page"),
         ("DELETE", "/api/compare", None, {}, 405, "DELETE is not served"),
+        ("OPTIONS", "/api/compare", None, {}, 405, "OPTIONS is not served"),
+        ("BREW", "/", None, {}, 405, "BREW is not served"),
+        ("POST", "/api/compare", b"[" * 5000 + b"]" * 5000, {}, 400, "nested too deeply"),
     ],
 )
 def test_bad_requests_get_a_reason_and_the_server_keeps_serving(
@@ -268,6 +271,25 @@ def test_search_finds_the_gallery_item_drawn_and_shows_its_picture(server, galle
     assert status == 400 and "'k' must be a whole number 1 to 20" in answer["error"]
     status, info = _request(server, "GET", "/api/info")
     assert json.loads(info)["gallery"] == 4
+
+
+def test_hostile_requests_and_concurrent_clients_leave_the_server_serving(server):
+    from tests.conftest import run_main
+
+    result = run_main(
+        "bench/server.py",
+        f"--port={server}",
+        "--fuzz_requests=400",
+        "--clients=4",
+        "--seconds=1",
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    fuzz, load = (json.loads(line) for line in result.stdout.splitlines() if line.startswith("{"))
+    assert fuzz["requests"] == 400 and fuzz["failures"] == 0
+    assert sum(fuzz["statuses"].values()) == 400 and "200" in fuzz["statuses"]
+    assert not any(code.startswith("5") for code in fuzz["statuses"])
+    assert load["requests"] > 0 and load["errors"] == 0
 
 
 def test_the_page_and_its_files_are_served(server):

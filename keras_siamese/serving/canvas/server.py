@@ -272,7 +272,17 @@ class CanvasHandler(BaseHTTPRequestHandler):
             RequestError(HTTPStatus.METHOD_NOT_ALLOWED, f"{self.command} is not served here.")
         )
 
-    do_PUT = do_DELETE = do_PATCH = _refuse_method
+    do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _refuse_method
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None):
+        """What the base class refuses itself (a malformed request line, an unknown
+        method, a URI too long) is answered as JSON too, in one line."""
+        status = HTTPStatus(code)
+        reason = (message or status.phrase).replace("\n", " ")
+        if status == HTTPStatus.NOT_IMPLEMENTED:  # a method no handler serves
+            status, reason = HTTPStatus.METHOD_NOT_ALLOWED, f"{self.command} is not served here."
+        self.close_connection = True
+        self._send_json(status, {"error": reason})
 
     def _read_json(self) -> dict:
         length = self.headers.get("Content-Length")
@@ -288,6 +298,8 @@ class CanvasHandler(BaseHTTPRequestHandler):
             body = json.loads(raw)
         except (UnicodeDecodeError, json.JSONDecodeError):
             raise RequestError(HTTPStatus.BAD_REQUEST, "The body is not valid JSON.") from None
+        except RecursionError:
+            raise RequestError(HTTPStatus.BAD_REQUEST, "The body is nested too deeply.") from None
         if not isinstance(body, dict):
             raise RequestError(HTTPStatus.BAD_REQUEST, "The body must be a JSON object.")
         return body
