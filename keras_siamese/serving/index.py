@@ -99,8 +99,7 @@ class EmbeddingIndex:
             progress: show a progress bar (default: on a terminal, for long inputs).
         """
         if ids is None:
-            paths = similarity.image_paths(gallery)
-            ids = paths if paths is not None else None
+            ids = similarity.image_paths(gallery)  # None for an array: positions below
         vectors = similarity.embed(gallery, progress=progress)
         search = VectorSearch(vectors.shape[1], similarity.distance_name, backend, options)
         index = cls(search, np.zeros(0, np.int64), similarity.fingerprint, similarity)
