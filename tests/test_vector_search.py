@@ -117,3 +117,14 @@ def test_bad_settings_are_one_sentence():
     pytest.importorskip("faiss")
     with pytest.raises(UserError, match="IVF index of 50 cells needs at least 50 vectors"):
         VectorSearch(4, "cosine", "ivf", SearchOptions(ivf_cells=50)).add(np.ones((10, 4)))
+
+
+def test_ties_at_the_kth_distance_across_column_groups_keep_the_lowest_positions():
+    # 20,000 copies of one vector and a nearer one: every copy ties for second place,
+    # spread over every column group; the lowest positions must win.
+    gallery = np.tile(np.array([[1.0, 0.0]], np.float32), (20_000, 1))
+    gallery[7] = [1.0, 0.2]
+    search = VectorSearch(2, "euclidean")
+    search.add(gallery)
+    positions, _ = search.search(np.array([[1.0, 0.3]], np.float32), 4)
+    assert positions.tolist() == [[7, 0, 1, 2]]

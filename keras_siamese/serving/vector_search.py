@@ -120,6 +120,7 @@ def _top_scores(scores: np.ndarray, k: int) -> np.ndarray:
     scores in order of column."""
     rows, count = scores.shape
     group = min(_COLUMN_GROUP, int(math.sqrt(count / k)))
+    maxima = None
     if group < 8 or count // group < 2 * k:
         columns = np.broadcast_to(np.arange(count), scores.shape)
     else:
@@ -139,11 +140,17 @@ def _top_scores(scores: np.ndarray, k: int) -> np.ndarray:
         pick = np.broadcast_to(np.arange(k), (rows, k))
     chosen = np.take_along_axis(columns, pick, axis=1)
     chosen_values = np.take_along_axis(values, pick, axis=1)
-    # Where more candidates than k tie with the k-th score, keep the lowest columns.
-    tied = (values >= chosen_values.min(axis=1, keepdims=True)).sum(axis=1) > k
-    for row in np.flatnonzero(tied):
-        order = np.lexsort((columns[row], -values[row]))[:k]
-        chosen[row], chosen_values[row] = columns[row][order], values[row][order]
+    # Where more candidates than k tie with the k-th score, keep the lowest columns; where
+    # a group left out reaches that score too, the whole row decides (both are rare).
+    kth = chosen_values.min(axis=1, keepdims=True)
+    tied = (values >= kth).sum(axis=1) > k
+    spilled = np.zeros(rows, bool) if maxima is None else (maxima >= kth).sum(axis=1) > k
+    for row in np.flatnonzero(tied | spilled):
+        where, among = (
+            (np.arange(count), scores[row]) if spilled[row] else (columns[row], values[row])
+        )
+        order = np.lexsort((where, -among))[:k]
+        chosen[row], chosen_values[row] = where[order], among[order]
     order = np.lexsort((chosen, -chosen_values), axis=1)
     return np.take_along_axis(chosen, order, axis=1)
 
