@@ -38,6 +38,16 @@ DATA_FILES = {"exact": "vectors.npy", "hnsw": "faiss.index", "ivf": "faiss.index
 __all__ = ["BACKENDS", "EmbeddingIndex", "SearchOptions"]
 
 
+def _default_ids(
+    similarity: Similarity, images: Images, first: int, count: int, ids: Sequence | None
+) -> Sequence | np.ndarray:
+    """`ids` if given, else the image files' paths, else positions from `first` on."""
+    if ids is not None:
+        return ids
+    paths = similarity.image_paths(images)
+    return paths if paths is not None else np.arange(first, first + count)
+
+
 def _id_array(ids: Sequence | np.ndarray, count: int) -> np.ndarray:
     """`ids` as a numpy array of `count` integers or strings."""
     array = np.asarray(ids)
@@ -98,12 +108,10 @@ class EmbeddingIndex:
             options: settings of the approximate backends.
             progress: show a progress bar (default: on a terminal, for long inputs).
         """
-        if ids is None:
-            ids = similarity.image_paths(gallery)  # None for an array: positions below
         vectors = similarity.embed(gallery, progress=progress)
         search = VectorSearch(vectors.shape[1], similarity.distance_name, backend, options)
         index = cls(search, np.zeros(0, np.int64), similarity.fingerprint, similarity)
-        index.add_vectors(vectors, np.arange(len(vectors)) if ids is None else ids)
+        index.add_vectors(vectors, _default_ids(similarity, gallery, 0, len(vectors), ids))
         return index
 
     def __len__(self) -> int:
@@ -124,12 +132,8 @@ class EmbeddingIndex:
     def add(self, images: Images, ids: Sequence | np.ndarray | None = None) -> None:
         """Embeds and appends `images` (ids as in `build`, positions continuing)."""
         similarity = self._require_similarity()
-        if ids is None:
-            ids = similarity.image_paths(images)
         vectors = similarity.embed(images)
-        if ids is None:
-            ids = np.arange(len(self), len(self) + len(vectors))
-        self.add_vectors(vectors, ids)
+        self.add_vectors(vectors, _default_ids(similarity, images, len(self), len(vectors), ids))
 
     def add_vectors(self, vectors: np.ndarray, ids: Sequence | np.ndarray) -> None:
         """Appends embeddings `[N, D]` with their ids."""
