@@ -57,6 +57,21 @@ def check_distance(distance: str) -> None:
         )
 
 
+def final_map_size(image_shape: Sequence[int]) -> int:
+    """Height of the tower's last feature map: two stride-2 stages, each rounding up."""
+    return -(-int(image_shape[0]) // 4)
+
+
+def check_pool_grid(pool_grid: int, image_shape: Sequence[int]) -> None:
+    """Raises ConfigError unless the grid has 1 to `final_map_size` cells a side."""
+    size = final_map_size(image_shape)
+    if not 1 <= pool_grid <= size:
+        raise ConfigError(
+            f"--pool_grid={pool_grid} must be from 1 to {size}, the size of the last "
+            f"feature map of {image_shape[0]}-pixel images."
+        )
+
+
 def check_margin(margin: float) -> None:
     """Raises ConfigError unless `margin` is a positive number."""
     if not margin > 0:
@@ -142,6 +157,13 @@ class TrainConfig:
         EMBEDDINGS,
     )
     embedding_dim: int = setting(64, "Size of the dense embedding.")
+    pool_grid: int = setting(
+        1,
+        "Average-pool the last feature map over a G x G grid of cells (neighbouring cells "
+        "share a row or column when G does not divide the map) and concatenate them: "
+        "G*G*64 values that keep where in the image each feature is; 1: the reference's "
+        "global average pool.",
+    )
     neck: str = setting(
         "none",
         "batchnorm: batch-normalise the embedding (no offset), so that it starts centred "
@@ -152,6 +174,12 @@ class TrainConfig:
     distance: str = setting("cosine", "Distance of the triplet loss.", DISTANCES)
     margin: float | None = setting(
         None, "Triplet margin; default 0.3 for cosine, 1.0 for (squared) euclidean."
+    )
+    soft_margin: bool = setting(
+        False,
+        "batch_hard: softplus(hardest positive - hardest negative) in place of the hinge at "
+        "--margin (the soft margin of Hermans et al. 2017); the margin still defines "
+        "violating_fraction.",
     )
     objective: str = setting(
         "triplet",
@@ -270,6 +298,7 @@ class TrainConfig:
         check_depth(self.depth)
         if self.embedding_dim < 1:
             raise ConfigError(f"--embedding_dim={self.embedding_dim} must be at least 1.")
+        check_pool_grid(self.pool_grid, dataset_info(self.dataset).image_shape)
         check_margin(self.resolved_margin)
         self._validate_objective(num_seen)
         if not self.learning_rate > 0:
@@ -337,6 +366,10 @@ class TrainConfig:
             )
 
     def _validate_objective(self, num_seen: int) -> None:
+        if self.soft_margin and self.objective != "batch_hard":
+            raise ConfigError(
+                f"--soft_margin is for --objective=batch_hard, not --objective={self.objective}."
+            )
         if self.uses_pk_batches:
             if self.classes_per_batch < 2:
                 raise ConfigError(

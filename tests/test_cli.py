@@ -93,6 +93,9 @@ def test_the_split_flagfiles_keep_the_reference_protocol():
         (["--time_budget_minutes=-1"], "must be 0 (no budget) or positive"),
         (["--snapshot_every=-2"], "must be 0 (no snapshots) or positive"),
         (["--embedding_dim=0"], "must be at least 1"),
+        (["--soft_margin"], "--soft_margin is for --objective=batch_hard, not --objective=triplet"),
+        (["--pool_grid=0"], "--pool_grid=0 must be from 1 to 8"),
+        (["--dataset=mnist", "--split=6_4", "--pool_grid=8"], "must be from 1 to 7"),
         (
             ["--objective=normsoftmax", "--logit_scale=0"],
             "--logit_scale=0.0 must be greater than 0",

@@ -160,6 +160,24 @@ def test_batch_loss_gradients_are_finite_for_identical_embeddings(kind, distance
     assert np.all(np.isfinite(grad.numpy()))
 
 
+def test_soft_margin_batch_hard_by_hand():
+    # 1-D, squared distances. Anchor 0 (at 0): hardest positive 1 (d=1), hardest
+    # negative 0.5 (d=0.25). Anchor 1 (at 1): positive 0 (d=1), negative 0.5 (d=0.25).
+    # Anchor 2 (at 0.5): positive 3 (d=6.25), negative 0 or 1 (d=0.25). Anchor 3 (at 3):
+    # positive 2 (d=6.25), negative 1 (d=4).
+    labels = np.array([0, 0, 1, 1])
+    e = np.array([[0.0], [1.0], [0.5], [3.0]], np.float32)
+    gaps = np.array([1 - 0.25, 1 - 0.25, 6.25 - 0.25, 6.25 - 4.0])
+    fn = losses.BatchTripletLoss("batch_hard", "euclidean", 1.0, soft_margin=True)
+    np.testing.assert_allclose(_np(fn(labels, e)), np.mean(np.log1p(np.exp(gaps))), rtol=1e-5)
+    # The hinge at margin 1 on the same gaps, for contrast: the margin no longer counts.
+    hinge = losses.BatchTripletLoss("batch_hard", "euclidean", 1.0)
+    np.testing.assert_allclose(_np(hinge(labels, e)), np.mean(gaps + 1.0), rtol=1e-5)
+    assert losses.BatchTripletLoss.from_config(fn.get_config()).soft_margin
+    with pytest.raises(ValueError, match="soft margin is for batch_hard"):
+        losses.BatchTripletLoss("batch_all", "cosine", 0.3, soft_margin=True)
+
+
 def test_contrastive_loss_by_hand():
     same = np.array([1.0, 0.0, 0.0])
     d = np.array([0.4, 0.1, 0.9], np.float32)

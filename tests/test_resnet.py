@@ -92,3 +92,38 @@ def test_tower_round_trips_through_keras_file(tmp_path):
         keras.ops.convert_to_numpy(tower(images)),
         atol=1e-6,
     )
+
+
+def test_grid_pool_concatenates_the_means_of_overlapping_cells(tmp_path):
+    from keras_siamese.serving import export
+    from tests.conftest import sample_metadata
+
+    mnist = {"input_shape": (28, 28, 1), "mean": (0.13,), "std": (0.31,)}
+    keras.utils.set_random_seed(0)
+    tower = resnet.resnet8(**mnist, pool_grid=2)
+    images = np.random.default_rng(0).integers(0, 256, (3, 28, 28, 1), dtype=np.uint8)
+    out = keras.ops.convert_to_numpy(tower(images))
+    assert out.shape == (3, 2 * 2 * 64)
+    # By hand: the 7 x 7 map's rows and columns 0-3 and 3-6 (the middle one in both
+    # cells), each cell's 64 channel means in row-major order of the cells.
+    feature_map = keras.Model(tower.input, tower.get_layer("stage3_block1_out").output)
+    maps = keras.ops.convert_to_numpy(feature_map(images))
+    assert maps.shape[1:3] == (7, 7)
+    cells = [maps[:, r : r + 4, c : c + 4].mean((1, 2)) for r in (0, 3) for c in (0, 3)]
+    expected = np.stack(cells, axis=1).reshape(3, -1)
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-6)
+    # The global pool is the one-cell grid.
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(resnet.resnet8(**mnist)(images)).shape, (3, 64)
+    )
+    # The grid survives the SavedModel that clients load.
+    export_dir = str(tmp_path / "export")
+    export.export_tower(tower, export_dir, sample_metadata(dataset="mnist", split="6_4"))
+    saved_model = export.load_saved_model(export_dir)  # kept: its variables die with it
+    np.testing.assert_allclose(saved_model.serve(images).numpy(), out, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("grid", [0, 9])
+def test_a_grid_outside_the_last_feature_map_is_a_config_error(grid):
+    with pytest.raises(ConfigError, match=f"--pool_grid={grid} must be from 1 to 8"):
+        resnet.resnet_tower(8, **CIFAR, pool_grid=grid)

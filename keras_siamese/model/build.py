@@ -43,6 +43,7 @@ def build_tower(config: TrainConfig, info: DatasetInfo) -> keras.Model:
         embedding_dim=config.embedding_dim,
         l2_normalize=config.l2_normalize,
         neck=config.neck,
+        pool_grid=config.pool_grid,
     )
 
 
@@ -123,7 +124,9 @@ def build_training_model(
         loss = siamese.identity_loss
     elif config.uses_pk_batches:
         model = siamese.embedding_model(tower)
-        loss = losses.BatchTripletLoss(config.objective, config.distance, margin)
+        loss = losses.BatchTripletLoss(
+            config.objective, config.distance, margin, soft_margin=config.soft_margin
+        )
         metrics = [
             keras.metrics.MeanMetricWrapper(
                 losses.violating_fraction,

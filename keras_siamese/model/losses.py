@@ -121,9 +121,13 @@ def batch_all_triplet_loss(labels, embeddings, distance: str, margin: float):
     return loss, fraction
 
 
-def batch_hard_triplet_loss(labels, embeddings, distance: str, margin: float):
+def batch_hard_triplet_loss(
+    labels, embeddings, distance: str, margin: float, soft_margin: bool = False
+):
     """Mean over anchors of `relu(hardest positive - hardest negative + margin)`.
 
+    With `soft_margin`, `softplus(hardest positive - hardest negative)` instead
+    (Hermans et al. 2017): no margin, and a gradient that fades rather than stops.
     Anchors without a positive or without a negative in the batch are left out.
     """
     d = pairwise_distance(embeddings, embeddings, distance)
@@ -131,7 +135,8 @@ def batch_hard_triplet_loss(labels, embeddings, distance: str, margin: float):
     hardest_positive = ops.max(ops.where(positive, d, -1e9), axis=1)
     hardest_negative = ops.min(ops.where(negative, d, 1e9), axis=1)
     usable = ops.logical_and(ops.any(positive, axis=1), ops.any(negative, axis=1))
-    per_anchor = ops.relu(hardest_positive - hardest_negative + margin)
+    gap = hardest_positive - hardest_negative
+    per_anchor = ops.softplus(gap) if soft_margin else ops.relu(gap + margin)
     per_anchor = ops.where(usable, per_anchor, 0.0)
     return ops.sum(per_anchor) / ops.maximum(ops.sum(ops.cast(usable, "float32")), 1.0)
 
@@ -180,18 +185,33 @@ class BatchTripletLoss(keras.losses.Loss):
         mining: `batch_all`, `batch_hard` or `batch_semihard`.
         distance: `cosine` or `euclidean` (squared).
         margin: triplet margin, > 0.
+        soft_margin: `batch_hard` only: softplus in place of the hinge at `margin`.
     """
 
-    def __init__(self, mining: str, distance: str, margin: float, name: str | None = None):
+    def __init__(
+        self,
+        mining: str,
+        distance: str,
+        margin: float,
+        soft_margin: bool = False,
+        name: str | None = None,
+    ):
         if mining not in BATCH_MINING:
             raise ValueError(f"mining must be one of {', '.join(BATCH_MINING)}, not {mining!r}")
+        if soft_margin and mining != "batch_hard":
+            raise ValueError(f"a soft margin is for batch_hard mining, not {mining!r}")
         check_distance(distance)
         check_margin(margin)
         super().__init__(name=name or mining, reduction="sum_over_batch_size")
         self.mining, self.distance, self.margin = mining, distance, float(margin)
+        self.soft_margin = bool(soft_margin)
 
     def call(self, y_true, y_pred):
         embeddings = ops.cast(y_pred, "float32")
+        if self.soft_margin:
+            return batch_hard_triplet_loss(
+                y_true, embeddings, self.distance, self.margin, soft_margin=True
+            )
         return _BATCH_LOSSES[self.mining](y_true, embeddings, self.distance, self.margin)
 
     def get_config(self) -> dict:
@@ -199,6 +219,7 @@ class BatchTripletLoss(keras.losses.Loss):
             "mining": self.mining,
             "distance": self.distance,
             "margin": self.margin,
+            "soft_margin": self.soft_margin,
             "name": self.name,
         }
 

@@ -13,7 +13,7 @@ import functools
 import keras
 from keras import layers, ops
 
-from keras_siamese.config import EMBEDDINGS, NECKS, check_depth
+from keras_siamese.config import EMBEDDINGS, NECKS, check_depth, check_pool_grid
 from keras_siamese.errors import ConfigError
 
 # PyTorch's kaiming_normal_ (fan_in, gain sqrt(2), not truncated).
@@ -93,6 +93,7 @@ def resnet_tower(
     embedding_dim: int = 64,
     l2_normalize: bool = False,
     neck: str = "none",
+    pool_grid: int = 1,
     name: str | None = None,
 ) -> keras.Model:
     """Builds the embedding tower: uint8 images in, float32 embeddings out.
@@ -108,6 +109,8 @@ def resnet_tower(
         l2_normalize: scale embeddings to unit length.
         neck: `none`, or `batchnorm`: batch normalisation of the embedding
             without a learned offset (before any L2 normalisation).
+        pool_grid: average the last feature map over a `pool_grid` x
+            `pool_grid` grid of cells and concatenate them (1: global pool).
         name: model name; defaults to `resnet{depth}`.
 
     Returns:
@@ -122,6 +125,7 @@ def resnet_tower(
         raise ConfigError(f"--neck={neck} is unknown: choose none or batchnorm.")
     if len(mean) != input_shape[-1] or len(std) != input_shape[-1]:
         raise ValueError("mean and std need one value per image channel")
+    check_pool_grid(pool_grid, input_shape)
     blocks_per_stage = (depth - 2) // 6
     images = keras.Input(shape=input_shape, dtype="uint8", name="images")
     # Preprocessing stays float32 whatever the mixed-precision policy.
@@ -135,7 +139,13 @@ def resnet_tower(
         for block in range(blocks_per_stage):
             stride = 2 if stage > 0 and block == 0 else 1
             x = _basic_block(x, channels, stride, f"stage{stage + 1}_block{block + 1}")
-    x = layers.GlobalAveragePooling2D(name="pool")(x)
+    if pool_grid == 1:
+        x = layers.GlobalAveragePooling2D(name="pool")(x)
+    else:
+        # Where a feature is matters for shapes that share their strokes (a 7 and a 9);
+        # the global pool keeps only whether it is there.
+        x = layers.AdaptiveAveragePooling2D(pool_grid, name="pool")(x)
+        x = layers.Flatten(name="pool_cells")(x)
     if embedding == "dense":
         x = layers.Dense(embedding_dim, kernel_initializer=_KAIMING_NORMAL, name="projection")(x)
     if neck == "batchnorm":
