@@ -123,3 +123,37 @@ def test_search_bench_prints_each_backend_and_setting_with_its_recall():
     for line in lines:
         assert line["size"] == 3000 and line["queries_per_second"] > 0
         assert 0 < line["p50_ms"] <= line["p99_ms"]
+
+
+def test_time_to_accuracy_compares_curves_by_hand():
+    import importlib.util
+    import os
+
+    path = os.path.join(os.path.dirname(os.path.dirname(__file__)), "bench", "time_to_accuracy.py")
+    spec = importlib.util.spec_from_file_location("time_to_accuracy", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+
+    def curve(*points):
+        return [{"images": i, "seconds": s, "accuracy": a} for i, s, a in points]
+
+    baseline = curve((1000, 10.0, 0.30), (2000, 20.0, 0.40), (8000, 80.0, 0.45))
+    # Not monotonic: 0.40 is first reached at 200 images, though 300 dips below it.
+    candidate = curve((100, 2.0, 0.35), (200, 4.0, 0.42), (300, 6.0, 0.38), (400, 8.0, 0.5))
+    # The candidate's step is half as fast per image: seconds ratios are half the images'.
+    rows, summary = bench.compare(baseline, candidate, baseline_rate=200.0, candidate_rate=100.0)
+    assert [r["candidate_images"] for r in rows] == [100, 200, 400]
+    assert [r["image_ratio"] for r in rows] == [10.0, 10.0, 20.0]
+    assert [r["rate_seconds_ratio"] for r in rows] == [5.0, 5.0, 10.0]
+    assert [r["snapshot_seconds_ratio"] for r in rows] == [5.0, 5.0, 10.0]
+    assert summary == {
+        "reached_every_baseline_point": True,
+        "min_image_ratio": 10.0,
+        "min_rate_seconds_ratio": 5.0,
+        "min_snapshot_seconds_ratio": 5.0,
+    }
+    # A baseline accuracy the candidate never reaches leaves the factor undefined.
+    rows, summary = bench.compare(curve((9000, 90.0, 0.6)), candidate, 200.0, 100.0)
+    assert rows[0]["candidate_images"] is None
+    assert summary["reached_every_baseline_point"] is False
+    assert summary["min_image_ratio"] is None
