@@ -118,7 +118,8 @@ def _plot(curves: dict[str, list[dict]], metric: str, path: str) -> None:
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
     for name, points in curves.items():
         xs = [p["images"] for p in points]
-        ax.plot(xs, [100 * p["accuracy"] for p in points], marker="o", markersize=3, label=name)
+        label = os.path.basename(os.path.normpath(name))
+        ax.plot(xs, [100 * p["accuracy"] for p in points], marker="o", markersize=3, label=label)
     ax.set_xscale("log")
     ax.set_xlabel("images through the tower (log scale)")
     ax.set_ylabel(f"{metric} accuracy (%)")
