@@ -161,8 +161,8 @@ class TrainConfig:
         1,
         "Average-pool the last feature map over a G x G grid of cells (neighbouring cells "
         "share a row or column when G does not divide the map) and concatenate them: "
-        "G*G*64 values that keep where in the image each feature is; 1: the reference's "
-        "global average pool.",
+        "G*G*64 values that keep where in the image each feature is (what --embedding=dense "
+        "projects); 1: the reference's global average pool.",
     )
     neck: str = setting(
         "none",
