@@ -33,6 +33,7 @@ from keras_siamese.evaluation.results import LearningCurve  # noqa: E402
 from keras_siamese.serving import metadata as export_metadata  # noqa: E402
 
 METRICS = ("5way_1shot", "oneshot", "triplet")
+_RATIO_KEYS = ("image_ratio", "rate_seconds_ratio", "snapshot_seconds_ratio")
 _BASELINE = flags.DEFINE_string("baseline", None, "Workdir of the baseline run.")
 _CANDIDATES = flags.DEFINE_list("candidates", [], "Workdirs of the candidate runs.")
 _BASELINE_RATE = flags.DEFINE_float(
@@ -91,8 +92,7 @@ def compare(
         hit = first_reaching(candidate, point["accuracy"])
         row = {"baseline_images": point["images"], "accuracy": round(point["accuracy"], 4)}
         if hit is None:
-            row.update(candidate_images=None, image_ratio=None, rate_seconds_ratio=None)
-            row["snapshot_seconds_ratio"] = None
+            row.update(dict.fromkeys(_RATIO_KEYS), candidate_images=None)
         else:
             image_ratio = point["images"] / hit["images"]
             row.update(
@@ -104,7 +104,7 @@ def compare(
         rows.append(row)
     reached = all(r["candidate_images"] is not None for r in rows)
     summary = {"reached_every_baseline_point": reached}
-    for key in ("image_ratio", "rate_seconds_ratio", "snapshot_seconds_ratio"):
+    for key in _RATIO_KEYS:
         summary[f"min_{key}"] = min(r[key] for r in rows) if reached and rows else None
     return rows, summary
 
