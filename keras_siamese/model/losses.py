@@ -7,6 +7,8 @@ euclidean distance is the squared L2 distance, which the loss uses directly
 
 from __future__ import annotations
 
+import functools
+
 import keras
 from keras import ops
 
@@ -205,14 +207,15 @@ class BatchTripletLoss(keras.losses.Loss):
         super().__init__(name=name or mining, reduction="sum_over_batch_size")
         self.mining, self.distance, self.margin = mining, distance, float(margin)
         self.soft_margin = bool(soft_margin)
+        self._loss_fn = (
+            functools.partial(batch_hard_triplet_loss, soft_margin=True)
+            if self.soft_margin
+            else _BATCH_LOSSES[mining]
+        )
 
     def call(self, y_true, y_pred):
         embeddings = ops.cast(y_pred, "float32")
-        if self.soft_margin:
-            return batch_hard_triplet_loss(
-                y_true, embeddings, self.distance, self.margin, soft_margin=True
-            )
-        return _BATCH_LOSSES[self.mining](y_true, embeddings, self.distance, self.margin)
+        return self._loss_fn(y_true, embeddings, self.distance, self.margin)
 
     def get_config(self) -> dict:
         return {
