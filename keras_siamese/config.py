@@ -181,6 +181,11 @@ class TrainConfig:
         "--margin (the soft margin of Hermans et al. 2017); the margin still defines "
         "violating_fraction.",
     )
+    mining_warmup_epochs: int = setting(
+        0,
+        "batch_hard: mine every violating triplet of the batch (as batch_all does) for this "
+        "many epochs first, then only each anchor's hardest; 0: the hardest from the start.",
+    )
     objective: str = setting(
         "triplet",
         "triplet: random triplets through the three-input model (the reference); batch_all, "
@@ -325,6 +330,13 @@ class TrainConfig:
             raise ConfigError("--workdir is required: the folder that will hold this run.")
 
     @property
+    def loss_uses_margin(self) -> bool:
+        """Whether the training loss depends on --margin (the search tunes it only then)."""
+        if self.uses_class_batches or self.soft_margin:
+            return False
+        return not (self.objective == "contrastive" and self.pair_head == "bce")
+
+    @property
     def uses_pk_batches(self) -> bool:
         """Whether batches are P classes x K images (the batch-mining objectives)."""
         return self.objective.startswith("batch_")
@@ -370,6 +382,17 @@ class TrainConfig:
             raise ConfigError(
                 f"--soft_margin is for --objective=batch_hard, not --objective={self.objective}."
             )
+        if self.mining_warmup_epochs:
+            if self.objective != "batch_hard":
+                raise ConfigError(
+                    "--mining_warmup_epochs is for --objective=batch_hard, not "
+                    f"--objective={self.objective}."
+                )
+            if not 0 < self.mining_warmup_epochs < self.epochs:
+                raise ConfigError(
+                    f"--mining_warmup_epochs={self.mining_warmup_epochs} must be 0 or positive "
+                    f"and shorter than the run's --epochs={self.epochs}."
+                )
         if self.uses_pk_batches:
             if self.classes_per_batch < 2:
                 raise ConfigError(

@@ -94,6 +94,12 @@ def test_the_split_flagfiles_keep_the_reference_protocol():
         (["--snapshot_every=-2"], "must be 0 (no snapshots) or positive"),
         (["--embedding_dim=0"], "must be at least 1"),
         (["--soft_margin"], "--soft_margin is for --objective=batch_hard, not --objective=triplet"),
+        (["--mining_warmup_epochs=2"], "is for --objective=batch_hard, not --objective=triplet"),
+        (
+            ["--objective=batch_hard", "--epochs=3", "--mining_warmup_epochs=3"],
+            "must be 0 or positive and shorter than the run's --epochs=3",
+        ),
+        (["--objective=batch_hard", "--mining_warmup_epochs=-1"], "must be 0 or positive"),
         (["--pool_grid=0"], "--pool_grid=0 must be from 1 to 8"),
         (["--dataset=mnist", "--split=6_4", "--pool_grid=8"], "must be from 1 to 7"),
         (

@@ -1,5 +1,6 @@
 import math
 
+import keras
 import numpy as np
 import pytest
 from keras import ops
@@ -232,3 +233,23 @@ def test_class_means_average_directions_for_cosine_and_points_for_euclidean():
         np.asarray(losses.class_mean_space(x, "cosine")), [[0.6, 0.8], [0.0, 1.0]], atol=1e-6
     )
     np.testing.assert_array_equal(np.asarray(losses.class_mean_space(x, "euclidean")), x)
+
+
+def test_batch_hard_after_a_batch_all_warm_up_by_hand():
+    # The example above under the batch-all loss: of its 8 triplets, 5 violate margin 1,
+    # by 1.75 (0,1,2), 1.75 (1,0,2), 7 (2,3,0), 7 (2,3,1) and 3.25 (3,2,1): mean 4.15.
+    labels = np.array([0, 0, 1, 1])
+    e = np.array([[0.0], [1.0], [0.5], [3.0]], np.float32)
+    steps = keras.Variable(0, dtype="int64", trainable=False)
+    fn = losses.BatchTripletLoss("batch_hard", "euclidean", 1.0, warmup_steps=2)
+    fn.count_steps_with(steps)
+    np.testing.assert_allclose(_np(fn(labels, e)), 20.75 / 5, rtol=1e-5)
+    steps.assign(1)
+    np.testing.assert_allclose(_np(fn(labels, e)), 20.75 / 5, rtol=1e-5)
+    steps.assign(2)  # the warm-up is over: the hardest triplets, gaps + 1 as above
+    np.testing.assert_allclose(_np(fn(labels, e)), 13.75 / 4, rtol=1e-5)
+    assert losses.BatchTripletLoss.from_config(fn.get_config()).warmup_steps == 2
+    with pytest.raises(ValueError, match="step counter"):
+        losses.BatchTripletLoss("batch_hard", "euclidean", 1.0, warmup_steps=2)(labels, e)
+    with pytest.raises(ValueError, match="positive for batch_hard"):
+        losses.BatchTripletLoss("batch_semihard", "cosine", 0.3, warmup_steps=2)

@@ -10,7 +10,7 @@ import tensorflow as tf
 from keras_siamese.config import OBJECTIVES, TrainConfig
 from keras_siamese.data import pipeline
 from keras_siamese.data.datasets import load_dataset
-from keras_siamese.model import build, siamese
+from keras_siamese.model import build, losses, siamese
 from keras_siamese.serving import export
 from tests.conftest import sample_metadata
 
@@ -113,3 +113,25 @@ def test_classification_batches_carry_seen_class_indices(cifar_subset):
     # Index k is the k-th seen class: the first validation image's class, mapped back.
     ((_, y),) = val_ds.take(1)
     assert seen[int(y.numpy()[0])] == int(part.val_labels[0])
+
+
+def test_batch_hard_warm_up_ends_with_the_optimizers_step_count(cifar_subset):
+    dataset, images, labels = cifar_subset
+    config = _config("batch_hard", neck="batchnorm", mining_warmup_epochs=1, epochs=2)
+    keras.utils.set_random_seed(0)
+    tower = build.build_tower(config, dataset.info)
+    model = build.build_training_model(config, tower, steps_per_epoch=2)
+    x, y = _fixed_batch(config, images, labels)
+
+    def losses_now():
+        e = tower(x, training=False)
+        logged = float(model.evaluate(x, y, verbose=0, return_dict=True)["loss"])
+        every = float(losses.batch_all_triplet_loss(y, e, "cosine", 0.3)[0])
+        return logged, every, float(losses.batch_hard_triplet_loss(y, e, "cosine", 0.3))
+
+    logged, every, hardest = losses_now()
+    assert logged == pytest.approx(every, rel=1e-4) and every != pytest.approx(hardest, rel=1e-2)
+    model.train_on_batch(x, y)
+    model.train_on_batch(x, y)  # two steps: one epoch of 2, the warm-up, is over
+    logged, every, hardest = losses_now()
+    assert logged == pytest.approx(hardest, rel=1e-4) and every != pytest.approx(hardest, rel=1e-2)

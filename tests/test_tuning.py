@@ -293,3 +293,23 @@ def test_each_tuner_searches_the_same_space(tmp_path, name, oracle):
     tuner = tuning.make_tuner(hypermodel, base, tune, str(tmp_path / "search"))
     assert type(tuner.oracle).__name__ == oracle
     assert [p.name for p in tuner.oracle.get_space().space] == ["margin", "learning_rate"]
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        dict(objective="batch_hard", soft_margin=True),
+        dict(objective="normsoftmax"),
+        dict(objective="contrastive", pair_head="bce"),
+    ],
+)
+def test_a_loss_without_a_margin_searches_only_the_rate(settings):
+    import keras_tuner
+
+    from keras_siamese.config import TrainConfig, TuneConfig
+    from keras_siamese.training import tuning
+
+    base = TrainConfig(workdir="unused", **settings)
+    hp = keras_tuner.HyperParameters()
+    config = tuning.trial_config(base, TuneConfig(), hp)
+    assert [p.name for p in hp.space] == ["learning_rate"] and config.margin == 0.3

@@ -104,9 +104,10 @@ def build_training_model(
     alone, with a loss that mines the triplets of each P x K batch;
     contrastive: the two-input pair model; softmax and normsoftmax: the tower
     under a classifier of `num_classes` classes (the classes trained on).
-    A learning-rate schedule needs the run's `steps_per_epoch`.
+    A learning-rate schedule or a mining warm-up needs the run's `steps_per_epoch`.
     """
     margin = config.resolved_margin
+    train_optimizer = optimizer(config, steps_per_epoch)
     metrics = []
     if config.uses_class_batches:
         if num_classes is None:
@@ -124,9 +125,16 @@ def build_training_model(
         loss = siamese.identity_loss
     elif config.uses_pk_batches:
         model = siamese.embedding_model(tower)
+        if config.mining_warmup_epochs and not steps_per_epoch:
+            raise ValueError("--mining_warmup_epochs needs the steps per epoch")
         loss = losses.BatchTripletLoss(
-            config.objective, config.distance, margin, soft_margin=config.soft_margin
+            config.objective,
+            config.distance,
+            margin,
+            soft_margin=config.soft_margin,
+            warmup_steps=config.mining_warmup_epochs * (steps_per_epoch or 0),
         )
+        loss.count_steps_with(train_optimizer.iterations)
         metrics = [
             keras.metrics.MeanMetricWrapper(
                 losses.violating_fraction,
@@ -143,7 +151,7 @@ def build_training_model(
         else:
             loss = losses.ContrastiveLoss(margin)
     model.compile(
-        optimizer=optimizer(config, steps_per_epoch),
+        optimizer=train_optimizer,
         loss=loss,
         metrics=metrics,
         jit_compile=jit_compile,

@@ -188,6 +188,8 @@ class BatchTripletLoss(keras.losses.Loss):
         distance: `cosine` or `euclidean` (squared).
         margin: triplet margin, > 0.
         soft_margin: `batch_hard` only: softplus in place of the hinge at `margin`.
+        warmup_steps: `batch_hard` only: training steps that use the batch-all loss
+            first; they are counted by the step counter given to `count_steps_with`.
     """
 
     def __init__(
@@ -196,26 +198,47 @@ class BatchTripletLoss(keras.losses.Loss):
         distance: str,
         margin: float,
         soft_margin: bool = False,
+        warmup_steps: int = 0,
         name: str | None = None,
     ):
         if mining not in BATCH_MINING:
             raise ValueError(f"mining must be one of {', '.join(BATCH_MINING)}, not {mining!r}")
         if soft_margin and mining != "batch_hard":
             raise ValueError(f"a soft margin is for batch_hard mining, not {mining!r}")
+        if warmup_steps < 0 or warmup_steps and mining != "batch_hard":
+            raise ValueError(
+                f"a warm-up of {warmup_steps} steps must be 0, or positive for batch_hard mining"
+            )
         check_distance(distance)
         check_margin(margin)
         super().__init__(name=name or mining, reduction="sum_over_batch_size")
         self.mining, self.distance, self.margin = mining, distance, float(margin)
         self.soft_margin = bool(soft_margin)
+        self.warmup_steps = int(warmup_steps)
+        self._steps = None
         self._loss_fn = (
             functools.partial(batch_hard_triplet_loss, soft_margin=True)
             if self.soft_margin
             else _BATCH_LOSSES[mining]
         )
 
+    def count_steps_with(self, steps) -> None:
+        """Follows `steps` (e.g. `optimizer.iterations`) to end the warm-up.
+
+        The optimizer's counter is restored with it when a run resumes, so the
+        warm-up ends at the same step as in an uninterrupted run.
+        """
+        self._steps = steps
+
     def call(self, y_true, y_pred):
         embeddings = ops.cast(y_pred, "float32")
-        return self._loss_fn(y_true, embeddings, self.distance, self.margin)
+        loss = self._loss_fn(y_true, embeddings, self.distance, self.margin)
+        if not self.warmup_steps:
+            return loss
+        if self._steps is None:
+            raise ValueError("a warm-up needs a step counter: call count_steps_with first")
+        warm = batch_all_triplet_loss(y_true, embeddings, self.distance, self.margin)[0]
+        return ops.where(ops.less(self._steps, self.warmup_steps), warm, loss)
 
     def get_config(self) -> dict:
         return {
@@ -223,6 +246,7 @@ class BatchTripletLoss(keras.losses.Loss):
             "distance": self.distance,
             "margin": self.margin,
             "soft_margin": self.soft_margin,
+            "warmup_steps": self.warmup_steps,
             "name": self.name,
         }
 

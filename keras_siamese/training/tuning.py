@@ -48,8 +48,9 @@ def trial_config(
 ) -> TrainConfig:
     """The training settings of one trial: `base` with the values `hp` holds or draws.
 
-    Registers the search space in `hp` on first use. With `--tune_distance`
-    each distance has its own margin range (`margin_cosine`,
+    Registers the search space in `hp` on first use; the margin only where the
+    loss uses it (not softmax, normsoftmax, the bce pair head or a soft margin).
+    With `--tune_distance` each distance has its own margin range (`margin_cosine`,
     `margin_euclidean`), active only when that distance is chosen.
     """
     distance = base.distance
@@ -59,7 +60,9 @@ def trial_config(
     margin_default = (
         base.resolved_margin if distance == base.distance else DEFAULT_MARGINS[distance]
     )
-    if tune.tune_distance:
+    if not base.loss_uses_margin:
+        margin = margin_default  # the loss ignores it: searching it would waste trials
+    elif tune.tune_distance:
         with hp.conditional_scope("distance", [distance]):
             margin = hp.Float(f"margin_{distance}", *bounds, default=_clamp(margin_default, bounds))
     else:
