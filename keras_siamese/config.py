@@ -181,6 +181,12 @@ class TrainConfig:
         "--margin (the soft margin of Hermans et al. 2017); the margin still defines "
         "violating_fraction.",
     )
+    selective_contrast: bool = setting(
+        False,
+        "batch_hard, cosine distance: where an anchor's hardest negative is nearer than its "
+        "hardest positive, only push that negative away (its cosine similarity is the loss) "
+        "instead of the triplet's pull and push (Xuan et al. 2020).",
+    )
     mining_warmup_epochs: int = setting(
         0,
         "batch_hard: mine every violating triplet of the batch (as batch_all does) for this "
@@ -381,6 +387,13 @@ class TrainConfig:
         if self.soft_margin and self.objective != "batch_hard":
             raise ConfigError(
                 f"--soft_margin is for --objective=batch_hard, not --objective={self.objective}."
+            )
+        if self.selective_contrast and (
+            self.objective != "batch_hard" or self.distance != "cosine"
+        ):
+            raise ConfigError(
+                "--selective_contrast is for --objective=batch_hard with --distance=cosine, not "
+                f"--objective={self.objective} with --distance={self.distance}."
             )
         if self.mining_warmup_epochs:
             if self.objective != "batch_hard":

@@ -94,6 +94,10 @@ def test_the_split_flagfiles_keep_the_reference_protocol():
         (["--snapshot_every=-2"], "must be 0 (no snapshots) or positive"),
         (["--embedding_dim=0"], "must be at least 1"),
         (["--soft_margin"], "--soft_margin is for --objective=batch_hard, not --objective=triplet"),
+        (
+            ["--objective=batch_hard", "--distance=euclidean", "--selective_contrast"],
+            "--selective_contrast is for --objective=batch_hard with --distance=cosine",
+        ),
         (["--mining_warmup_epochs=2"], "is for --objective=batch_hard, not --objective=triplet"),
         (
             ["--objective=batch_hard", "--epochs=3", "--mining_warmup_epochs=3"],

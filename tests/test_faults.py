@@ -192,6 +192,23 @@ def test_best_weights_ignore_nan_and_survive_a_resume(tmp_path):
     assert resumed.best == 0.5
 
 
+def test_best_weights_skip_the_epochs_before_their_first(tmp_path):
+    import keras
+
+    from keras_siamese.training.callbacks import BestWeights
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    path = str(tmp_path / "best.weights.h5")
+    callback = BestWeights(path, "val_loss", first_epoch=2)
+    callback.set_model(model)
+    callback.on_train_begin()
+    callback.on_epoch_end(0, {"val_loss": 0.1})  # a warm-up epoch: lower, but another loss
+    callback.on_epoch_end(1, {"val_loss": 0.2})
+    assert not os.path.exists(path)
+    callback.on_epoch_end(2, {"val_loss": 0.6})
+    assert callback.best == 0.6 and os.path.exists(path)
+
+
 def _cifar_dir(tmp_path, images=None, labels=None):
     rng = np.random.default_rng(0)
     if labels is None:

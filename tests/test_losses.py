@@ -253,3 +253,22 @@ def test_batch_hard_after_a_batch_all_warm_up_by_hand():
         losses.BatchTripletLoss("batch_hard", "euclidean", 1.0, warmup_steps=2)(labels, e)
     with pytest.raises(ValueError, match="positive for batch_hard"):
         losses.BatchTripletLoss("batch_semihard", "cosine", 0.3, warmup_steps=2)
+
+
+def test_selectively_contrastive_batch_hard_by_hand():
+    # Unit vectors at 0 and 90 degrees (class 0), 30 and 45 degrees (class 1).
+    c15, c30, c45 = (math.cos(math.radians(a)) for a in (15, 30, 45))
+    e = np.array([[1, 0], [0, 1], [c30, 0.5], [c45, c45]], np.float32)
+    labels = np.array([0, 0, 1, 1])
+    # Anchors 0 and 1: the hardest positive (90 degrees away) is farther than the hardest
+    # negative (at 30 and 45 degrees): the loss is that negative's cosine alone.
+    # Anchors 2 and 3: their positive (15 degrees) is nearer, so the hinge at 0.3 applies
+    # to cos(negative) - cos(positive): 30 vs 15 degrees for 2, 45 vs 15 for 3.
+    easy = (c30 - c15 + 0.3) + (c45 - c15 + 0.3)
+    fn = losses.BatchTripletLoss("batch_hard", "cosine", 0.3, selective=True)
+    np.testing.assert_allclose(_np(fn(labels, e)), (c30 + c45 + easy) / 4, rtol=1e-5)
+    plain = losses.BatchTripletLoss("batch_hard", "cosine", 0.3)
+    np.testing.assert_allclose(_np(plain(labels, e)), (c30 + c45 + 0.6 + easy) / 4, rtol=1e-5)
+    assert losses.BatchTripletLoss.from_config(fn.get_config()).selective
+    with pytest.raises(ValueError, match="cosine distance"):
+        losses.BatchTripletLoss("batch_hard", "euclidean", 1.0, selective=True)

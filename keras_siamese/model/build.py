@@ -132,6 +132,7 @@ def build_training_model(
             config.distance,
             margin,
             soft_margin=config.soft_margin,
+            selective=config.selective_contrast,
             warmup_steps=config.mining_warmup_epochs * (steps_per_epoch or 0),
         )
         loss.count_steps_with(train_optimizer.iterations)

@@ -124,14 +124,26 @@ def batch_all_triplet_loss(labels, embeddings, distance: str, margin: float):
 
 
 def batch_hard_triplet_loss(
-    labels, embeddings, distance: str, margin: float, soft_margin: bool = False
+    labels,
+    embeddings,
+    distance: str,
+    margin: float,
+    soft_margin: bool = False,
+    selective: bool = False,
 ):
     """Mean over anchors of `relu(hardest positive - hardest negative + margin)`.
 
     With `soft_margin`, `softplus(hardest positive - hardest negative)` instead
     (Hermans et al. 2017): no margin, and a gradient that fades rather than stops.
+    With `selective` (cosine distance only), an anchor whose hardest negative is
+    nearer than its hardest positive contributes that negative's cosine
+    similarity alone (the selectively contrastive loss of Xuan et al. 2020):
+    such a triplet only pushes the negative away, since pulling the far
+    positive in as well drags the whole batch together.
     Anchors without a positive or without a negative in the batch are left out.
     """
+    if selective and distance != "cosine":
+        raise ValueError(f"the selective loss is for cosine distance, not {distance!r}")
     d = pairwise_distance(embeddings, embeddings, distance)
     positive, negative = _masks(labels)
     hardest_positive = ops.max(ops.where(positive, d, -1e9), axis=1)
@@ -139,6 +151,8 @@ def batch_hard_triplet_loss(
     usable = ops.logical_and(ops.any(positive, axis=1), ops.any(negative, axis=1))
     gap = hardest_positive - hardest_negative
     per_anchor = ops.softplus(gap) if soft_margin else ops.relu(gap + margin)
+    if selective:
+        per_anchor = ops.where(gap > 0, 1.0 - hardest_negative, per_anchor)
     per_anchor = ops.where(usable, per_anchor, 0.0)
     return ops.sum(per_anchor) / ops.maximum(ops.sum(ops.cast(usable, "float32")), 1.0)
 
@@ -174,7 +188,6 @@ def contrastive_loss(same, distances, margin: float):
 
 _BATCH_LOSSES = {
     "batch_all": lambda *args: batch_all_triplet_loss(*args)[0],
-    "batch_hard": batch_hard_triplet_loss,
     "batch_semihard": batch_semihard_triplet_loss,
 }
 
@@ -188,6 +201,8 @@ class BatchTripletLoss(keras.losses.Loss):
         distance: `cosine` or `euclidean` (squared).
         margin: triplet margin, > 0.
         soft_margin: `batch_hard` only: softplus in place of the hinge at `margin`.
+        selective: `batch_hard` with cosine distance only: the selectively
+            contrastive form of `batch_hard_triplet_loss`.
         warmup_steps: `batch_hard` only: training steps that use the batch-all loss
             first; they are counted by the step counter given to `count_steps_with`.
     """
@@ -198,6 +213,7 @@ class BatchTripletLoss(keras.losses.Loss):
         distance: str,
         margin: float,
         soft_margin: bool = False,
+        selective: bool = False,
         warmup_steps: int = 0,
         name: str | None = None,
     ):
@@ -205,6 +221,11 @@ class BatchTripletLoss(keras.losses.Loss):
             raise ValueError(f"mining must be one of {', '.join(BATCH_MINING)}, not {mining!r}")
         if soft_margin and mining != "batch_hard":
             raise ValueError(f"a soft margin is for batch_hard mining, not {mining!r}")
+        if selective and (mining != "batch_hard" or distance != "cosine"):
+            raise ValueError(
+                f"the selective loss is for batch_hard mining under cosine distance, not "
+                f"{mining!r} under {distance!r}"
+            )
         if warmup_steps < 0 or warmup_steps and mining != "batch_hard":
             raise ValueError(
                 f"a warm-up of {warmup_steps} steps must be 0, or positive for batch_hard mining"
@@ -213,12 +234,14 @@ class BatchTripletLoss(keras.losses.Loss):
         check_margin(margin)
         super().__init__(name=name or mining, reduction="sum_over_batch_size")
         self.mining, self.distance, self.margin = mining, distance, float(margin)
-        self.soft_margin = bool(soft_margin)
+        self.soft_margin, self.selective = bool(soft_margin), bool(selective)
         self.warmup_steps = int(warmup_steps)
         self._steps = None
         self._loss_fn = (
-            functools.partial(batch_hard_triplet_loss, soft_margin=True)
-            if self.soft_margin
+            functools.partial(
+                batch_hard_triplet_loss, soft_margin=self.soft_margin, selective=self.selective
+            )
+            if mining == "batch_hard"
             else _BATCH_LOSSES[mining]
         )
 
@@ -246,6 +269,7 @@ class BatchTripletLoss(keras.losses.Loss):
             "distance": self.distance,
             "margin": self.margin,
             "soft_margin": self.soft_margin,
+            "selective": self.selective,
             "warmup_steps": self.warmup_steps,
             "name": self.name,
         }

@@ -29,13 +29,15 @@ class BestWeights(keras.callbacks.Callback):
     Unlike ModelCheckpoint, a NaN or infinite value never counts as an
     improvement, the weights are written through a temporary file and a
     rename, and the best value so far is stored beside them (`<path>.json`),
-    so a resumed run keeps comparing against it.
+    so a resumed run keeps comparing against it. Epochs before `first_epoch`
+    (0-based) are not candidates: a mining warm-up's loss is another loss.
     """
 
-    def __init__(self, path: str, monitor: str):
+    def __init__(self, path: str, monitor: str, first_epoch: int = 0):
         super().__init__()
         self.path = path
         self.monitor = monitor
+        self.first_epoch = first_epoch
         self.record_path = f"{path}.json"
         self.best = math.inf
 
@@ -48,7 +50,9 @@ class BestWeights(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         value = (logs or {}).get(self.monitor)
-        if value is None or not math.isfinite(value) or value >= self.best:
+        if epoch < self.first_epoch or value is None or not math.isfinite(value):
+            return
+        if value >= self.best:
             return
         os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
         tmp = f"{self.path}.tmp.weights.h5"

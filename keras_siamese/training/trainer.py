@@ -151,7 +151,9 @@ def _callbacks(
         keras.callbacks.TerminateOnNaN(),
         keras.callbacks.CSVLogger(os.path.join(workdir, wd.HISTORY_FILE), append=True),
         BestWeights(
-            os.path.join(workdir, wd.BEST_WEIGHTS), "val_loss" if has_validation else "loss"
+            os.path.join(workdir, wd.BEST_WEIGHTS),
+            "val_loss" if has_validation else "loss",
+            first_epoch=config.mining_warmup_epochs,
         ),
         keras.callbacks.TensorBoard(os.path.join(workdir, wd.LOGS_DIR), write_graph=False),
     ]
