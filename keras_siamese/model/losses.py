@@ -138,8 +138,8 @@ def batch_hard_triplet_loss(
     With `selective` (cosine distance only), an anchor whose hardest negative is
     nearer than its hardest positive contributes that negative's cosine
     similarity alone (the selectively contrastive loss of Xuan et al. 2020):
-    such a triplet only pushes the negative away, since pulling the far
-    positive in as well drags the whole batch together.
+    such a triplet only pushes the negative away, where the hinge would also
+    pull the far positive in.
     Anchors without a positive or without a negative in the batch are left out.
     """
     if selective and distance != "cosine":
