@@ -83,8 +83,8 @@ def _poisoned_copy(data_dir: str, target) -> str:
 
 @pytest.fixture(scope="module")
 def resumed_search(data_root, tmp_path_factory):
-    """A 3-trial search killed after its first trial, then run again to the end; beside it,
-    the first two trials of the same search on a poisoned copy of the data."""
+    """A 3-trial search killed after its first trial, then run again to the end; and a
+    poisoned copy of its data, for the distributed search below."""
     folder = tmp_path_factory.mktemp("search")
     workdir = str(folder / "tune")
     data_dir = os.path.join(data_root, "cifar100")
@@ -107,13 +107,11 @@ def resumed_search(data_root, tmp_path_factory):
         first_trial = json.load(f)
     # The rerun and the poisoned search run in this process: only the killed one needs its own.
     rerun = program_output("train_main", *command[2:])
-    dirty = _search_command(poisoned, str(folder / "poisoned_tune"), "--max_trials=2")
-    program_output("train_main", *dirty[2:])
-    return workdir, done_before, first_trial, rerun
+    return workdir, done_before, first_trial, rerun, poisoned
 
 
 def test_a_resumed_search_runs_only_the_trials_left(resumed_search):
-    workdir, done_before, first_trial, stdout = resumed_search
+    workdir, done_before, first_trial, stdout, _ = resumed_search
     assert 1 <= len(done_before) < 3
     # keras-tuner announces each trial it runs: none of the finished ones again.
     assert stdout.count("Running Trial #") == 3 - len(done_before)
@@ -125,7 +123,7 @@ def test_a_resumed_search_runs_only_the_trials_left(resumed_search):
 
 
 def test_the_table_and_best_flags_name_the_best_trial(resumed_search, data_root, tmp_path):
-    workdir, _, _, stdout = resumed_search
+    workdir, _, _, stdout, _ = resumed_search
     rows = _read_trials(workdir)
     scores = [float(r["val_oneshot"]) for r in rows]
     assert all(0.0 <= s <= 1.0 for s in scores)
@@ -155,15 +153,6 @@ def test_the_table_and_best_flags_name_the_best_trial(resumed_search, data_root,
     assert (
         len(splits.make_split(config.split, 100, config.split_order, config.split_seed).seen) == 90
     )
-
-
-def test_the_objective_never_looks_at_unseen_classes_or_test_images(resumed_search):
-    workdir, _, _, _ = resumed_search
-    # The first two trials of the same seeded search, on poisoned data.
-    other = os.path.join(os.path.dirname(workdir), "poisoned_tune")
-    clean = [(r["margin"], r["learning_rate"], r["val_oneshot"]) for r in _read_trials(workdir)]
-    dirty = [(r["margin"], r["learning_rate"], r["val_oneshot"]) for r in _read_trials(other)]
-    assert dirty == clean[:2]
 
 
 def test_default_hyperparameters_build_the_training_model(data_root):
@@ -232,9 +221,13 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_a_chief_and_two_workers_finish_a_search_together(data_root, tmp_path):
-    workdir = str(tmp_path / "tune")
-    command = _search_command(os.path.join(data_root, "cifar100"), workdir, "--max_trials=2")
+@pytest.fixture(scope="module")
+def distributed_search(resumed_search, tmp_path_factory):
+    """The first two trials of the resumed search's search, run by a chief and two
+    workers on its poisoned data: (workdir, each role's output)."""
+    poisoned = resumed_search[4]
+    workdir = str(tmp_path_factory.mktemp("distributed") / "tune")
+    command = _search_command(poisoned, workdir, "--max_trials=2")
     port = str(_free_port())
     procs = {}
     try:
@@ -261,6 +254,11 @@ def test_a_chief_and_two_workers_finish_a_search_together(data_root, tmp_path):
                 proc.wait()
     for role, proc in procs.items():
         assert proc.returncode == 0, f"{role}: {outputs[role][-3000:]}"
+    return workdir, outputs
+
+
+def test_a_chief_and_two_workers_finish_a_search_together(distributed_search):
+    workdir, outputs = distributed_search
     rows = _read_trials(workdir)
     assert len(rows) == 2 and all(r["status"] == "COMPLETED" for r in rows)
     # Each epoch of a trial logs its objective on the worker that trains it.
@@ -269,6 +267,21 @@ def test_a_chief_and_two_workers_finish_a_search_together(data_root, tmp_path):
     assert "Best settings:" in outputs["chief"]
     assert "the chief writes the table" in outputs["tuner0"]
     assert os.path.exists(os.path.join(workdir, "best.flags"))
+
+
+def test_the_objective_never_looks_at_unseen_classes_or_test_images(
+    resumed_search, distributed_search
+):
+    # The distributed search ran the clean search's first two trials on data whose
+    # test images and unseen-class images are noise: the same settings, the same scores.
+    clean = [
+        (r["margin"], r["learning_rate"], r["val_oneshot"]) for r in _read_trials(resumed_search[0])
+    ]
+    dirty = [
+        (r["margin"], r["learning_rate"], r["val_oneshot"])
+        for r in _read_trials(distributed_search[0])
+    ]
+    assert dirty == clean[:2]
 
 
 @pytest.mark.parametrize(
