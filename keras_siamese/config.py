@@ -249,6 +249,12 @@ class TrainConfig:
     flip: bool = setting(True, "Random horizontal flip augmentation.")
     crop: bool = setting(False, "Random crop augmentation with 4-pixel padding.")
     seed: int = setting(0, "Seed of weights, triplets and augmentation.")
+    init_from: str = setting(
+        "",
+        "Start the tower from an earlier run's export (its W/export), layer by layer by name, "
+        "e.g. a classifier's to mine triplets from; layers it lacks (a --neck) start fresh. "
+        "Its training must not have seen this split's unseen classes. Empty: random weights.",
+    )
     time_budget_minutes: float = setting(
         0.0,
         "Stop after the first epoch that ends past this many minutes of training (per "
@@ -479,6 +485,10 @@ class TuneConfig:
             raise ConfigError(
                 f"--val_classes={self.val_classes} leaves fewer than 2 of the {num_seen} seen "
                 f"classes of --split={train.split} to train on: hold out at most {num_seen - 2}."
+            )
+        if train.init_from:
+            raise ConfigError(
+                "--mode=tune searches from random weights: --init_from is for training runs."
             )
         if train.strategy == "multi_worker":
             raise ConfigError(

@@ -140,6 +140,7 @@ def test_a_missing_workdir_is_one_line(capsys):
         (["--val_classes=1"], "must be at least 2"),
         (["--tune_embedding_dim"], "needs --embedding=dense"),
         (["--strategy=multi_worker"], "cannot use --strategy=multi_worker"),
+        (["--init_from=runs/any/export"], "--init_from is for training runs"),
         (
             ["--objective=batch_hard", "--classes_per_batch=85"],
             "exceeds the 80 classes left to train on",

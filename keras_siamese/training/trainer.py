@@ -27,7 +27,7 @@ from keras_siamese.evaluation.results import Budget, Metrics
 from keras_siamese.model import build, siamese, test_time
 from keras_siamese.serving import export
 from keras_siamese.serving.metadata import ExportMetadata
-from keras_siamese.training import devices, multi_worker
+from keras_siamese.training import devices, multi_worker, warm_start
 from keras_siamese.training.callbacks import BestWeights, EpochSnapshots, TimeBudget
 
 
@@ -285,17 +285,9 @@ def train_and_evaluate(
         _check_replica_split(config, strategy.num_replicas_in_sync)
     chief = multi_worker.is_chief(strategy) if multi else True
 
-    # Everything is validated: only now does the run touch the disk.
-    workdir = config.workdir
-    wd.prepare(workdir, config.to_flagfile(), overwrite=overwrite)
-    files.write_json_atomic(os.path.join(workdir, "versions.json"), export.package_versions())
-    first_epoch = 0 if multi else wd.resume_epoch(workdir)
-    if not multi:
-        wd.trim_history(workdir, first_epoch)
-    if first_epoch == 0:
-        # A fresh start must not compare against the best loss of an earlier run.
-        for entry in (os.path.dirname(wd.BEST_WEIGHTS), wd.SNAPSHOTS_DIR):
-            shutil.rmtree(os.path.join(workdir, entry), ignore_errors=True)
+    source = None
+    if config.init_from:
+        source = warm_start.load_source(config.init_from, config.dataset, split)
 
     keras.utils.set_random_seed(config.seed)
     # The batch is global: each replica trains on its share.
@@ -307,6 +299,28 @@ def train_and_evaluate(
             devices.resolve_jit_compile(config.jit_compile),
             num_classes=len(split.seen),
             steps_per_epoch=steps,
+        )
+    fresh = []
+    if source is not None:  # a resumed run's backup replaces these weights again
+        fresh = warm_start.copy_weights(source, tower, f"--init_from={config.init_from}")
+        del source
+
+    # Everything is validated: only now does the run touch the disk.
+    workdir = config.workdir
+    wd.prepare(workdir, config.to_flagfile(), overwrite=overwrite)
+    files.write_json_atomic(os.path.join(workdir, "versions.json"), export.package_versions())
+    first_epoch = 0 if multi else wd.resume_epoch(workdir)
+    if not multi:
+        wd.trim_history(workdir, first_epoch)
+    if first_epoch == 0:
+        # A fresh start must not compare against the best loss of an earlier run.
+        for entry in (os.path.dirname(wd.BEST_WEIGHTS), wd.SNAPSHOTS_DIR):
+            shutil.rmtree(os.path.join(workdir, entry), ignore_errors=True)
+    if config.init_from:
+        print(
+            f"The tower starts from the weights of {config.init_from}"
+            + (f", except {', '.join(fresh)} (new)." if fresh else "."),
+            flush=True,
         )
     resuming = f", resuming at epoch {first_epoch + 1}" if first_epoch else ""
     print(
