@@ -41,3 +41,12 @@ def test_learning_curves_against_images_add_a_row_of_panels(tmp_path):
     plots.plot_learning_curve(points, str(tmp_path / "both.png"), images_per_epoch=7680)
     minutes, both = (Image.open(tmp_path / n).size for n in ("minutes.png", "both.png"))
     assert minutes[0] == both[0] and both[1] > 1.8 * minutes[1]
+
+
+def test_every_run_of_a_report_has_its_own_line_style():
+    styles = plots.run_styles(13)
+    assert len({tuple(sorted(style.items())) for style in styles}) == 13
+    # The first ten keep matplotlib's solid default lines; the eleventh shares the first's
+    # colour and differs in its line.
+    assert styles[0]["linestyle"] == "-" and styles[10]["color"] == styles[0]["color"]
+    assert styles[10]["linestyle"] != "-"

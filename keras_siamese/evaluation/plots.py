@@ -189,6 +189,21 @@ CURVE_PANELS = (
 )
 
 
+def run_styles(count: int) -> list[dict]:
+    """Matplotlib line styles for `count` runs, no two alike: the ten default colours,
+    then the same colours dashed, dotted and dash-dotted, each with its own marker."""
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    lines, markers = ("-", "--", ":", "-."), ("o", "s", "^", "D")
+    return [
+        dict(
+            color=colours[i % len(colours)],
+            linestyle=lines[i // len(colours) % len(lines)],
+            marker=markers[i // len(colours) % len(markers)],
+        )
+        for i in range(count)
+    ]
+
+
 def plot_learning_curves(
     curves: dict[str, list[CurvePoint]],
     path: str,
@@ -209,7 +224,7 @@ def plot_learning_curves(
         figsize=(4.2 * len(CURVE_PANELS), 3.6 * len(axes_x)),
         squeeze=False,
     )
-    for name, points in curves.items():
+    for (name, points), style in zip(curves.items(), run_styles(len(curves)), strict=True):
         series = curve_series(points)
         series["images"] = [p.epoch * images_per_epoch.get(name, 0) for p in points]
         for row, (x_key, x_label) in zip(axes, axes_x, strict=True):
@@ -217,7 +232,7 @@ def plot_learning_curves(
                 continue
             for ax, (key, title) in zip(row, CURVE_PANELS, strict=True):
                 ys = [np.nan if v is None else 100 * v for v in series[key]]
-                ax.plot(series[x_key], ys, marker="o", markersize=3, label=name)
+                ax.plot(series[x_key], ys, markersize=3, label=name, **style)
                 ax.set_title(title, fontsize=9)
                 ax.set_xlabel(x_label)
     for row in axes:
