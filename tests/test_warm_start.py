@@ -1,5 +1,6 @@
 """--init_from: a run's tower starts from an earlier export's weights, layer by layer."""
 
+import dataclasses
 import os
 
 import keras
@@ -20,7 +21,8 @@ INFO = DATASETS["cifar100"]
 
 def _tower(seed: int, **settings) -> keras.Model:
     keras.utils.set_random_seed(seed)
-    return build.build_tower(TrainConfig(workdir="unused", depth=8, **settings), INFO)
+    settings = {"depth": 8, **settings}
+    return build.build_tower(TrainConfig(workdir="unused", **settings), INFO)
 
 
 def _weights(tower: keras.Model, name: str) -> list[np.ndarray]:
@@ -49,6 +51,12 @@ def test_every_layer_of_the_source_is_copied_and_a_new_neck_starts_fresh():
 def test_a_tower_built_otherwise_is_one_sentence():
     with pytest.raises(UserError, match="has a layer 'neck' that this run's tower lacks"):
         warm_start.copy_weights(_tower(1, neck="batchnorm"), _tower(2), "--init_from=X")
+    deeper = _tower(2, depth=14)
+    before = deeper.get_weights()
+    with pytest.raises(UserError, match="This run's tower has a layer 'stage1_block2_1_bn'"):
+        warm_start.copy_weights(_tower(1), deeper, "--init_from=X")
+    for a, b in zip(before, deeper.get_weights(), strict=True):  # nothing was half copied
+        np.testing.assert_array_equal(a, b)
     dense = dict(embedding="dense", embedding_dim=32)
     with pytest.raises(UserError) as raised:
         warm_start.copy_weights(_tower(1, **dense), _tower(2, embedding="dense"), "--init_from=X")
@@ -154,3 +162,15 @@ def test_a_run_starts_from_the_exports_weights(capsys, tmp_path):
     for name in convolutions:
         np.testing.assert_allclose(_weights(trained, name)[0], _weights(source, name)[0], atol=1e-7)
     assert "neck" in [layer.name for layer in trained.layers]
+    # The budget says where the run started: the report prints it beside the run's images.
+    from keras_siamese.evaluation import report
+    from keras_siamese.evaluation.results import RunFacts
+    from keras_siamese.serving import metadata
+
+    budget = metadata.read(str(workdir / "export")).metrics.budget
+    assert budget.init_from == source_dir
+    facts = RunFacts(export="e", dataset="mnist", split="6_4", distance="cosine", depth=8)
+    text = report.budget_text(dataclasses.replace(facts, budget=budget))
+    assert text.startswith("triplet, depth 8, 1 ep × 1 steps × 24 images") and text.endswith(
+        f", from {source_dir}"
+    )

@@ -124,7 +124,8 @@ def _reference_rows(evaluation: RunEvaluation) -> tuple[dict, dict]:
 
 
 def budget_text(run: RunFacts) -> str:
-    """`triplet, depth 56, 150 ep × 390 steps × 384 images (100% of the reference's), 31 h`."""
+    """`triplet, depth 56, 150 ep × 390 steps × 384 images (100% of the reference's), 31 h`,
+    and `, from W/export` for a run that started from an earlier run's weights."""
     budget = run.budget
     if not budget:
         return _DASH
@@ -137,10 +138,11 @@ def budget_text(run: RunFacts) -> str:
         wall = f"{seconds / 60:.0f} min"
     else:
         wall = f"{seconds:.0f} s"
+    start = f", from {budget.init_from}" if budget.init_from else ""
     return (
         f"{budget.objective}, depth {run.depth}, {budget.epochs} ep "
         f"× {budget.steps_per_epoch} steps × {per_step} images ({share:.2g}% of the "
-        f"reference's), {wall}"
+        f"reference's), {wall}{start}"
     )
 
 

@@ -205,6 +205,7 @@ class Budget(JsonRecord):
     batch_size: int
     images_per_step: int | None = None
     train_seconds: float = 0.0
+    init_from: str | None = None  # the export it started from, whose images are not counted
 
     @property
     def tower_images_per_step(self) -> int:

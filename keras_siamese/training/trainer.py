@@ -374,6 +374,7 @@ def train_and_evaluate(
         batch_size=config.batch_size,
         images_per_step=config.images_per_batch,
         train_seconds=round(train_seconds, 1),
+        init_from=config.init_from or None,
     )
     metrics = dataclasses.replace(
         protocol.evaluate(embeddings, config.distance).metrics, budget=budget

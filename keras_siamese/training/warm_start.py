@@ -65,6 +65,7 @@ def copy_weights(source: keras.Model, tower: keras.Model, flag: str) -> list[str
             (but for `FRESH_LAYERS`), or their weights differ in shape.
     """
     targets = {layer.name: layer for layer in tower.layers if layer.weights}
+    pairs = []  # every pair is checked before any weight is set
     for layer in source.layers:
         if not layer.weights:
             continue
@@ -81,11 +82,13 @@ def copy_weights(source: keras.Model, tower: keras.Model, flag: str) -> list[str
                 f"{[tuple(w.shape) for w in target.weights]}: build the tower alike (--depth, "
                 "--embedding, --embedding_dim, --pool_grid)."
             )
-        target.set_weights(layer.get_weights())
+        pairs.append((layer, target))
     unmatched = sorted(set(targets) - FRESH_LAYERS)
     if unmatched:
         raise UserError(
             f"This run's tower has a layer {unmatched[0]!r} that the tower of {flag} lacks: "
             "build it alike (--depth, --embedding, --pool_grid)."
         )
+    for layer, target in pairs:
+        target.set_weights(layer.get_weights())
     return sorted(targets)
