@@ -29,10 +29,10 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-# Test files run in three processes (a file's tests stay together and share its fixtures);
+# Test files run in two processes (a file's tests stay together and share its fixtures);
 # plain `pytest` runs them in one, for debugging.
 test: lint
-	$(BIN)/python -m pytest -n 3 --dist loadfile
+	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 clean:
 	rm -rf $(VENV) runs build *.egg-info

@@ -164,8 +164,8 @@ def train_error(capsys, *args: str) -> str:
     return program_error(capsys, "train_main", "--data_dir=/nonexistent", *args)
 
 
-# The heaviest files first, so that `pytest -n 3 --dist loadfile` (which hands out whole
-# files in collection order) ends with short ones on every process.
+# The heaviest files first, so that `pytest -n 2 --dist loadfile` (which hands out whole
+# files in collection order) ends with short ones on both processes.
 HEAVY_FIRST = ("test_eval_main", "test_tuning", "test_multi_worker", "test_faults", "test_bench")
 
 
