@@ -54,9 +54,7 @@ def rebuild_partition(metadata: ExportMetadata, dataset: ImageDataset) -> splits
             f"({dataset.class_names[:3]}... vs {names[:3]}...): point --data_dir at the same "
             f"{name} data."
         )
-    split = splits.make_split(
-        metadata.split, dataset.num_classes, metadata.split_order, metadata.split_seed
-    )
+    split = metadata.class_split()
     if metadata.seen_classes is not None and list(split.seen) != list(metadata.seen_classes):
         raise UserError(
             "The split rebuilt from metadata.json does not match its recorded seen classes: "

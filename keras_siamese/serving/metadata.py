@@ -13,6 +13,7 @@ import json
 import os
 
 from keras_siamese import files
+from keras_siamese.data import splits
 from keras_siamese.data.datasets import DATASETS
 from keras_siamese.errors import UserError
 from keras_siamese.evaluation.results import JsonRecord, Metrics
@@ -54,6 +55,11 @@ class ExportMetadata(JsonRecord):
     config: dict = dataclasses.field(default_factory=dict)
     versions: dict = dataclasses.field(default_factory=dict)
     metrics: Metrics | None = None
+
+    def class_split(self) -> splits.Split:
+        """The split of classes into seen and unseen that the exported model was trained on."""
+        num_classes = DATASETS[self.dataset].num_classes
+        return splits.make_split(self.split, num_classes, self.split_order, self.split_seed)
 
     @property
     def has_options(self) -> bool:

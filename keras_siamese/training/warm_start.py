@@ -11,7 +11,6 @@ from __future__ import annotations
 import keras
 
 from keras_siamese.data import splits
-from keras_siamese.data.datasets import DATASETS
 from keras_siamese.errors import UserError
 from keras_siamese.model import test_time
 from keras_siamese.serving import export, metadata
@@ -33,9 +32,7 @@ def load_source(export_dir: str, dataset: str, split: splits.Split) -> keras.Mod
     flag = f"--init_from={export_dir}"
     if meta.dataset != dataset:
         raise UserError(f"{flag} was trained on {meta.dataset}, not on {dataset}.")
-    num_classes = DATASETS[meta.dataset].num_classes
-    trained_on = splits.make_split(meta.split, num_classes, meta.split_order, meta.split_seed).seen
-    leaked = sorted(set(trained_on) & set(split.unseen))
+    leaked = sorted(set(meta.class_split().seen) & set(split.unseen))
     if leaked:
         raise UserError(
             f"{flag} was trained on {len(leaked)} of the classes that split {split.name} holds "
