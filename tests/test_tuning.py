@@ -105,7 +105,7 @@ def resumed_search(data_root, tmp_path_factory):
     done_before = _completed_trials(workdir)
     with open(os.path.join(workdir, "search", done_before[0], "trial.json")) as f:
         first_trial = json.load(f)
-    # The rerun and the poisoned search run in this process: only the killed one needs its own.
+    # The rerun runs in this process: only the killed search needs its own.
     rerun = program_output("train_main", *command[2:])
     return workdir, done_before, first_trial, rerun, poisoned
 
