@@ -78,7 +78,7 @@ def test_evaluation_bench_prints_embedding_and_metric_figures():
         "--images=100",
         "--batch_size=50",
         "--repeats=1",
-        "--splits=90_10,50_50",
+        "--splits=90_10,80_20",
     )
     assert result.returncode == 0, result.stderr[-2000:]
     embed, *metrics = _json_lines(result.stdout)
@@ -89,8 +89,8 @@ def test_evaluation_bench_prints_embedding_and_metric_figures():
     flops += 2 * 9 * 64 * (32 * 64 + 64 * 64)
     assert embed["gflop_per_image"] == round(flops / 1e9, 4)
     assert embed["matmul_gflops"] > 0
-    assert [m["split"] for m in metrics] == ["90_10", "50_50"]
-    assert [m["unseen_images"] for m in metrics] == [1000, 5000]
+    assert [m["split"] for m in metrics] == ["90_10", "80_20"]
+    assert [m["unseen_images"] for m in metrics] == [1000, 2000]
     assert all(m["seconds"] > 0 for m in metrics)
 
 

@@ -13,13 +13,16 @@ import pytest
 
 from keras_siamese import workdir as wd
 from keras_siamese.evaluation import report
-from tests.conftest import ROOT, program_error, program_output, program_run, run_main
+from tests.conftest import (
+    ROOT,
+    TEST_IMAGES_PER_CLASS,
+    program_error,
+    program_output,
+    program_run,
+    run_main,
+)
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-
-def _cifar(data_root: str) -> str:
-    return os.path.join(data_root, "cifar100")
 
 
 def _load(path: str) -> dict:
@@ -33,18 +36,18 @@ def _assert_png(path: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def runs_dir(tmp_path_factory, smoke_run, data_root) -> str:
-    """Three evaluated runs: the 90_10 smoke run (with an extra flip-averaged row and the
-    projector's files), a 100_0
-    one, and a batch-hard 90_10 one with a batch-norm neck, test-time options built into its
-    export, snapshots (stopped by its time budget after its first epoch) and its learning
-    curve.
+def runs_dir(tmp_path_factory, smoke_run, cifar_dir) -> str:
+    """Three evaluated runs on `cifar_dir`: the 90_10 smoke run (with an extra flip-averaged
+    row and the projector's files), a 100_0 one, and a batch-hard 10_90 one with a
+    batch-norm neck, test-time options built into its export, snapshots (stopped by its
+    time budget after its first epoch) and its learning curve.
     """
     runs = tmp_path_factory.mktemp("runs")
     shutil.copytree(smoke_run, runs / "90_10")
     extra = {
         "100_0": ["--split=100_0", "--epochs=1"],
         "hard": [
+            "--split=10_90",  # ten seen classes: a small centring sample
             "--objective=batch_hard",
             "--classes_per_batch=8",
             "--snapshot_every=1",
@@ -54,7 +57,7 @@ def runs_dir(tmp_path_factory, smoke_run, data_root) -> str:
             "--center=seen",
         ],
     }
-    smoke = ["--flagfile=flags/smoke.flags", f"--data_dir={_cifar(data_root)}"]
+    smoke = ["--flagfile=flags/smoke.flags", f"--data_dir={cifar_dir}"]
     for name, args in extra.items():  # in this process: the program's imports are paid once
         program_output("train_main", *smoke, f"--workdir={runs / name}", *args)
     # Evaluated in this process (the process contract is tested below); the 100_0 run
@@ -62,7 +65,7 @@ def runs_dir(tmp_path_factory, smoke_run, data_root) -> str:
     evaluations = [
         (
             f"--workdir={runs / '90_10'}",
-            f"--data_dir={_cifar(data_root)}",
+            f"--data_dir={cifar_dir}",
             "--tta=flip",
             "--projector",
         ),
@@ -87,17 +90,18 @@ def test_eval_json_has_every_metric_and_the_four_figures(runs_dir):
     assert 0.0 <= pair["roc_auc"] <= 1.0 and 0.0 <= pair["equal_error_rate"] <= 1.0
     fewshot = unseen["fewshot_pairs"]
     assert {"balanced_fixed", "balanced_calibrated", "reference"} <= set(fewshot)
-    # 10 supports against the 990 other unseen test images, 99 of each class.
-    assert fewshot["reference"]["accuracy"]["count"] == 10 * 990
+    # 10 supports against the other unseen test images (of 10 x TEST_IMAGES_PER_CLASS).
+    per_class = TEST_IMAGES_PER_CLASS
+    assert fewshot["reference"]["accuracy"]["count"] == 10 * (10 * per_class - 10)
     assert fewshot["reference"]["always_different"] == pytest.approx(0.9)
     oneshot = unseen["oneshot"]
-    assert oneshot["ways"] == 10 and oneshot["first_support"]["count"] == 990
+    assert oneshot["ways"] == 10 and oneshot["first_support"]["count"] == 10 * (per_class - 1)
     assert oneshot["random_supports"]["count"] == 100
     assert [(x["ways"], x["shots"], x["episodes"]) for x in unseen["episodes"]] == [
         (5, 1, 1000),
         (5, 5, 1000),
     ]
-    assert unseen["retrieval"]["recall_at_1"]["count"] == 1000
+    assert unseen["retrieval"]["recall_at_1"]["count"] == 10 * per_class
     assert 0.0 <= unseen["retrieval"]["map_at_r"]["value"] <= 1.0
     assert e["figures"] == list(wd.FIGURES)
     for name in wd.FIGURES:
@@ -135,7 +139,7 @@ def test_test_time_options_are_an_extra_row_beside_the_protocol(runs_dir):
     assert row["metrics"]["unseen"]["episodes"] != plain["unseen"]["episodes"]
 
 
-def test_an_export_with_options_serves_them_to_every_client(runs_dir, data_root):
+def test_an_export_with_options_serves_them_to_every_client(runs_dir, cifar_dir):
     from keras_siamese.model import test_time
     from keras_siamese.serving import export, metadata
 
@@ -153,7 +157,7 @@ def test_an_export_with_options_serves_them_to_every_client(runs_dir, data_root)
     from keras_siamese.data.datasets import load_dataset
     from keras_siamese.evaluation import export_eval
 
-    part = export_eval.rebuild_partition(meta, load_dataset("cifar100", _cifar(data_root)))
+    part = export_eval.rebuild_partition(meta, load_dataset("cifar100", cifar_dir))
     seen = part.train_images[test_time.centring_sample(part.train_labels)]
     flipped = (tower.predict(seen, verbose=0) + tower.predict(seen[:, :, ::-1], verbose=0)) / 2
     mean = served.get_layer("centre").get_weights()[0]
@@ -167,18 +171,18 @@ def test_an_export_with_options_serves_them_to_every_client(runs_dir, data_root)
     assert (row["tta"], row["center"]) == ("flip", "seen")
 
 
-def test_the_projector_shows_the_unseen_test_images_as_the_export_embeds_them(runs_dir, data_root):
+def test_the_projector_shows_the_unseen_test_images_as_the_export_embeds_them(runs_dir, cifar_dir):
     from keras_siamese.serving.similarity import Similarity
     from tests.test_projector import check_projector_files
 
     run = os.path.join(runs_dir, "90_10")
-    with np.load(os.path.join(_cifar(data_root), "cifar100_test.npz")) as data:
+    with np.load(os.path.join(cifar_dir, "cifar100_test.npz")) as data:
         images, labels = data["images"], data["fine_labels"]
     unseen = labels >= 90
     names = _load(os.path.join(run, "export", "metadata.json"))["class_names"]
     embeddings = Similarity.load(os.path.join(run, "export")).embed(images[unseen])
     classes = [names[int(label)] for label in labels[unseen]]
-    check_projector_files(os.path.join(run, "logs"), embeddings, classes, ["unseen"] * 1000)
+    check_projector_files(os.path.join(run, "logs"), embeddings, classes, ["unseen"] * len(classes))
 
 
 def test_split_without_unseen_classes_has_no_unseen_metrics(runs_dir):
@@ -227,7 +231,7 @@ def test_time_budget_stops_training_and_snapshots_make_a_learning_curve(runs_dir
     (point,) = curve["points"]
     assert point["epoch"] == 1 and point["train_seconds"] > 0
     assert point["metrics"]["seen"]["triplet_accuracy"]["count"] == 10_000
-    assert point["metrics"]["unseen"]["oneshot"]["ways"] == 10
+    assert point["metrics"]["unseen"]["oneshot"]["ways"] == 90
     # The last snapshot is the exported model (one epoch, best = last), so the curve's
     # unseen-class metrics, computed on all unseen test images, equal eval.json's.
     evaluated = _load(os.path.join(run, wd.EVAL_FILE))
@@ -243,7 +247,7 @@ def test_snapshots_of_a_run_without_them_are_refused(capsys, runs_dir):
     assert "holds no snapshots" in program_error(capsys, "eval_main", run, "--snapshots")
 
 
-def test_killed_evaluation_leaves_a_complete_eval_json(runs_dir, data_root, tmp_path):
+def test_killed_evaluation_leaves_a_complete_eval_json(runs_dir, cifar_dir, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(os.path.join(runs_dir, "100_0"), run)
     before = _load(str(run / wd.EVAL_FILE))
@@ -253,7 +257,7 @@ def test_killed_evaluation_leaves_a_complete_eval_json(runs_dir, data_root, tmp_
             "-u",
             os.path.join(ROOT, "eval_main.py"),
             f"--workdir={run}",
-            f"--data_dir={_cifar(data_root)}",
+            f"--data_dir={cifar_dir}",
             "--seed=7",
         ],
         cwd=ROOT,
@@ -273,7 +277,7 @@ def test_killed_evaluation_leaves_a_complete_eval_json(runs_dir, data_root, tmp_
     assert after["seed"] in (before["seed"], 7)
     assert set(after) == set(before)
     # The rerun (in this process) writes the whole evaluation again.
-    rerun = ("eval_main", f"--workdir={run}", f"--data_dir={_cifar(data_root)}")
+    rerun = ("eval_main", f"--workdir={run}", f"--data_dir={cifar_dir}")
     assert program_run(*rerun) == 0
     assert _load(str(run / wd.EVAL_FILE)) == before
 
@@ -286,13 +290,13 @@ def _error_line(result: subprocess.CompletedProcess) -> str:
     return lines[-1]
 
 
-def test_export_of_another_data_set_is_refused(capsys, tmp_path, runs_dir, data_root):
+def test_export_of_another_data_set_is_refused(capsys, tmp_path, runs_dir, cifar_dir):
     run = tmp_path / "run"
     shutil.copytree(os.path.join(runs_dir, "90_10"), run, ignore=shutil.ignore_patterns("*.json"))
     os.makedirs(run / "export", exist_ok=True)
     meta = _load(os.path.join(runs_dir, "90_10", "export", "metadata.json"))
     (run / "export" / "metadata.json").write_text(json.dumps({**meta, "dataset": "mnist"}))
-    args = (f"--workdir={run}", f"--data_dir={_cifar(data_root)}")
+    args = (f"--workdir={run}", f"--data_dir={cifar_dir}")
     assert "No mnist data found" in program_error(capsys, "eval_main", *args)
     renamed = {**meta, "class_names": [f"c{i}" for i in range(100)]}
     (run / "export" / "metadata.json").write_text(json.dumps(renamed))

@@ -25,12 +25,12 @@ from tests.conftest import (
 )
 
 
-def _train_args(data_root, workdir):
+def _train_args(cifar_dir, workdir):
     """The smoke run's flags (three epochs of three steps), in another workdir."""
     return [
         "--flagfile=flags/smoke.flags",
         "--split=90_10",
-        f"--data_dir={os.path.join(data_root, 'cifar100')}",
+        f"--data_dir={cifar_dir}",
         f"--workdir={workdir}",
     ]
 
@@ -43,9 +43,9 @@ def _backup_epoch(workdir):
         return 0
 
 
-def test_killed_training_resumes_and_logs_each_epoch_once(smoke_run, data_root, tmp_path):
+def test_killed_training_resumes_and_logs_each_epoch_once(smoke_run, cifar_dir, tmp_path):
     workdir = str(tmp_path / "run")
-    args = _train_args(data_root, workdir)
+    args = _train_args(cifar_dir, workdir)
     proc = subprocess.Popen(
         [sys.executable, "train_main.py", *args],
         cwd=ROOT,

@@ -102,7 +102,7 @@ def test_two_workers_train_two_steps_to_identical_weights(data_root, tmp_path):
     assert sum(moved) > len(names) // 2
 
 
-def test_a_killed_multi_worker_run_resumes_and_the_chief_exports(data_root, tmp_path):
+def test_a_killed_multi_worker_run_resumes_and_the_chief_exports(cifar_dir, tmp_path):
     workdir = tmp_path / "run"
     command = [
         sys.executable,
@@ -113,7 +113,7 @@ def test_a_killed_multi_worker_run_resumes_and_the_chief_exports(data_root, tmp_
         "--batch_size=8",
         "--val_fraction=0.01",
         "--strategy=multi_worker",
-        f"--data_dir={os.path.join(data_root, 'cifar100')}",
+        f"--data_dir={cifar_dir}",
         f"--workdir={workdir}",
     ]
     history = workdir / "history.csv"

@@ -11,7 +11,7 @@ import tensorflow as tf
 from keras_siamese.data import datasets
 from keras_siamese.model import resnet, siamese
 from keras_siamese.serving import export
-from tests.conftest import run_main, sample_metadata
+from tests.conftest import TEST_IMAGES_PER_CLASS, run_main, sample_metadata
 
 
 def _read(*parts: str) -> str:
@@ -24,7 +24,9 @@ def test_smoke_run_writes_metrics_export_and_config(smoke_run):
     assert 0.0 <= metrics["seen"]["triplet_accuracy"]["value"] <= 1.0
     assert metrics["seen"]["triplet_accuracy"]["count"] == 10_000
     assert metrics["unseen"]["oneshot"]["ways"] == 10
-    assert metrics["unseen"]["oneshot"]["first_support"]["count"] == 10 * 99
+    # Each unseen class's first test image is its support; the others are queries.
+    per_class = TEST_IMAGES_PER_CLASS
+    assert metrics["unseen"]["oneshot"]["first_support"]["count"] == 10 * (per_class - 1)
     assert metrics["budget"]["epochs"] == 3
     for name in ("saved_model.pb", "metadata.json", "tower.keras"):
         assert os.path.exists(os.path.join(smoke_run, "export", name)), name
@@ -96,7 +98,7 @@ def test_bad_flags_exit_with_one_line_and_write_nothing(tmp_path, flag, message)
     assert not workdir.exists()
 
 
-def test_workdir_of_another_configuration_is_refused_untouched(smoke_run, data_root):
+def test_workdir_of_another_configuration_is_refused_untouched(smoke_run, cifar_dir):
     before = {
         name: os.path.getmtime(os.path.join(smoke_run, name)) for name in os.listdir(smoke_run)
     }
@@ -104,7 +106,7 @@ def test_workdir_of_another_configuration_is_refused_untouched(smoke_run, data_r
         "train_main.py",
         "--flagfile=flags/smoke.flags",
         "--split=80_20",
-        f"--data_dir={os.path.join(data_root, 'cifar100')}",
+        f"--data_dir={cifar_dir}",
         f"--workdir={smoke_run}",
     )
     assert result.returncode == 1
