@@ -28,7 +28,7 @@ from absl import app, flags  # noqa: E402
 
 from keras_siamese import workdir as wd  # noqa: E402
 from keras_siamese.errors import UserError  # noqa: E402
-from keras_siamese.evaluation.plots import curve_series  # noqa: E402
+from keras_siamese.evaluation import plots  # noqa: E402
 from keras_siamese.evaluation.results import LearningCurve  # noqa: E402
 from keras_siamese.serving import metadata as export_metadata  # noqa: E402
 
@@ -65,7 +65,7 @@ def read_curve(workdir: str, metric: str) -> list[dict]:
     if metrics is None or metrics.budget is None:
         raise UserError(f"{workdir}'s export records no training budget to count images by.")
     per_epoch = metrics.budget.images_per_epoch
-    series = curve_series(curve.points)
+    series = plots.curve_series(curve.points)
     return [
         {"images": p.epoch * per_epoch, "seconds": p.train_seconds, "accuracy": value}
         for p, value in zip(curve.points, series[metric], strict=True)
@@ -109,27 +109,6 @@ def compare(
     return rows, summary
 
 
-def _plot(curves: dict[str, list[dict]], metric: str, path: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.4, 4.0))
-    for name, points in curves.items():
-        xs = [p["images"] for p in points]
-        label = os.path.basename(os.path.normpath(name))
-        ax.plot(xs, [100 * p["accuracy"] for p in points], marker="o", markersize=3, label=label)
-    ax.set_xscale("log")
-    ax.set_xlabel("images through the tower (log scale)")
-    ax.set_ylabel(f"{metric} accuracy (%)")
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
 def main(argv: list[str]) -> None:
     del argv
     if not _BASELINE.value or not _CANDIDATES.value:
@@ -147,7 +126,12 @@ def main(argv: list[str]) -> None:
             print(json.dumps({"candidate": name, "metric": _METRIC.value, **row}))
         print(json.dumps({"candidate": name, "metric": _METRIC.value, "summary": summary}))
     if _FIGURE.value:
-        _plot({_BASELINE.value: baseline, **candidates}, _METRIC.value, _FIGURE.value)
+        runs = {_BASELINE.value: baseline, **candidates}
+        curves = {
+            os.path.basename(os.path.normpath(name)): [(p["images"], p["accuracy"]) for p in curve]
+            for name, curve in runs.items()
+        }
+        plots.plot_accuracy_against_images(curves, f"{_METRIC.value} accuracy (%)", _FIGURE.value)
 
 
 if __name__ == "__main__":

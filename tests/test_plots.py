@@ -1,6 +1,7 @@
 """Figures are drawn even for a model that maps every image to one point."""
 
 import numpy as np
+import pytest
 
 from keras_siamese.evaluation import plots, protocol
 
@@ -50,3 +51,24 @@ def test_every_run_of_a_report_has_its_own_line_style():
     # colour and differs in its line.
     assert styles[0]["linestyle"] == "-" and styles[10]["color"] == styles[0]["color"]
     assert styles[10]["linestyle"] != "-"
+
+
+def test_accuracy_against_images_draws_runs_of_any_budget_and_writes_it_whole(
+    tmp_path, monkeypatch
+):
+    curves = {"short": [(100, 0.3), (400, 0.5)], "long": [(1000, 0.2), (8000, 0.4)], "none": []}
+    path = tmp_path / "tta.png"
+    plots.plot_accuracy_against_images(curves, "5-way 1-shot (%)", str(path))
+    assert _is_png(path)
+    before = path.read_bytes()
+
+    def failing_savefig(self, *args, **kwargs):
+        raise OSError("disk full")
+
+    import matplotlib.figure
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", failing_savefig)
+    with pytest.raises(OSError, match="disk full"):
+        plots.plot_accuracy_against_images(curves, "5-way 1-shot (%)", str(path))
+    # The earlier figure is left as it was, and nothing half-written beside it.
+    assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["tta.png"]

@@ -242,6 +242,24 @@ def plot_learning_curves(
     _save(fig, path)
 
 
+def plot_accuracy_against_images(
+    curves: dict[str, list[tuple[int, float]]], ylabel: str, path: str
+) -> None:
+    """One line per run of `(images through the tower, accuracy)` points, images on a
+    log scale: runs of very different budgets side by side."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    for (name, points), style in zip(curves.items(), run_styles(len(curves)), strict=True):
+        xs, ys = zip(*points, strict=True) if points else ((), ())
+        ax.plot(xs, [100 * y for y in ys], markersize=3, label=name, **style)
+    ax.set_xscale("log")
+    ax.set_xlabel("images through the tower (log scale)")
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    _save(fig, path)
+
+
 def plot_learning_curve(
     points: list[CurvePoint], path: str, images_per_epoch: int | None = None
 ) -> None:
