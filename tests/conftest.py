@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import fcntl
 import os
+import pathlib
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -68,7 +70,7 @@ def run_mains(
     return results
 
 
-def _shared_once(tmp_path_factory, name: str, make) -> str:
+def _shared_once(tmp_path_factory, name: str, make: Callable[[pathlib.Path], None]) -> str:
     """The folder `name` of this test session, made once by `make(folder)`.
 
     The processes of `pytest -n` share it through their common temporary folder, the
@@ -113,8 +115,9 @@ def cifar_dir(data_root, tmp_path_factory) -> str:
         keep = np.concatenate(
             [np.flatnonzero(labels == c)[:TEST_IMAGES_PER_CLASS] for c in np.unique(labels)]
         )
-        for key in ("images", "fine_labels", "coarse_labels"):
-            arrays[key] = arrays[key][keep]
+        for key, values in arrays.items():
+            if len(values) == len(labels):  # per image; the class names stay whole
+                arrays[key] = values[keep]
         np.savez(folder / "cifar100_test.npz", **arrays)
 
     return _shared_once(tmp_path_factory, "cifar_small", make)
