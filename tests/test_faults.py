@@ -268,3 +268,15 @@ def test_class_without_a_positive_pair_is_refused_before_the_workdir(capsys, tmp
         "and training needs at least 2."
     )
     assert not workdir.exists()
+
+
+def test_a_best_value_of_another_monitor_is_not_compared_against(tmp_path):
+    from keras_siamese.training.callbacks import BestWeights
+
+    path = str(tmp_path / "best.weights.h5")
+    with open(f"{path}.json", "w") as f:
+        json.dump({"epoch": 1, "monitor": "val_loss", "value": 0.01}, f)
+    same, other = BestWeights(path, "val_loss"), BestWeights(path, "val_violating_fraction")
+    for callback in (same, other):
+        callback.on_train_begin()
+    assert same.best == 0.01 and other.best == float("inf")

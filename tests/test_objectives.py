@@ -135,3 +135,31 @@ def test_batch_hard_warm_up_ends_with_the_optimizers_step_count(cifar_subset):
     model.train_on_batch(x, y)  # two steps: one epoch of 2, the warm-up, is over
     logged, every, hardest = losses_now()
     assert logged == pytest.approx(hardest, rel=1e-4) and every != pytest.approx(hardest, rel=1e-2)
+
+
+def test_batch_all_keeps_the_weights_of_the_fewest_violating_triplets(cifar_subset, tmp_path):
+    import json
+
+    from keras_siamese.training import trainer
+    from keras_siamese.training.callbacks import BestWeights
+
+    monitors = {o: trainer.best_weights_monitor(_config(o), True) for o in OBJECTIVES}
+    assert monitors.pop("batch_all") == "val_violating_fraction"
+    assert set(monitors.values()) == {"val_loss"}
+    assert trainer.best_weights_monitor(_config("batch_all"), False) == "violating_fraction"
+
+    dataset, images, labels = cifar_subset
+    config = _config("batch_all", neck="batchnorm")
+    keras.utils.set_random_seed(0)
+    model = build.build_training_model(config, build.build_tower(config, dataset.info))
+    x, y = _fixed_batch(config, images, labels)
+    path = str(tmp_path / "best.weights.h5")
+    callback = BestWeights(path, trainer.best_weights_monitor(config, True))
+    history = model.fit(x, y, validation_data=(x, y), epochs=3, verbose=0, callbacks=[callback])
+    # The monitored value is logged by training, and the kept epoch is its lowest.
+    fractions = history.history["val_violating_fraction"]
+    with open(f"{path}.json") as f:
+        record = json.load(f)
+    assert record["monitor"] == "val_violating_fraction"
+    assert record["value"] == pytest.approx(min(fractions))
+    assert record["epoch"] == 1 + int(np.argmin(fractions))

@@ -44,8 +44,11 @@ class BestWeights(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         try:
             with open(self.record_path, encoding="utf-8") as f:
-                self.best = float(json.load(f)["value"])
-        except (OSError, ValueError, KeyError, TypeError):
+                record = json.load(f)
+            # A best value of another monitor (an older run's) is not comparable.
+            same = record.get("monitor", self.monitor) == self.monitor
+            self.best = float(record["value"]) if same else math.inf
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
             self.best = math.inf
 
     def on_epoch_end(self, epoch, logs=None):

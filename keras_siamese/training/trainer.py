@@ -143,6 +143,17 @@ def steps_per_epoch(config: TrainConfig, num_train_images: int) -> int:
     return steps
 
 
+def best_weights_monitor(config: TrainConfig, has_validation: bool) -> str:
+    """The logged value whose lowest epoch gives the run's best (exported) weights.
+
+    The validation loss, except for batch_all: its loss is the mean over the triplets
+    that still violate the margin, which rises as the easy ones drop out, so the share of
+    triplets violating it judges the embedding instead.
+    """
+    name = "violating_fraction" if config.objective == "batch_all" else "loss"
+    return f"val_{name}" if has_validation else name
+
+
 def _callbacks(
     config: TrainConfig, tower: keras.Model, has_validation: bool
 ) -> list[keras.callbacks.Callback]:
@@ -152,7 +163,7 @@ def _callbacks(
         keras.callbacks.CSVLogger(os.path.join(workdir, wd.HISTORY_FILE), append=True),
         BestWeights(
             os.path.join(workdir, wd.BEST_WEIGHTS),
-            "val_loss" if has_validation else "loss",
+            best_weights_monitor(config, has_validation),
             first_epoch=config.mining_warmup_epochs,
         ),
         keras.callbacks.TensorBoard(os.path.join(workdir, wd.LOGS_DIR), write_graph=False),
