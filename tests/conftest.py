@@ -92,9 +92,35 @@ def _shared_once(tmp_path_factory, name: str, make: Callable[[pathlib.Path], Non
     return str(folder)
 
 
+def rewritten_copy(
+    source: str, target: pathlib.Path, rewrite: dict[str, Callable[[dict], dict]]
+) -> str:
+    """`target` filled with links to the files of `source`, except the .npz files named
+    in `rewrite`, written anew with `rewrite[name](their arrays)`; returns `target`."""
+    target.mkdir(parents=True, exist_ok=True)
+    for name in sorted(os.listdir(source)):
+        path = os.path.join(source, name)
+        if name in rewrite:
+            with np.load(path) as npz:
+                arrays = {key: npz[key] for key in npz.files}
+            np.savez(target / name, **rewrite[name](arrays))
+        else:
+            os.symlink(os.path.abspath(path), target / name)
+    return str(target)
+
+
 # Test images kept of each CIFAR-100 class in `cifar_dir`: every evaluation embeds the
 # whole test split, and a fifth of it measures the same protocol five times faster.
 TEST_IMAGES_PER_CLASS = 20
+
+
+def _first_test_images(arrays: dict) -> dict:
+    labels = arrays["fine_labels"]
+    keep = np.concatenate(
+        [np.flatnonzero(labels == c)[:TEST_IMAGES_PER_CLASS] for c in np.unique(labels)]
+    )
+    # Every per-image array is cut; the class names stay whole.
+    return {k: v[keep] if len(v) == len(labels) else v for k, v in arrays.items()}
 
 
 @pytest.fixture(scope="session")
@@ -106,19 +132,7 @@ def cifar_dir(data_root, tmp_path_factory) -> str:
 
     def make(folder):
         source = os.path.join(data_root, "cifar100")
-        for name in os.listdir(source):
-            if name != "cifar100_test.npz":
-                os.symlink(os.path.abspath(os.path.join(source, name)), folder / name)
-        with np.load(os.path.join(source, "cifar100_test.npz")) as npz:
-            arrays = {key: npz[key] for key in npz.files}
-        labels = arrays["fine_labels"]
-        keep = np.concatenate(
-            [np.flatnonzero(labels == c)[:TEST_IMAGES_PER_CLASS] for c in np.unique(labels)]
-        )
-        for key, values in arrays.items():
-            if len(values) == len(labels):  # per image; the class names stay whole
-                arrays[key] = values[keep]
-        np.savez(folder / "cifar100_test.npz", **arrays)
+        rewritten_copy(source, folder, {"cifar100_test.npz": _first_test_images})
 
     return _shared_once(tmp_path_factory, "cifar_small", make)
 

@@ -18,7 +18,7 @@ import pytest
 from keras_siamese import cli
 from keras_siamese.config import TrainConfig
 from keras_siamese.data import splits
-from tests.conftest import ROOT, program_flags, program_output
+from tests.conftest import ROOT, program_flags, program_output, rewritten_copy
 
 # A search of a few seconds per trial: depth 8, two steps of 8 triplets, 4 held-out classes.
 SEARCH_FLAGS = (
@@ -64,21 +64,17 @@ def _completed_trials(workdir: str) -> list[str]:
 
 def _poisoned_copy(data_dir: str, target) -> str:
     """CIFAR-100 with every test image and every unseen-class (90-99) image replaced by noise."""
-    target.mkdir()
     rng = np.random.default_rng(1)
-    for name in sorted(os.listdir(data_dir)):
-        source = os.path.join(data_dir, name)
-        if name == "cifar100_test.npz" or name == "cifar100_train_part4.npz":
-            with np.load(source) as npz:
-                arrays = {key: npz[key] for key in npz.files}
-            labels = arrays["fine_labels"]
-            poison = np.ones(len(labels), bool) if "test" in name else labels >= 90
-            noise = rng.integers(0, 256, arrays["images"].shape, dtype=np.uint8)
-            arrays["images"] = np.where(poison[:, None, None, None], noise, arrays["images"])
-            np.savez(target / name, **arrays)
-        else:
-            os.symlink(os.path.abspath(source), target / name)
-    return str(target)
+
+    def noise_where(arrays: dict, poison: np.ndarray) -> dict:
+        noise = rng.integers(0, 256, arrays["images"].shape, dtype=np.uint8)
+        return {**arrays, "images": np.where(poison[:, None, None, None], noise, arrays["images"])}
+
+    rewrite = {
+        "cifar100_test.npz": lambda a: noise_where(a, np.ones(len(a["fine_labels"]), bool)),
+        "cifar100_train_part4.npz": lambda a: noise_where(a, a["fine_labels"] >= 90),
+    }
+    return rewritten_copy(data_dir, target, rewrite)
 
 
 @pytest.fixture(scope="module")
