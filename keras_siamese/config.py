@@ -187,6 +187,13 @@ class TrainConfig:
         "hardest positive, only push that negative away (its cosine similarity is the loss) "
         "instead of the triplet's pull and push (Xuan et al. 2020).",
     )
+    root_distance: bool = setting(
+        False,
+        "batch_*: the loss compares the square roots of the distances, the plain (not "
+        "squared) euclidean distance of Hermans et al. 2017 (under cosine distance "
+        "sqrt(1 - cos)); --margin and violating_fraction are in those units. Evaluation "
+        "is unchanged: the roots keep the distances' order.",
+    )
     mining_warmup_epochs: int = setting(
         0,
         "batch_hard: mine every violating triplet of the batch (as batch_all does) for this "
@@ -400,6 +407,14 @@ class TrainConfig:
             raise ConfigError(
                 "--selective_contrast is for --objective=batch_hard with --distance=cosine, not "
                 f"--objective={self.objective} with --distance={self.distance}."
+            )
+        if self.root_distance and not self.uses_pk_batches:
+            raise ConfigError(
+                f"--root_distance is for the batch_* objectives, not --objective={self.objective}."
+            )
+        if self.root_distance and self.selective_contrast:
+            raise ConfigError(
+                "--selective_contrast compares cosines, so it does not take --root_distance."
             )
         if self.mining_warmup_epochs:
             if self.objective != "batch_hard":

@@ -98,6 +98,11 @@ def test_the_split_flagfiles_keep_the_reference_protocol():
             ["--objective=batch_hard", "--distance=euclidean", "--selective_contrast"],
             "--selective_contrast is for --objective=batch_hard with --distance=cosine",
         ),
+        (["--root_distance"], "--root_distance is for the batch_* objectives, not --objective=tri"),
+        (
+            ["--objective=batch_hard", "--selective_contrast", "--root_distance"],
+            "--selective_contrast compares cosines, so it does not take --root_distance",
+        ),
         (["--mining_warmup_epochs=2"], "is for --objective=batch_hard, not --objective=triplet"),
         (
             ["--objective=batch_hard", "--epochs=3", "--mining_warmup_epochs=3"],

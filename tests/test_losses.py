@@ -88,9 +88,11 @@ def _np_distances(e, distance):
     return ((e[:, None, :] - e[None, :, :]) ** 2).sum(-1)
 
 
-def _brute_force(labels, e, distance, margin):
+def _brute_force(labels, e, distance, margin, root=False):
     """Every (a, p, n) triplet of the batch, one at a time."""
     d = _np_distances(e.astype(np.float64), distance)
+    if root:
+        d = np.sqrt(np.maximum(d, 0.0))
     n = len(labels)
     all_losses, hard, semihard = [], [], []
     for a in range(n):
@@ -117,20 +119,23 @@ def _brute_force(labels, e, distance, margin):
     }
 
 
+@pytest.mark.parametrize("root", [False, True])
 @pytest.mark.parametrize("distance,margin", [("cosine", 0.3), ("euclidean", 1.0)])
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_batch_losses_match_a_brute_force_count(distance, margin, seed):
+def test_batch_losses_match_a_brute_force_count(distance, margin, seed, root):
     rng = np.random.default_rng(seed)
     # Class 3 has a single image in the batch: an anchor without positives, still a negative.
     labels = np.array([0, 0, 0, 1, 1, 2, 2, 2, 2, 3, 1, 0])
     scale = 0.6 if distance == "euclidean" else 1.0
     e = (rng.normal(size=(len(labels), 5)) * scale).astype(np.float32)
-    expected = _brute_force(labels, e, distance, margin)
-    loss, fraction = losses.batch_all_triplet_loss(labels, e, distance, margin)
+    expected = _brute_force(labels, e, distance, margin, root)
+    loss, fraction = losses.batch_all_triplet_loss(labels, e, distance, margin, root=root)
     np.testing.assert_allclose(_np(loss), expected["batch_all"], rtol=1e-4)
     np.testing.assert_allclose(_np(fraction), expected["fraction"], rtol=1e-4)
+    metric = losses.violating_fraction(labels, e, distance, margin, root=root)
+    np.testing.assert_allclose(_np(metric), expected["fraction"], rtol=1e-4)
     for kind in ("batch_hard", "batch_semihard"):
-        fn = losses.BatchTripletLoss(kind, distance, margin)
+        fn = losses.BatchTripletLoss(kind, distance, margin, root=root)
         np.testing.assert_allclose(_np(fn(labels, e)), expected[kind], rtol=1e-4, err_msg=kind)
 
 
@@ -146,14 +151,15 @@ def test_semihard_falls_back_to_the_hardest_negative():
     assert got >= 1.25 / 4
 
 
+@pytest.mark.parametrize("root", [False, True])
 @pytest.mark.parametrize("kind", ["batch_all", "batch_hard", "batch_semihard"])
 @pytest.mark.parametrize("distance", ["cosine", "euclidean"])
-def test_batch_loss_gradients_are_finite_for_identical_embeddings(kind, distance):
+def test_batch_loss_gradients_are_finite_for_identical_embeddings(kind, distance, root):
     import tensorflow as tf
 
     labels = tf.constant([0, 0, 1, 1])
     e = tf.Variable(np.ones((4, 3), np.float32))
-    fn = losses.BatchTripletLoss(kind, distance, 0.3)
+    fn = losses.BatchTripletLoss(kind, distance, 0.3, root=root)
     with tf.GradientTape() as tape:
         loss = fn(labels, tf.identity(e))  # a model's output is a tensor, not a variable
     grad = tape.gradient(loss, e)
@@ -177,6 +183,23 @@ def test_soft_margin_batch_hard_by_hand():
     assert losses.BatchTripletLoss.from_config(fn.get_config()).soft_margin
     with pytest.raises(ValueError, match="soft margin is for batch_hard"):
         losses.BatchTripletLoss("batch_all", "cosine", 0.3, soft_margin=True)
+
+
+def test_root_distance_batch_hard_by_hand():
+    # The soft-margin example's batch under plain distances: anchor 0 (at 0): hardest
+    # positive 1, hardest negative 0.5; anchor 1 (at 1): 1 and 0.5; anchor 2 (at 0.5):
+    # 2.5 and 0.5; anchor 3 (at 3): 2.5 and 2.
+    labels = np.array([0, 0, 1, 1])
+    e = np.array([[0.0], [1.0], [0.5], [3.0]], np.float32)
+    gaps = np.array([1 - 0.5, 1 - 0.5, 2.5 - 0.5, 2.5 - 2.0])
+    fn = losses.BatchTripletLoss("batch_hard", "euclidean", 1.0, root=True)
+    np.testing.assert_allclose(_np(fn(labels, e)), np.mean(gaps + 1.0), rtol=1e-4)
+    assert losses.BatchTripletLoss.from_config(fn.get_config()).root
+    # Under cosine distance the root of 1 - cos: orthogonal unit vectors are 1 apart.
+    d = _np(losses.mining_distance(np.eye(2, dtype=np.float32), "cosine", root=True))
+    np.testing.assert_allclose(d, [[0.0, 1.0], [1.0, 0.0]], atol=1e-4)
+    with pytest.raises(ValueError, match="selective"):
+        losses.BatchTripletLoss("batch_hard", "cosine", 0.3, selective=True, root=True)
 
 
 def test_contrastive_loss_by_hand():

@@ -134,6 +134,7 @@ def build_training_model(
             soft_margin=config.soft_margin,
             selective=config.selective_contrast,
             warmup_steps=config.mining_warmup_epochs * (steps_per_epoch or 0),
+            root=config.root_distance,
         )
         loss.count_steps_with(train_optimizer.iterations)
         metrics = [
@@ -142,6 +143,7 @@ def build_training_model(
                 name="violating_fraction",
                 distance=config.distance,
                 margin=margin,
+                root=config.root_distance,
             )
         ]
     else:

@@ -31,6 +31,7 @@ __all__ = [
     "classification_loss",
     "contrastive_loss",
     "l2_normalize",
+    "mining_distance",
     "paired_distance",
     "pairwise_distance",
     "triplet_loss",
@@ -103,15 +104,33 @@ def _masks(labels):
     return ops.logical_and(same, not_self), ops.logical_not(same)
 
 
-def batch_all_triplet_loss(labels, embeddings, distance: str, margin: float):
+# Added under the square root: its gradient stays finite at zero distance.
+_ROOT_EPSILON = 1e-8
+
+
+def mining_distance(embeddings, distance: str, root: bool = False):
+    """The batch losses' distances between every two rows of `embeddings`.
+
+    With `root`, their square roots: the plain (not squared) euclidean
+    distance that Hermans et al. (2017) found less prone to collapse; under
+    cosine distance `sqrt(1 - cos)`, the chord between the unit vectors over
+    sqrt(2). Either way the order of the distances, so which triplets are
+    mined, is the same; the margin is in the units returned.
+    """
+    d = pairwise_distance(embeddings, embeddings, distance)
+    return ops.sqrt(d + _ROOT_EPSILON) if root else d
+
+
+def batch_all_triplet_loss(labels, embeddings, distance: str, margin: float, root: bool = False):
     """Mean loss of the in-batch triplets that violate the margin, and their fraction.
 
     Every (anchor, positive, negative) of the batch with a positive of the
     anchor's class (not the anchor itself) and a negative of another class is
     a triplet. Returns `(loss, fraction)`: the mean over triplets with a
     positive loss, and the share of all valid triplets that have one.
+    `root`: compare the square roots of the distances (`mining_distance`).
     """
-    d = pairwise_distance(embeddings, embeddings, distance)
+    d = mining_distance(embeddings, distance, root)
     positive, negative = _masks(labels)
     valid = ops.logical_and(positive[:, :, None], negative[:, None, :])
     per_triplet = ops.relu(d[:, :, None] - d[:, None, :] + margin)
@@ -130,6 +149,7 @@ def batch_hard_triplet_loss(
     margin: float,
     soft_margin: bool = False,
     selective: bool = False,
+    root: bool = False,
 ):
     """Mean over anchors of `relu(hardest positive - hardest negative + margin)`.
 
@@ -140,11 +160,12 @@ def batch_hard_triplet_loss(
     similarity alone (the selectively contrastive loss of Xuan et al. 2020):
     such a triplet only pushes the negative away, where the hinge would also
     pull the far positive in.
+    `root`: compare the square roots of the distances (`mining_distance`).
     Anchors without a positive or without a negative in the batch are left out.
     """
-    if selective and distance != "cosine":
-        raise ValueError(f"the selective loss is for cosine distance, not {distance!r}")
-    d = pairwise_distance(embeddings, embeddings, distance)
+    if selective and (distance != "cosine" or root):
+        raise ValueError(f"the selective loss is for cosine distance unrooted, not {distance!r}")
+    d = mining_distance(embeddings, distance, root)
     positive, negative = _masks(labels)
     hardest_positive = ops.max(ops.where(positive, d, -1e9), axis=1)
     hardest_negative = ops.min(ops.where(negative, d, 1e9), axis=1)
@@ -157,14 +178,17 @@ def batch_hard_triplet_loss(
     return ops.sum(per_anchor) / ops.maximum(ops.sum(ops.cast(usable, "float32")), 1.0)
 
 
-def batch_semihard_triplet_loss(labels, embeddings, distance: str, margin: float):
+def batch_semihard_triplet_loss(
+    labels, embeddings, distance: str, margin: float, root: bool = False
+):
     """FaceNet's semi-hard loss, averaged over (anchor, positive) pairs.
 
     For each pair, the negative is the closest one farther than the positive
     but within the margin (`d(a, p) < d(a, n) < d(a, p) + margin`); when there
     is none, the hardest (closest) negative of the anchor.
+    `root`: compare the square roots of the distances (`mining_distance`).
     """
-    d = pairwise_distance(embeddings, embeddings, distance)
+    d = mining_distance(embeddings, distance, root)
     positive, negative = _masks(labels)
     d_ap = d[:, :, None]
     d_an = d[:, None, :]
@@ -187,8 +211,9 @@ def contrastive_loss(same, distances, margin: float):
 
 
 _BATCH_LOSSES = {
-    "batch_all": lambda *args: batch_all_triplet_loss(*args)[0],
+    "batch_all": lambda *args, **kwargs: batch_all_triplet_loss(*args, **kwargs)[0],
     "batch_semihard": batch_semihard_triplet_loss,
+    "batch_hard": batch_hard_triplet_loss,
 }
 
 
@@ -205,6 +230,8 @@ class BatchTripletLoss(keras.losses.Loss):
             contrastive form of `batch_hard_triplet_loss`.
         warmup_steps: `batch_hard` only: training steps that use the batch-all loss
             first; they are counted by the step counter given to `count_steps_with`.
+        root: compare the square roots of the distances (`mining_distance`); not
+            with `selective`.
     """
 
     def __init__(
@@ -215,6 +242,7 @@ class BatchTripletLoss(keras.losses.Loss):
         soft_margin: bool = False,
         selective: bool = False,
         warmup_steps: int = 0,
+        root: bool = False,
         name: str | None = None,
     ):
         if mining not in BATCH_MINING:
@@ -226,6 +254,8 @@ class BatchTripletLoss(keras.losses.Loss):
                 f"the selective loss is for batch_hard mining under cosine distance, not "
                 f"{mining!r} under {distance!r}"
             )
+        if selective and root:
+            raise ValueError("the selective loss compares cosines, not roots of distances")
         if warmup_steps < 0 or warmup_steps and mining != "batch_hard":
             raise ValueError(
                 f"a warm-up of {warmup_steps} steps must be 0, or positive for batch_hard mining"
@@ -235,14 +265,11 @@ class BatchTripletLoss(keras.losses.Loss):
         super().__init__(name=name or mining, reduction="sum_over_batch_size")
         self.mining, self.distance, self.margin = mining, distance, float(margin)
         self.soft_margin, self.selective = bool(soft_margin), bool(selective)
-        self.warmup_steps = int(warmup_steps)
+        self.warmup_steps, self.root = int(warmup_steps), bool(root)
         self._steps = None
-        self._loss_fn = (
-            functools.partial(
-                batch_hard_triplet_loss, soft_margin=self.soft_margin, selective=self.selective
-            )
-            if mining == "batch_hard"
-            else _BATCH_LOSSES[mining]
+        options = dict(soft_margin=self.soft_margin, selective=self.selective)
+        self._loss_fn = functools.partial(
+            _BATCH_LOSSES[mining], root=self.root, **(options if mining == "batch_hard" else {})
         )
 
     def count_steps_with(self, steps) -> None:
@@ -260,7 +287,9 @@ class BatchTripletLoss(keras.losses.Loss):
             return loss
         if self._steps is None:
             raise ValueError("a warm-up needs a step counter: call count_steps_with first")
-        warm = batch_all_triplet_loss(y_true, embeddings, self.distance, self.margin)[0]
+        warm = batch_all_triplet_loss(
+            y_true, embeddings, self.distance, self.margin, root=self.root
+        )[0]
         return ops.where(ops.less(self._steps, self.warmup_steps), warm, loss)
 
     def get_config(self) -> dict:
@@ -271,13 +300,18 @@ class BatchTripletLoss(keras.losses.Loss):
             "soft_margin": self.soft_margin,
             "selective": self.selective,
             "warmup_steps": self.warmup_steps,
+            "root": self.root,
             "name": self.name,
         }
 
 
-def violating_fraction(y_true, y_pred, distance: str, margin: float):
-    """Share of the batch's valid triplets that violate the margin (a metric)."""
-    return batch_all_triplet_loss(y_true, ops.cast(y_pred, "float32"), distance, margin)[1]
+def violating_fraction(y_true, y_pred, distance: str, margin: float, root: bool = False):
+    """Share of the batch's valid triplets that violate the margin (a metric).
+
+    `root`: the margin is on the square roots of the distances, as the loss's.
+    """
+    embeddings = ops.cast(y_pred, "float32")
+    return batch_all_triplet_loss(y_true, embeddings, distance, margin, root=root)[1]
 
 
 def classification_loss(
