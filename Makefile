@@ -33,10 +33,11 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-# Test files run in two processes (a file's tests stay together and share its fixtures);
-# plain `pytest` runs them in one, for debugging.
+# Test files run in two processes (a file's tests stay together and share its fixtures),
+# handed out in the order tests/conftest.py gives them (xdist would otherwise start with
+# the files of most tests, not the slowest); plain `pytest` runs them in one, for debugging.
 test: lint
-	$(BIN)/python -m pytest -n 2 --dist loadfile
+	$(BIN)/python -m pytest -n 2 --dist loadfile --no-loadscope-reorder
 
 clean:
 	rm -rf $(VENV) runs build *.egg-info

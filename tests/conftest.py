@@ -228,9 +228,18 @@ def train_error(capsys, *args: str) -> str:
     return program_error(capsys, "train_main", "--data_dir=/nonexistent", *args)
 
 
-# The heaviest files first, so that `pytest -n 2 --dist loadfile` (which hands out whole
-# files in collection order) ends with short ones on both processes.
-HEAVY_FIRST = ("test_eval_main", "test_tuning", "test_multi_worker", "test_faults", "test_bench")
+# The heaviest files first (by their measured seconds), so that `pytest -n 2 --dist
+# loadfile --no-loadscope-reorder` (which then hands out whole files in collection order)
+# ends with short ones on both processes.
+HEAVY_FIRST = (
+    "test_eval_main",
+    "test_tuning",
+    "test_objectives",
+    "test_faults",
+    "test_multi_worker",
+    "test_bench",
+    "test_canvas",
+)
 
 
 def pytest_collection_modifyitems(items):
