@@ -2,7 +2,9 @@
 
 Distances follow the reference project: cosine distance is `1 - cos(x, y)`;
 euclidean distance is the squared L2 distance, which the loss uses directly
-(no square root, so no infinite gradient at zero distance).
+(no square root, so no infinite gradient at zero distance). The batch losses
+can take square roots instead (`mining_distance`), kept finite by a small
+offset.
 """
 
 from __future__ import annotations
@@ -163,8 +165,10 @@ def batch_hard_triplet_loss(
     `root`: compare the square roots of the distances (`mining_distance`).
     Anchors without a positive or without a negative in the batch are left out.
     """
-    if selective and (distance != "cosine" or root):
-        raise ValueError(f"the selective loss is for cosine distance unrooted, not {distance!r}")
+    if selective and distance != "cosine":
+        raise ValueError(f"the selective loss is for cosine distance, not {distance!r}")
+    if selective and root:
+        raise ValueError("the selective loss compares cosines, not roots of distances")
     d = mining_distance(embeddings, distance, root)
     positive, negative = _masks(labels)
     hardest_positive = ops.max(ops.where(positive, d, -1e9), axis=1)
