@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	# uv resolves and installs the same packages as pip, about twice as fast on a fresh
+	# uv resolves and installs the same requirements as pip, about twice as fast on a fresh
 	# machine (it downloads and unpacks in parallel). Compiled to bytecode as pip does:
 	# where PYTHONDONTWRITEBYTECODE is set, every process would otherwise parse
 	# TensorFlow's sources again (12 s an import instead of 5).
