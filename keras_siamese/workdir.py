@@ -2,6 +2,7 @@
 
 config.flags        resolved flags; `--flagfile=` it to reproduce the run
 versions.json       package versions
+.lock               locked by the training process while it runs (one run at a time)
 backup/             BackupAndRestore state while training (removed at the end)
 checkpoints/        best.weights.h5 (lowest validation loss)
 snapshots/          with --snapshot_every: tower weights every N epochs, snapshots.csv
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import fcntl
 import io
 import json
 import os
@@ -34,6 +36,7 @@ from keras_siamese.config import TrainConfig, TuneConfig, flag_lines
 from keras_siamese.errors import ConfigError, UserError
 
 CONFIG_FILE = "config.flags"
+LOCK_FILE = ".lock"
 BACKUP_DIR = "backup"
 BEST_WEIGHTS = os.path.join("checkpoints", "best.weights.h5")
 SNAPSHOTS_DIR = "snapshots"
@@ -129,16 +132,20 @@ def check(workdir: str, flagfile_text: str, overwrite: bool = False) -> None:
         )
 
 
-def prepare(workdir: str, flagfile_text: str, overwrite: bool = False) -> None:
+def prepare(
+    workdir: str, flagfile_text: str, overwrite: bool = False, exclusive: bool = False
+) -> None:
     """Claims `workdir` for the run described by `flagfile_text`.
 
     After `check`, creates the folder and proves it is writable; with
+    `exclusive`, locks it for this process until `release` (or its exit); with
     `overwrite`, removes a run of another configuration (its files, and only
     those). Puts back an export whose replacement was interrupted, and writes
     the run's config.flags.
 
     Raises:
-        ConfigError: for a workdir that is a file, unwritable, or taken.
+        ConfigError: for a workdir that is a file, unwritable, taken, or (with
+            `exclusive`) in use by another process.
     """
     check(workdir, flagfile_text, overwrite)
     try:
@@ -149,6 +156,8 @@ def prepare(workdir: str, flagfile_text: str, overwrite: bool = False) -> None:
             pass
     except OSError as e:
         raise ConfigError(f"--workdir={workdir} is not writable ({e.strerror}).") from None
+    if exclusive:
+        _lock(workdir)
     config_path = os.path.join(workdir, CONFIG_FILE)
     if overwrite and os.path.exists(config_path):
         with open(config_path, encoding="utf-8") as f:
@@ -162,6 +171,35 @@ def prepare(workdir: str, flagfile_text: str, overwrite: bool = False) -> None:
                     os.remove(path)
     files.restore_interrupted_replace(os.path.join(workdir, EXPORT_DIR))
     files.write_text_atomic(config_path, flagfile_text)
+
+
+# The open lock files of the workdirs this process holds, by absolute path.
+_held: dict[str, io.TextIOWrapper] = {}
+
+
+def _lock(workdir: str) -> None:
+    # Two runs in one folder would each trim, append to and delete the other's history,
+    # checkpoints and snapshots. The lock ends with the process, however it ends.
+    path = os.path.join(os.path.abspath(workdir), LOCK_FILE)
+    if path in _held:
+        return
+    handle = open(path, "a")  # noqa: SIM115 - held open until `release`
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        raise ConfigError(
+            f"--workdir={workdir} is in use by another training run: wait for it to end "
+            "or choose another workdir."
+        ) from None
+    _held[path] = handle
+
+
+def release(workdir: str) -> None:
+    """Gives up this process's lock on `workdir`, if it holds one (see `prepare`)."""
+    handle = _held.pop(os.path.join(os.path.abspath(workdir), LOCK_FILE), None)
+    if handle is not None:
+        handle.close()
 
 
 def resume_epoch(workdir: str) -> int:

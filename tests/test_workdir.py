@@ -6,6 +6,7 @@ import pytest
 
 from keras_siamese import files, workdir
 from keras_siamese.errors import ConfigError, UserError
+from tests.conftest import ROOT
 
 FLAGS_A = "--workdir=/somewhere\n--data_dir=/data\n--split=90_10\n--margin=0.3\n"
 FLAGS_B = "--workdir=/elsewhere\n--data_dir=/other\n--split=80_20\n--margin=0.3\n"
@@ -117,3 +118,39 @@ def test_interrupted_directory_replace_is_restored(tmp_path):
     files.restore_interrupted_replace(str(target))
     assert (target / "metadata.json").read_text() == "old"
     assert not (tmp_path / ".export.previous").exists()
+
+
+def test_a_folder_in_use_by_another_run_is_refused_and_left_alone(tmp_path):
+    import subprocess
+    import sys
+
+    run = str(tmp_path / "run")
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from keras_siamese import workdir as wd; "
+            "wd.prepare(sys.argv[1], sys.argv[2], exclusive=True); print('held', flush=True); "
+            "sys.stdin.read()",
+            run,
+            FLAGS_A,
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+    try:
+        assert holder.stdout.readline() == "held\n"
+        with pytest.raises(ConfigError, match="is in use by another training run"):
+            workdir.prepare(run, FLAGS_A.replace("0.3", "0.5"), overwrite=True, exclusive=True)
+        # Refused before it replaced anything; a folder shared without the lock is not.
+        assert (tmp_path / "run" / "config.flags").read_text() == FLAGS_A
+        workdir.prepare(run, FLAGS_A)
+    finally:
+        holder.communicate("", timeout=60)
+    # Once its holder has ended, the folder is free; this process may claim it again.
+    workdir.prepare(run, FLAGS_A, exclusive=True)
+    workdir.prepare(run, FLAGS_A, exclusive=True)
+    workdir.release(run)
+    workdir.release(run)

@@ -278,6 +278,15 @@ def train_and_evaluate(
         UserError: for invalid settings or data, before anything is written.
         TrainingDiverged: when the loss became NaN; nothing is exported then.
     """
+    try:
+        return _train_and_evaluate(config, dataset, overwrite, verbose)
+    finally:
+        wd.release(config.workdir)
+
+
+def _train_and_evaluate(
+    config: TrainConfig, dataset: ImageDataset | None, overwrite: bool, verbose: int | None
+) -> RunResult:
     config.validate()
     if verbose is None:
         verbose = 1 if sys.stdout.isatty() else 2
@@ -318,7 +327,8 @@ def train_and_evaluate(
 
     # Everything is validated: only now does the run touch the disk.
     workdir = config.workdir
-    wd.prepare(workdir, config.to_flagfile(), overwrite=overwrite)
+    # The workers of a multi-worker run share the folder: only a lone process locks it.
+    wd.prepare(workdir, config.to_flagfile(), overwrite=overwrite, exclusive=not multi)
     files.write_json_atomic(os.path.join(workdir, "versions.json"), export.package_versions())
     first_epoch = 0 if multi else wd.resume_epoch(workdir)
     if not multi:
