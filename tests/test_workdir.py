@@ -144,7 +144,8 @@ def test_a_folder_in_use_by_another_run_is_refused_and_left_alone(tmp_path):
         assert holder.stdout.readline() == "held\n"
         with pytest.raises(ConfigError, match="is in use by another training run"):
             workdir.prepare(run, FLAGS_A.replace("0.3", "0.5"), overwrite=True, exclusive=True)
-        # Refused before it replaced anything; a folder shared without the lock is not.
+        # Refused before it replaced anything. Unlocked claims (the workers of a
+        # multi-worker run share one folder) are still let in.
         assert (tmp_path / "run" / "config.flags").read_text() == FLAGS_A
         workdir.prepare(run, FLAGS_A)
     finally:
