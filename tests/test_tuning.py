@@ -1,8 +1,9 @@
-"""Hyperparameter search: the hypermodel, the held-out objective, resume, distribution."""
+"""Hyperparameter search: the hypermodel, the held-out objective, a distributed resume."""
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import glob
 import json
 import os
@@ -18,7 +19,7 @@ import pytest
 from keras_siamese import cli
 from keras_siamese.config import TrainConfig
 from keras_siamese.data import splits
-from tests.conftest import ROOT, program_flags, program_output, rewritten_copy
+from tests.conftest import ROOT, program_flags
 
 # A search of a few seconds per trial: depth 8, two steps of 8 triplets, 4 held-out classes.
 SEARCH_FLAGS = (
@@ -62,30 +63,50 @@ def _completed_trials(workdir: str) -> list[str]:
     return sorted(done)
 
 
-def _poisoned_copy(data_dir: str, target) -> str:
-    """CIFAR-100 with every test image and every unseen-class (90-99) image replaced by noise."""
-    rng = np.random.default_rng(1)
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
-    def noise_where(arrays: dict, poison: np.ndarray) -> dict:
-        noise = rng.integers(0, 256, arrays["images"].shape, dtype=np.uint8)
-        return {**arrays, "images": np.where(poison[:, None, None, None], noise, arrays["images"])}
 
-    rewrite = {
-        "cifar100_test.npz": lambda a: noise_where(a, np.ones(len(a["fine_labels"]), bool)),
-        "cifar100_train_part4.npz": lambda a: noise_where(a, a["fine_labels"] >= 90),
-    }
-    return rewritten_copy(data_dir, target, rewrite)
+def _run_distributed(command: list[str]) -> dict[str, str]:
+    """Runs `command` as a chief and two workers of one search; each role's output."""
+    port = str(_free_port())
+    procs = {}
+    try:
+        for role in ("chief", "tuner0", "tuner1"):
+            env = dict(
+                os.environ,
+                KERASTUNER_TUNER_ID=role,
+                KERASTUNER_ORACLE_IP="127.0.0.1",
+                KERASTUNER_ORACLE_PORT=port,
+            )
+            procs[role] = subprocess.Popen(
+                command,
+                cwd=ROOT,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+        outputs = {role: proc.communicate(timeout=300)[0] for role, proc in procs.items()}
+    finally:
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    for role, proc in procs.items():
+        assert proc.returncode == 0, f"{role}: {outputs[role][-3000:]}"
+    return outputs
 
 
 @pytest.fixture(scope="module")
 def resumed_search(data_root, tmp_path_factory):
-    """A 3-trial search killed after its first trial, then run again to the end; and a
-    poisoned copy of its data, for the distributed search below."""
-    folder = tmp_path_factory.mktemp("search")
-    workdir = str(folder / "tune")
-    data_dir = os.path.join(data_root, "cifar100")
-    poisoned = _poisoned_copy(data_dir, folder / "poisoned")
-    command = _search_command(data_dir, workdir)
+    """A 3-trial search killed after its first trial, then resumed to the end by a chief
+    and two workers: (workdir, the trials done before, the first one's trial.json, each
+    role's output)."""
+    workdir = str(tmp_path_factory.mktemp("search") / "tune")
+    command = _search_command(os.path.join(data_root, "cifar100"), workdir)
     proc = subprocess.Popen(
         command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True
     )
@@ -101,16 +122,14 @@ def resumed_search(data_root, tmp_path_factory):
     done_before = _completed_trials(workdir)
     with open(os.path.join(workdir, "search", done_before[0], "trial.json")) as f:
         first_trial = json.load(f)
-    # The rerun runs in this process: only the killed search needs its own.
-    rerun = program_output("train_main", *command[2:])
-    return workdir, done_before, first_trial, rerun, poisoned
+    return workdir, done_before, first_trial, _run_distributed(command)
 
 
 def test_a_resumed_search_runs_only_the_trials_left(resumed_search):
-    workdir, done_before, first_trial, stdout, _ = resumed_search
+    workdir, done_before, first_trial, outputs = resumed_search
     assert 1 <= len(done_before) < 3
-    # keras-tuner announces each trial it runs: none of the finished ones again.
-    assert stdout.count("Running Trial #") == 3 - len(done_before)
+    # keras-tuner announces each trial the chief hands out: none of the finished ones again.
+    assert outputs["chief"].count("Running Trial #") == 3 - len(done_before)
     rows = _read_trials(workdir)
     assert [r["trial"] for r in rows] == ["0", "1", "2"]
     assert all(r["status"] == "COMPLETED" for r in rows)
@@ -119,7 +138,8 @@ def test_a_resumed_search_runs_only_the_trials_left(resumed_search):
 
 
 def test_the_table_and_best_flags_name_the_best_trial(resumed_search, data_root, tmp_path):
-    workdir, _, _, stdout, _ = resumed_search
+    workdir, _, _, outputs = resumed_search
+    stdout = outputs["chief"]
     rows = _read_trials(workdir)
     scores = [float(r["val_oneshot"]) for r in rows]
     assert all(0.0 <= s <= 1.0 for s in scores)
@@ -211,73 +231,50 @@ def test_tuning_a_distance_gives_each_its_own_margin_range():
     ]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def distributed_search(resumed_search, tmp_path_factory):
-    """The first two trials of the resumed search's search, run by a chief and two
-    workers on its poisoned data: (workdir, each role's output)."""
-    poisoned = resumed_search[4]
-    workdir = str(tmp_path_factory.mktemp("distributed") / "tune")
-    command = _search_command(poisoned, workdir, "--max_trials=2")
-    port = str(_free_port())
-    procs = {}
-    try:
-        for role in ("chief", "tuner0", "tuner1"):
-            env = dict(
-                os.environ,
-                KERASTUNER_TUNER_ID=role,
-                KERASTUNER_ORACLE_IP="127.0.0.1",
-                KERASTUNER_ORACLE_PORT=port,
-            )
-            procs[role] = subprocess.Popen(
-                command,
-                cwd=ROOT,
-                env=env,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
-            )
-        outputs = {role: proc.communicate(timeout=300)[0] for role, proc in procs.items()}
-    finally:
-        for proc in procs.values():
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-    for role, proc in procs.items():
-        assert proc.returncode == 0, f"{role}: {outputs[role][-3000:]}"
-    return workdir, outputs
-
-
-def test_a_chief_and_two_workers_finish_a_search_together(distributed_search):
-    workdir, outputs = distributed_search
-    rows = _read_trials(workdir)
-    assert len(rows) == 2 and all(r["status"] == "COMPLETED" for r in rows)
+def test_the_chief_and_two_workers_share_the_trials_left(resumed_search):
+    _, done_before, _, outputs = resumed_search
     # Each epoch of a trial logs its objective on the worker that trains it.
     ran = [outputs[w].count("val_oneshot: ") for w in ("tuner0", "tuner1")]
-    assert sum(ran) == 2, outputs
+    assert sum(ran) == 3 - len(done_before), outputs
     assert "Best settings:" in outputs["chief"]
     assert "the chief writes the table" in outputs["tuner0"]
-    assert os.path.exists(os.path.join(workdir, "best.flags"))
+
+
+def _poisoned(dataset):
+    """`dataset` with every test image and every unseen-class (90-99) image replaced by noise."""
+    rng = np.random.default_rng(1)
+
+    def noise_where(images: np.ndarray, poison: np.ndarray) -> np.ndarray:
+        noise = rng.integers(0, 256, images.shape, dtype=np.uint8)
+        return np.where(poison[:, None, None, None], noise, images)
+
+    return dataclasses.replace(
+        dataset,
+        train_images=noise_where(dataset.train_images, dataset.train_labels >= 90),
+        test_images=noise_where(dataset.test_images, np.ones(len(dataset.test_labels), bool)),
+    )
 
 
 def test_the_objective_never_looks_at_unseen_classes_or_test_images(
-    resumed_search, distributed_search
+    resumed_search, data_root, tmp_path
 ):
-    # The distributed search ran the clean search's first two trials on data whose
-    # test images and unseen-class images are noise: the same settings, the same scores.
-    clean = [
-        (r["margin"], r["learning_rate"], r["val_oneshot"]) for r in _read_trials(resumed_search[0])
-    ]
-    dirty = [
-        (r["margin"], r["learning_rate"], r["val_oneshot"])
-        for r in _read_trials(distributed_search[0])
-    ]
-    assert dirty == clean[:2]
+    # The search's first trial again, in this process, on data whose test images and
+    # unseen-class images are noise: the same settings, the same score.
+    from keras_siamese.config import TuneConfig
+    from keras_siamese.data.datasets import load_dataset
+    from keras_siamese.training import tuning
+
+    data_dir = os.path.join(data_root, "cifar100")
+    workdir = str(tmp_path / "tune")
+    fv = program_flags("train_main", *_search_command(data_dir, workdir, "--max_trials=1")[2:])
+    config = cli.config_from_flags(TrainConfig, fv)
+    dataset = _poisoned(load_dataset("cifar100", data_dir))
+    tuning.run_search(config, cli.config_from_flags(TuneConfig, fv), dataset, verbose=0)
+
+    def settings_and_scores(folder):
+        return [(r["margin"], r["learning_rate"], r["val_oneshot"]) for r in _read_trials(folder)]
+
+    assert settings_and_scores(workdir) == settings_and_scores(resumed_search[0])[:1]
 
 
 @pytest.mark.parametrize(

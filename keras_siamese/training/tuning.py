@@ -197,10 +197,19 @@ def make_tuner(
         distribution_strategy=devices.make_strategy(base.strategy),
     )
     if tune.tuner == "random":
-        return keras_tuner.RandomSearch(max_trials=tune.max_trials, **common)
-    if tune.tuner == "bayesian":
-        return keras_tuner.BayesianOptimization(max_trials=tune.max_trials, **common)
-    return keras_tuner.Hyperband(max_epochs=base.epochs, factor=HYPERBAND_FACTOR, **common)
+        tuner = keras_tuner.RandomSearch(max_trials=tune.max_trials, **common)
+    elif tune.tuner == "bayesian":
+        tuner = keras_tuner.BayesianOptimization(max_trials=tune.max_trials, **common)
+    else:
+        tuner = keras_tuner.Hyperband(max_epochs=base.epochs, factor=HYPERBAND_FACTOR, **common)
+    # keras-tuner resumes from the state file of this process's tuner id, so a chief taking
+    # over a search begun in one process (tuner0.json) would start it afresh and run its
+    # finished trials again; its oracle's own file says what is done.
+    own_state = os.path.join(directory, f"{os.environ.get('KERASTUNER_TUNER_ID')}.json")
+    oracle_state = os.path.join(directory, "oracle.json")
+    if is_chief() and os.path.exists(oracle_state) and not os.path.exists(own_state):
+        tuner.oracle.reload()
+    return tuner
 
 
 def trial_rows(tuner: keras_tuner.Tuner, base: TrainConfig, tune: TuneConfig) -> list[dict]:
