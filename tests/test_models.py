@@ -1,4 +1,4 @@
-"""The one-call tower variant of the triplet model."""
+"""The training model: the one-call tower variant, schedules, optimizers."""
 
 from __future__ import annotations
 
@@ -74,3 +74,17 @@ def test_each_optimizer_is_built_with_its_settings():
     assert isinstance(adamw, keras.optimizers.AdamW) and adamw.weight_decay == 5e-4
     adam = build.optimizer(TrainConfig(workdir="w"))
     assert type(adam) is keras.optimizers.Adam and adam.weight_decay is None
+
+
+def test_the_optimizer_is_built_with_the_model():
+    from keras_siamese.config import TrainConfig
+    from keras_siamese.data.datasets import DATASETS
+    from keras_siamese.model import build
+
+    # Built in the first training step instead, its variables would be created inside a
+    # tf.function, which TensorFlow then traces twice.
+    config = TrainConfig(workdir="unused", depth=8)
+    model = build.build_training_model(config, build.build_tower(config, DATASETS["cifar100"]))
+    assert model.optimizer.built
+    slots = [v for v in model.optimizer.variables if v.name.endswith(("_momentum", "_velocity"))]
+    assert len(slots) == 2 * len(model.trainable_variables) > 0
