@@ -238,6 +238,7 @@ HEAVY_FIRST = (
     "test_faults",
     "test_multi_worker",
     "test_bench",
+    "test_strategy",
     "test_canvas",
 )
 
