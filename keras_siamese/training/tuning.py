@@ -205,10 +205,10 @@ def make_tuner(
     # keras-tuner resumes from the state file of this process's tuner id, so a chief taking
     # over a search begun in one process (tuner0.json) would start it afresh and run its
     # finished trials again; its oracle's own file says what is done.
-    own_state = os.path.join(directory, f"{os.environ.get('KERASTUNER_TUNER_ID')}.json")
-    oracle_state = os.path.join(directory, "oracle.json")
-    if is_chief() and os.path.exists(oracle_state) and not os.path.exists(own_state):
-        tuner.oracle.reload()
+    if is_chief():
+        own_state = os.path.join(directory, f"{tuner.tuner_id}.json")
+        if os.path.exists(os.path.join(directory, "oracle.json")) and not os.path.exists(own_state):
+            tuner.oracle.reload()
     return tuner
 
 
