@@ -209,6 +209,12 @@ class TrainConfig:
     )
     classes_per_batch: int = setting(32, "P: classes per batch (batch_* objectives).")
     images_per_class: int = setting(4, "K: images per class (batch_* objectives).")
+    classifier_weight: float = setting(
+        0.0,
+        "batch_*: add this weight times a cosine classifier's loss over the seen classes "
+        "(--logit_scale, --class_margin, --label_smoothing) on the same P x K batches; the "
+        "classifier is not exported. 0: the mining loss alone.",
+    )
     pair_head: str = setting(
         "contrastive",
         "contrastive objective: contrastive loss on the distance, or bce: a sigmoid unit on "
@@ -426,6 +432,16 @@ class TrainConfig:
                 raise ConfigError(
                     f"--mining_warmup_epochs={self.mining_warmup_epochs} must be 0 or positive "
                     f"and shorter than the run's --epochs={self.epochs}."
+                )
+        if self.classifier_weight:
+            if not self.uses_pk_batches:
+                raise ConfigError(
+                    "--classifier_weight is for the batch_* objectives, not "
+                    f"--objective={self.objective}."
+                )
+            if not self.classifier_weight > 0:
+                raise ConfigError(
+                    f"--classifier_weight={self.classifier_weight} must be 0 or positive."
                 )
         if self.uses_pk_batches:
             if self.classes_per_batch < 2:

@@ -109,6 +109,8 @@ def test_the_split_flagfiles_keep_the_reference_protocol():
             "must be 0 or positive and shorter than the run's --epochs=3",
         ),
         (["--objective=batch_hard", "--mining_warmup_epochs=-1"], "must be 0 or positive"),
+        (["--classifier_weight=1"], "--classifier_weight is for the batch_* objectives, not"),
+        (["--objective=batch_hard", "--classifier_weight=-1"], "-1.0 must be 0 or positive"),
         (["--pool_grid=0"], "--pool_grid=0 must be from 1 to 8"),
         (["--dataset=mnist", "--split=6_4", "--pool_grid=8"], "must be from 1 to 7"),
         (

@@ -159,3 +159,53 @@ def test_batch_all_keeps_the_weights_of_the_fewest_violating_triplets(cifar_subs
     assert record["monitor"] == "val_violating_fraction"
     assert record["value"] == pytest.approx(min(fractions))
     assert record["epoch"] == 1 + int(np.argmin(fractions))
+
+
+def test_mining_beside_a_classifier_adds_its_weighted_loss(cifar_subset):
+    dataset, images, labels = cifar_subset
+    config = _config("batch_hard", neck="batchnorm", classifier_weight=0.5, logit_scale=8.0)
+    keras.utils.set_random_seed(0)
+    tower = build.build_tower(config, dataset.info)
+    model = build.build_training_model(config, tower, num_classes=6)
+    x, labels_of_batch = _fixed_batch(config, images, labels)
+    y = {"embeddings": labels_of_batch, "class_scores": labels_of_batch}
+    logged = model.evaluate(x, y, verbose=0, return_dict=True)
+    # Both terms from the model's own outputs: the tower's embedding and its cosines to
+    # the class weights, whose loss is the cross-entropy of 8 x cosine.
+    outputs = model(x, training=False)
+    e, scores = outputs["embeddings"], outputs["class_scores"]
+    np.testing.assert_allclose(e, tower(x, training=False), rtol=1e-5, atol=1e-6)
+    mining = float(losses.batch_hard_triplet_loss(labels_of_batch, e, "cosine", 0.3))
+    logits = 8.0 * scores.numpy()
+    log_p = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+    cross_entropy = -log_p[np.arange(len(logits)), labels_of_batch.numpy()].mean()
+    assert logged["embeddings_loss"] == pytest.approx(mining, rel=1e-4)
+    assert logged["class_scores_loss"] == pytest.approx(cross_entropy, rel=1e-4)
+    assert logged["loss"] == pytest.approx(mining + 0.5 * cross_entropy, rel=1e-4)
+    assert 0.0 <= logged["embeddings_violating_fraction"] <= 1.0
+    steps = [float(model.train_on_batch(x, y, return_dict=True)["loss"]) for _ in range(15)]
+    assert steps[-1] < steps[0], steps
+
+
+def test_mining_batches_under_a_classifier_label_both_outputs(cifar_subset):
+    from keras_siamese.data import splits
+    from keras_siamese.training import trainer
+
+    dataset, _, _ = cifar_subset
+    config = _config(
+        "batch_all", split="50_50", split_order="random", split_seed=3, classifier_weight=1.0
+    )
+    assert trainer.best_weights_monitor(config, True) == "val_embeddings_violating_fraction"
+    split = splits.make_split("50_50", 100, "random", 3)
+    part = splits.partition(dataset, split, 0.1, seed=3)
+    train_ds, val_ds = trainer.make_datasets(config, part, steps=2, first_epoch=0)
+    seen = sorted(split.seen)
+    ((_, y),) = val_ds.take(1)
+    assert set(y) == {"embeddings", "class_scores"}
+    np.testing.assert_array_equal(y["embeddings"], y["class_scores"])
+    assert {seen[i] for i in y["class_scores"].numpy()} <= set(part.val_labels)
+    # Index k is the k-th seen class; a P x K batch holds K images of each of P classes.
+    for _, y in train_ds.take(2):
+        indices = y["class_scores"].numpy()
+        assert indices.min() >= 0 and indices.max() < 50
+        assert sorted(np.unique(indices, return_counts=True)[1]) == [4] * 4

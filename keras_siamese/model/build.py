@@ -101,7 +101,8 @@ def build_training_model(
     """The compiled training model of `config.objective` around `tower`.
 
     triplet: the three-input model with the Lambda loss; batch_*: the tower
-    alone, with a loss that mines the triplets of each P x K batch;
+    alone, with a loss that mines the triplets of each P x K batch (with
+    `--classifier_weight`, also under a cosine classifier of `num_classes`);
     contrastive: the two-input pair model; softmax and normsoftmax: the tower
     under a classifier of `num_classes` classes (the classes trained on).
     A learning-rate schedule or a mining warm-up needs the run's `steps_per_epoch`.
@@ -109,6 +110,7 @@ def build_training_model(
     margin = config.resolved_margin
     train_optimizer = optimizer(config, steps_per_epoch)
     metrics = []
+    loss_weights = None
     if config.uses_class_batches:
         if num_classes is None:
             raise ValueError(f"--objective={config.objective} needs the number of classes")
@@ -146,6 +148,23 @@ def build_training_model(
                 root=config.root_distance,
             )
         ]
+        if config.classifier_weight:
+            if num_classes is None:
+                raise ValueError("--classifier_weight needs the number of classes")
+            model = classifier.embedding_classifier_model(tower, num_classes)
+            loss = {
+                classifier.EMBEDDINGS: loss,
+                classifier.CLASS_SCORES: losses.ClassificationLoss(
+                    scale=config.logit_scale,
+                    margin=config.class_margin,
+                    label_smoothing=config.label_smoothing,
+                ),
+            }
+            loss_weights = {
+                classifier.EMBEDDINGS: 1.0,
+                classifier.CLASS_SCORES: config.classifier_weight,
+            }
+            metrics = {classifier.EMBEDDINGS: metrics}
     else:
         model = siamese.pair_model(tower, config.distance, config.pair_head)
         if config.pair_head == "bce":
@@ -156,6 +175,7 @@ def build_training_model(
     model.compile(
         optimizer=train_optimizer,
         loss=loss,
+        loss_weights=loss_weights,
         metrics=metrics,
         jit_compile=jit_compile,
     )

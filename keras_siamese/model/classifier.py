@@ -47,3 +47,25 @@ def classifier_model(tower: keras.Model, num_classes: int, cosine: bool) -> kera
     else:
         head = layers.Dense(num_classes, dtype="float32", name="classifier")
     return keras.Model(images, head(embeddings), name="classifier")
+
+
+# The outputs of `embedding_classifier_model`, named for the losses that take them.
+EMBEDDINGS, CLASS_SCORES = "embeddings", "class_scores"
+
+
+def embedding_classifier_model(tower: keras.Model, num_classes: int) -> keras.Model:
+    """`tower` with two outputs: its embedding (for a mining loss) and cosine class scores.
+
+    Both are float32 and named `EMBEDDINGS` and `CLASS_SCORES`, so a loss (and
+    a label) can be given to each.
+    """
+    if num_classes < 2:
+        raise ValueError(f"a classifier needs at least 2 classes, not {num_classes}")
+    images = keras.Input(shape=tower.input_shape[1:], dtype="uint8", name="images")
+    embeddings = layers.Activation("linear", dtype="float32", name=EMBEDDINGS)(tower(images))
+    head = CosineClassifier(num_classes, dtype="float32", name=CLASS_SCORES)
+    return keras.Model(
+        images,
+        {EMBEDDINGS: embeddings, CLASS_SCORES: head(embeddings)},
+        name="siamese_batch_classifier",
+    )

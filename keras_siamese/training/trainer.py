@@ -24,7 +24,7 @@ from keras_siamese.data.datasets import ImageDataset, load_dataset
 from keras_siamese.errors import ConfigError, UserError
 from keras_siamese.evaluation import protocol
 from keras_siamese.evaluation.results import Budget, Metrics
-from keras_siamese.model import build, siamese, test_time
+from keras_siamese.model import build, classifier, siamese, test_time
 from keras_siamese.serving import export
 from keras_siamese.serving.metadata import ExportMetadata
 from keras_siamese.training import devices, multi_worker, warm_start
@@ -72,9 +72,14 @@ def make_datasets(
                 part.val_images, np.searchsorted(seen, part.val_labels), config.batch_size
             )
     elif config.uses_pk_batches:
+        train_labels, val_labels = part.train_labels, part.val_labels
+        if config.classifier_weight:  # the classifier's outputs are the seen classes in order
+            seen = np.asarray(sorted(part.split.seen))
+            train_labels = np.searchsorted(seen, train_labels)
+            val_labels = np.searchsorted(seen, val_labels)
         train_ds = pipeline.pk_dataset(
             part.train_images,
-            part.train_labels,
+            train_labels,
             config.classes_per_batch,
             config.images_per_class,
             steps,
@@ -94,10 +99,14 @@ def make_datasets(
         if val_k >= 2:
             val_ds = pipeline.fixed_pk_dataset(
                 part.val_images,
-                part.val_labels,
+                val_labels,
                 config.classes_per_batch,
                 val_k,
                 config.seed + 1,
+            )
+        if config.classifier_weight:
+            train_ds, val_ds = (
+                ds if ds is None else ds.map(_label_both_outputs) for ds in (train_ds, val_ds)
             )
     else:
         # Triplets and pairs are drawn alike; only their grouping differs.
@@ -129,6 +138,11 @@ def make_datasets(
     return train_ds, val_ds
 
 
+def _label_both_outputs(images, labels):
+    """One P x K batch's labels for both outputs of the mining-and-classifier model."""
+    return images, {classifier.EMBEDDINGS: labels, classifier.CLASS_SCORES: labels}
+
+
 def steps_per_epoch(config: TrainConfig, num_train_images: int) -> int:
     """`--steps_per_epoch`, or one pass over the train images when it is 0."""
     if config.steps_per_epoch:
@@ -148,9 +162,14 @@ def best_weights_monitor(config: TrainConfig, has_validation: bool) -> str:
 
     The validation loss, except for batch_all: its loss is the mean over the triplets
     that still violate the margin, which rises as the easy ones drop out, so the share of
-    triplets violating it judges the embedding instead.
+    triplets violating it judges the embedding instead (beside a classifier, Keras names it
+    after the embedding output).
     """
-    name = "violating_fraction" if config.objective == "batch_all" else "loss"
+    name = "loss"
+    if config.objective == "batch_all":
+        name = "violating_fraction"
+        if config.classifier_weight:
+            name = f"{classifier.EMBEDDINGS}_{name}"
     return f"val_{name}" if has_validation else name
 
 
