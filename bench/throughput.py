@@ -2,6 +2,7 @@
 
     python bench/throughput.py [--objectives=triplet] [--depth=56] [--batch_size=128]
         [--precision=float32|mixed_float16|mixed_bfloat16] [--jit_compile] [--concat_tower]
+        [--classifier_weight=W]
         [--steps=5] [--synthetic] [--inter_op_threads=N]
 
 Builds each objective's training model with the code training uses and times
@@ -40,13 +41,16 @@ from measure import matmul_gflops, training_gflop  # noqa: E402  (bench/measure.
 
 from keras_siamese.config import OBJECTIVES, PRECISIONS, TrainConfig  # noqa: E402
 from keras_siamese.data.datasets import DATASETS  # noqa: E402
-from keras_siamese.model import build, siamese  # noqa: E402
+from keras_siamese.model import build, classifier, siamese  # noqa: E402
 
 _OBJECTIVES = flags.DEFINE_list("objectives", ["triplet"], "Objectives to time.")
 _DEPTH = flags.DEFINE_integer("depth", 56, "ResNet depth.")
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 128, "Triplets or pairs per step.")
 _P = flags.DEFINE_integer("classes_per_batch", 32, "P of the batch_* objectives.")
 _K = flags.DEFINE_integer("images_per_class", 4, "K of the batch_* objectives.")
+_CLASSIFIER_WEIGHT = flags.DEFINE_float(
+    "classifier_weight", 0.0, "batch_*: a cosine classifier's loss beside the mining loss."
+)
 _STEPS = flags.DEFINE_integer("steps", 5, "Timed steps (after two warm-up steps).")
 _JIT = flags.DEFINE_boolean("jit_compile", False, "Compile the step with XLA.")
 _PRECISION = flags.DEFINE_enum("precision", "float32", list(PRECISIONS), "Keras dtype policy.")
@@ -77,7 +81,10 @@ def _batch(config: TrainConfig, rng: np.random.Generator):
     if config.uses_pk_batches:
         labels = np.repeat(np.arange(config.classes_per_batch), config.images_per_class)
         images = rng.integers(0, 256, (len(labels), *SHAPE), dtype=np.uint8)
-        return images, labels.astype(np.int32)
+        labels = labels.astype(np.int32)
+        if config.classifier_weight:
+            return images, {classifier.EMBEDDINGS: labels, classifier.CLASS_SCORES: labels}
+        return images, labels
     names = siamese.PAIR_INPUT_NAMES if config.objective == "contrastive" else siamese.INPUT_NAMES
     x = {n: rng.integers(0, 256, (config.batch_size, *SHAPE), dtype=np.uint8) for n in names}
     y = np.tile(np.array([1.0, 0.0], np.float32), config.batch_size // 2 + 1)[: config.batch_size]
@@ -146,6 +153,7 @@ def main(argv: list[str]) -> None:
             images_per_class=_K.value,
             precision=_PRECISION.value,
             concat_tower=_CONCAT.value,
+            classifier_weight=_CLASSIFIER_WEIGHT.value if objective.startswith("batch_") else 0.0,
         )
         keras.utils.set_random_seed(0)
         with build.precision_policy(config.precision):
@@ -166,6 +174,7 @@ def main(argv: list[str]) -> None:
             "precision": config.precision,
             "jit_compile": _JIT.value,
             "concat_tower": config.concat_tower,
+            "classifier_weight": config.classifier_weight,
             "batch_size": config.batch_size,
             "images_per_step": config.images_per_batch,
             "median_step_seconds": round(step, 4),

@@ -23,9 +23,12 @@ def test_throughput_bench_prints_a_line_per_objective():
         "--pipeline_batches=2",
         "--matmul_size=256",
         "--objectives=triplet,batch_hard,contrastive,normsoftmax",
+        "--classifier_weight=1",
     )
     assert result.returncode == 0, result.stderr[-2000:]
     lines = _json_lines(result.stdout)
+    # The classifier goes beside the mining loss only.
+    assert [line["classifier_weight"] for line in lines] == [0, 1, 0, 0]
     assert [line["objective"] for line in lines] == [
         "triplet",
         "batch_hard",
