@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import functools
 import os
 
 import pytest
@@ -39,7 +40,8 @@ def _module_files() -> dict[str, str]:
 MODULES = _module_files()
 
 
-def top_level_imports(module: str) -> set[str]:
+@functools.cache  # the walks below ask for each module's imports many times
+def top_level_imports(module: str) -> frozenset[str]:
     """The absolute names a module imports at module level (what importing it loads)."""
     with open(MODULES[module], encoding="utf-8") as f:
         tree = ast.parse(f.read())
@@ -50,7 +52,7 @@ def top_level_imports(module: str) -> set[str]:
         elif isinstance(node, ast.ImportFrom) and node.module:
             names.add(node.module)
             names.update(f"{node.module}.{alias.name}" for alias in node.names)
-    return names
+    return frozenset(names)
 
 
 def _project_modules(names: set[str]) -> set[str]:
