@@ -1,3 +1,5 @@
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -329,3 +331,27 @@ def test_roc_auc_and_equal_error_rate_agree_with_scikit_learn(seed):
     expected = fpr[i - 1] + w * (fpr[i] - fpr[i - 1])
     assert protocol.equal_error_rate(scores) == pytest.approx(expected, abs=1e-9)
     assert 0.1 < expected < 0.4
+
+
+def test_a_runs_budget_names_the_classifier_beside_its_mining():
+    from keras_siamese.evaluation import report
+    from keras_siamese.evaluation.results import Budget, RunFacts
+
+    budget = Budget(
+        objective="batch_hard",
+        epochs=6,
+        steps_per_epoch=60,
+        batch_size=128,
+        images_per_step=128,
+        train_seconds=280.0,
+        classifier_weight=0.5,
+    )
+    facts = RunFacts(export="e", dataset="cifar100", split="90_10", distance="cosine", depth=56)
+    text = report.budget_text(dataclasses.replace(facts, budget=budget))
+    assert text.startswith("batch_hard + classifier × 0.5, depth 56, 6 ep × 60 steps × 128 images")
+    assert text.endswith(", 5 min")
+    # A record written before the field existed is of mining alone.
+    older = {k: v for k, v in budget.to_json().items() if k != "classifier_weight"}
+    alone = Budget.from_json(older)
+    assert alone.classifier_weight == 0.0
+    assert report.budget_text(dataclasses.replace(facts, budget=alone)).startswith("batch_hard, ")

@@ -124,8 +124,9 @@ def _reference_rows(evaluation: RunEvaluation) -> tuple[dict, dict]:
 
 
 def budget_text(run: RunFacts) -> str:
-    """`triplet, depth 56, 150 ep × 390 steps × 384 images (100% of the reference's), 31 h`,
-    and `, from W/export` for a run that started from an earlier run's weights."""
+    """`triplet, depth 56, 150 ep × 390 steps × 384 images (100% of the reference's), 31 h`;
+    `batch_hard + classifier × 1` for mining beside a classifier, and `, from W/export`
+    for a run that started from an earlier run's weights."""
     budget = run.budget
     if not budget:
         return _DASH
@@ -139,8 +140,11 @@ def budget_text(run: RunFacts) -> str:
     else:
         wall = f"{seconds:.0f} s"
     start = f", from {budget.init_from}" if budget.init_from else ""
+    objective = budget.objective
+    if budget.classifier_weight:
+        objective += f" + classifier × {budget.classifier_weight:g}"
     return (
-        f"{budget.objective}, depth {run.depth}, {budget.epochs} ep "
+        f"{objective}, depth {run.depth}, {budget.epochs} ep "
         f"× {budget.steps_per_epoch} steps × {per_step} images ({share:.2g}% of the "
         f"reference's), {wall}{start}"
     )

@@ -206,6 +206,7 @@ class Budget(JsonRecord):
     images_per_step: int | None = None
     train_seconds: float = 0.0
     init_from: str | None = None  # the export it started from, whose images are not counted
+    classifier_weight: float = 0.0  # a batch_* run's classifier beside its mining loss
 
     @property
     def tower_images_per_step(self) -> int:

@@ -415,6 +415,7 @@ def _train_and_evaluate(
         images_per_step=config.images_per_batch,
         train_seconds=round(train_seconds, 1),
         init_from=config.init_from or None,
+        classifier_weight=config.classifier_weight,
     )
     metrics = dataclasses.replace(
         protocol.evaluate(embeddings, config.distance).metrics, budget=budget
