@@ -53,17 +53,24 @@ def _fixed_batch(config: TrainConfig, images, labels):
     return next(iter(ds))
 
 
+def _model_and_batch(config: TrainConfig, cifar_subset, **build_kwargs):
+    """A fresh tower of `config`, its compiled training model, and one fixed batch."""
+    dataset, images, labels = cifar_subset
+    keras.utils.set_random_seed(0)
+    tower = build.build_tower(config, dataset.info)
+    model = build.build_training_model(config, tower, **build_kwargs)
+    x, y = _fixed_batch(config, images, labels)
+    return tower, model, x, y
+
+
 @pytest.mark.parametrize(
     "objective,head",
     [(o, "contrastive") for o in OBJECTIVES] + [("contrastive", "bce")],
 )
 def test_each_objective_lowers_its_loss(objective, head, cifar_subset, tmp_path):
-    dataset, images, labels = cifar_subset
+    _, images, _ = cifar_subset
     config = _config(objective, pair_head=head)
-    keras.utils.set_random_seed(0)
-    tower = build.build_tower(config, dataset.info)
-    model = build.build_training_model(config, tower, num_classes=6)
-    x, y = _fixed_batch(config, images, labels)
+    tower, model, x, y = _model_and_batch(config, cifar_subset, num_classes=6)
     # A step reports the loss of the weights it starts from: the first step's is the
     # untrained model's, the last one's that of 14 updates later (one traced function).
     steps = [float(model.train_on_batch(x, y, return_dict=True)["loss"]) for _ in range(15)]
@@ -112,12 +119,8 @@ def test_classification_batches_carry_seen_class_indices(cifar_subset):
 
 
 def test_batch_hard_warm_up_ends_with_the_optimizers_step_count(cifar_subset):
-    dataset, images, labels = cifar_subset
     config = _config("batch_hard", neck="batchnorm", mining_warmup_epochs=1, epochs=2)
-    keras.utils.set_random_seed(0)
-    tower = build.build_tower(config, dataset.info)
-    model = build.build_training_model(config, tower, steps_per_epoch=2)
-    x, y = _fixed_batch(config, images, labels)
+    tower, model, x, y = _model_and_batch(config, cifar_subset, steps_per_epoch=2)
 
     def losses_now():
         e = tower(x, training=False)
@@ -162,12 +165,8 @@ def test_batch_all_keeps_the_weights_of_the_fewest_violating_triplets(cifar_subs
 
 
 def test_mining_beside_a_classifier_adds_its_weighted_loss(cifar_subset):
-    dataset, images, labels = cifar_subset
     config = _config("batch_hard", neck="batchnorm", classifier_weight=0.5, logit_scale=8.0)
-    keras.utils.set_random_seed(0)
-    tower = build.build_tower(config, dataset.info)
-    model = build.build_training_model(config, tower, num_classes=6)
-    x, labels_of_batch = _fixed_batch(config, images, labels)
+    tower, model, x, labels_of_batch = _model_and_batch(config, cifar_subset, num_classes=6)
     y = {"embeddings": labels_of_batch, "class_scores": labels_of_batch}
     logged = model.evaluate(x, y, verbose=0, return_dict=True)
     # Both terms from the model's own outputs: the tower's embedding and its cosines to
