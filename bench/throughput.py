@@ -83,7 +83,7 @@ def _batch(config: TrainConfig, rng: np.random.Generator):
         images = rng.integers(0, 256, (len(labels), *SHAPE), dtype=np.uint8)
         labels = labels.astype(np.int32)
         if config.classifier_weight:
-            return images, {classifier.EMBEDDINGS: labels, classifier.CLASS_SCORES: labels}
+            return images, classifier.labels_of_both_outputs(labels)
         return images, labels
     names = siamese.PAIR_INPUT_NAMES if config.objective == "contrastive" else siamese.INPUT_NAMES
     x = {n: rng.integers(0, 256, (config.batch_size, *SHAPE), dtype=np.uint8) for n in names}

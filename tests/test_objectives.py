@@ -10,7 +10,7 @@ import tensorflow as tf
 from keras_siamese.config import OBJECTIVES, TrainConfig
 from keras_siamese.data import pipeline
 from keras_siamese.data.datasets import load_dataset
-from keras_siamese.model import build, losses, siamese
+from keras_siamese.model import build, classifier, losses, siamese
 from keras_siamese.serving import export
 from tests.conftest import sample_metadata
 
@@ -167,7 +167,7 @@ def test_batch_all_keeps_the_weights_of_the_fewest_violating_triplets(cifar_subs
 def test_mining_beside_a_classifier_adds_its_weighted_loss(cifar_subset):
     config = _config("batch_hard", neck="batchnorm", classifier_weight=0.5, logit_scale=8.0)
     tower, model, x, labels_of_batch = _model_and_batch(config, cifar_subset, num_classes=6)
-    y = {"embeddings": labels_of_batch, "class_scores": labels_of_batch}
+    y = classifier.labels_of_both_outputs(labels_of_batch)
     logged = model.evaluate(x, y, verbose=0, return_dict=True)
     # Both terms from the model's own outputs: the tower's embedding and its cosines to
     # the class weights, whose loss is the cross-entropy of 8 x cosine.

@@ -36,21 +36,27 @@ class CosineClassifier(layers.Layer):
         return {**super().get_config(), "num_classes": self.num_classes}
 
 
-def classifier_model(tower: keras.Model, num_classes: int, cosine: bool) -> keras.Model:
-    """`tower` under a classification head: uint8 images in, float32 class scores out."""
+# The outputs of `embedding_classifier_model`, named for the losses that take them.
+EMBEDDINGS, CLASS_SCORES = "embeddings", "class_scores"
+
+
+def _images_and_embeddings(tower: keras.Model, num_classes: int):
+    """The uint8 image input of a classifier over `num_classes` and `tower`'s float32 output."""
     if num_classes < 2:
         raise ValueError(f"a classifier needs at least 2 classes, not {num_classes}")
     images = keras.Input(shape=tower.input_shape[1:], dtype="uint8", name="images")
-    embeddings = layers.Activation("linear", dtype="float32", name="embeddings")(tower(images))
+    embeddings = layers.Activation("linear", dtype="float32", name=EMBEDDINGS)(tower(images))
+    return images, embeddings
+
+
+def classifier_model(tower: keras.Model, num_classes: int, cosine: bool) -> keras.Model:
+    """`tower` under a classification head: uint8 images in, float32 class scores out."""
+    images, embeddings = _images_and_embeddings(tower, num_classes)
     if cosine:
         head = CosineClassifier(num_classes, dtype="float32", name="cosine_classifier")
     else:
         head = layers.Dense(num_classes, dtype="float32", name="classifier")
     return keras.Model(images, head(embeddings), name="classifier")
-
-
-# The outputs of `embedding_classifier_model`, named for the losses that take them.
-EMBEDDINGS, CLASS_SCORES = "embeddings", "class_scores"
 
 
 def embedding_classifier_model(tower: keras.Model, num_classes: int) -> keras.Model:
@@ -59,13 +65,15 @@ def embedding_classifier_model(tower: keras.Model, num_classes: int) -> keras.Mo
     Both are float32 and named `EMBEDDINGS` and `CLASS_SCORES`, so a loss (and
     a label) can be given to each.
     """
-    if num_classes < 2:
-        raise ValueError(f"a classifier needs at least 2 classes, not {num_classes}")
-    images = keras.Input(shape=tower.input_shape[1:], dtype="uint8", name="images")
-    embeddings = layers.Activation("linear", dtype="float32", name=EMBEDDINGS)(tower(images))
+    images, embeddings = _images_and_embeddings(tower, num_classes)
     head = CosineClassifier(num_classes, dtype="float32", name=CLASS_SCORES)
     return keras.Model(
         images,
         {EMBEDDINGS: embeddings, CLASS_SCORES: head(embeddings)},
         name="siamese_batch_classifier",
     )
+
+
+def labels_of_both_outputs(labels) -> dict:
+    """A batch's class labels, given to both outputs of `embedding_classifier_model`."""
+    return {EMBEDDINGS: labels, CLASS_SCORES: labels}

@@ -56,11 +56,9 @@ def make_datasets(
     has_validation = len(part.val_labels) > 0
     val_ds = None
     if config.uses_class_batches:
-        # The classifier's outputs are the seen classes in order: 0 .. len(seen) - 1.
-        seen = np.asarray(sorted(part.split.seen))
         train_ds = pipeline.class_dataset(
             part.train_images,
-            np.searchsorted(seen, part.train_labels),
+            _seen_class_indices(part, part.train_labels),
             config.batch_size,
             steps,
             config.seed,
@@ -69,14 +67,13 @@ def make_datasets(
         )
         if has_validation:
             val_ds = pipeline.fixed_class_dataset(
-                part.val_images, np.searchsorted(seen, part.val_labels), config.batch_size
+                part.val_images, _seen_class_indices(part, part.val_labels), config.batch_size
             )
     elif config.uses_pk_batches:
         train_labels, val_labels = part.train_labels, part.val_labels
-        if config.classifier_weight:  # the classifier's outputs are the seen classes in order
-            seen = np.asarray(sorted(part.split.seen))
-            train_labels = np.searchsorted(seen, train_labels)
-            val_labels = np.searchsorted(seen, val_labels)
+        if config.classifier_weight:
+            train_labels = _seen_class_indices(part, train_labels)
+            val_labels = _seen_class_indices(part, val_labels)
         train_ds = pipeline.pk_dataset(
             part.train_images,
             train_labels,
@@ -138,9 +135,14 @@ def make_datasets(
     return train_ds, val_ds
 
 
+def _seen_class_indices(part: splits.Partition, labels: np.ndarray) -> np.ndarray:
+    """`labels` as a classifier's outputs number them: the seen classes in order, from 0."""
+    return np.searchsorted(np.asarray(sorted(part.split.seen)), labels)
+
+
 def _label_both_outputs(images, labels):
     """One P x K batch's labels for both outputs of the mining-and-classifier model."""
-    return images, {classifier.EMBEDDINGS: labels, classifier.CLASS_SCORES: labels}
+    return images, classifier.labels_of_both_outputs(labels)
 
 
 def steps_per_epoch(config: TrainConfig, num_train_images: int) -> int:
