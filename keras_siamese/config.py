@@ -11,6 +11,7 @@ protocol.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Sequence
 
 from keras_siamese.data import splits
@@ -261,6 +262,23 @@ class TrainConfig:
     steps_per_epoch: int = setting(0, "Batches per epoch; 0 = seen train images / batch size.")
     flip: bool = setting(True, "Random horizontal flip augmentation.")
     crop: bool = setting(False, "Random crop augmentation with 4-pixel padding.")
+    mixup: float = setting(
+        0.0,
+        "softmax, normsoftmax: mix each batch with itself reversed, image and target, by a "
+        "share drawn from Beta(ALPHA, ALPHA) per batch (mixup); 0: off.",
+    )
+    cutmix: float = setting(
+        0.0,
+        "softmax, normsoftmax: paste a box of the reversed batch into each image, targets "
+        "mixed by area, the box's share drawn from Beta(ALPHA, ALPHA) per batch (CutMix); with "
+        "--mixup too, each batch takes one of the two at random; 0: off.",
+    )
+    ema_decay: float = setting(
+        0.0,
+        "Keep an exponential moving average of the weights (decay D, warmed up as "
+        "min(D, (1 + step) / (10 + step))) and evaluate and export the average instead of the "
+        "best epoch's weights; snapshots hold the average too. 0: off.",
+    )
     seed: int = setting(0, "Seed of weights, triplets and augmentation.")
     init_from: str = setting(
         "",
@@ -334,6 +352,7 @@ class TrainConfig:
         if not self.learning_rate > 0:
             raise ConfigError(f"--learning_rate={self.learning_rate} must be greater than 0.")
         self._validate_optimization()
+        self._validate_levers()
         for name in ("batch_size", "epochs"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"--{name}={getattr(self, name)} must be at least 1.")
@@ -401,6 +420,19 @@ class TrainConfig:
                 f"--warmup_epochs={self.warmup_epochs} must be shorter than the run's "
                 f"--epochs={self.epochs}."
             )
+
+    def _validate_levers(self) -> None:
+        for name in ("mixup", "cutmix"):
+            value = getattr(self, name)
+            if not value >= 0 or math.isinf(value):
+                raise ConfigError(f"--{name}={value} must be 0 (off) or a positive number.")
+            if value and not self.uses_class_batches:
+                raise ConfigError(
+                    f"--{name} mixes class targets: it is for --objective=softmax or "
+                    f"normsoftmax, not --objective={self.objective}."
+                )
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ConfigError(f"--ema_decay={self.ema_decay} must be in [0, 1).")
 
     def _validate_objective(self, num_seen: int) -> None:
         if self.soft_margin and self.objective != "batch_hard":

@@ -125,6 +125,12 @@ def test_the_split_flagfiles_keep_the_reference_protocol():
         (["--optimizer=adamw"], "needs --weight_decay above 0"),
         (["--optimizer=sgd", "--momentum=1"], "--momentum=1.0 must be in [0, 1)"),
         (["--warmup_epochs=1"], "needs --lr_schedule=cosine or onecycle"),
+        (["--objective=normsoftmax", "--mixup=-1"], "--mixup=-1.0 must be 0 (off) or a positive"),
+        (["--objective=softmax", "--cutmix=nan"], "--cutmix=nan must be 0 (off) or a positive"),
+        (["--mixup=0.2"], "it is for --objective=softmax or normsoftmax, not --objective=triplet"),
+        (["--objective=batch_hard", "--cutmix=1"], "not --objective=batch_hard"),
+        (["--ema_decay=1"], "--ema_decay=1.0 must be in [0, 1)"),
+        (["--ema_decay=-0.5"], "--ema_decay=-0.5 must be in [0, 1)"),
         (["--lr_schedule=cosine", "--warmup_epochs=3", "--epochs=3"], "must be shorter"),
     ],
 )

@@ -208,3 +208,48 @@ def test_mining_batches_under_a_classifier_label_both_outputs(cifar_subset):
         indices = y["class_scores"].numpy()
         assert indices.min() >= 0 and indices.max() < 50
         assert sorted(np.unique(indices, return_counts=True)[1]) == [4] * 4
+
+
+def test_the_weight_average_warms_up_and_is_swapped_in_and_out():
+    config = _config(
+        "normsoftmax", optimizer="sgd", momentum=0.0, learning_rate=1e-3, ema_decay=0.9
+    )
+    optimizer = build.optimizer(config)
+    variable = keras.Variable(np.zeros(2, np.float32))
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1, use_bias=False)])
+    optimizer.build([variable])
+    # Plain SGD at 1e-3 with a gradient of -1000: the variable rises by 1 a step.
+    expected_average, value = 0.0, 0.0
+    for step in range(4):
+        optimizer.apply([tf.constant([-1000.0, -1000.0])], [variable])
+        value += 1.0
+        decay = min(0.9, (1 + step) / (10 + step))
+        expected_average = decay * expected_average + (1 - decay) * value
+    average = optimizer._model_variables_moving_average[0].numpy()
+    np.testing.assert_allclose(average, [expected_average] * 2, rtol=1e-5)
+    np.testing.assert_allclose(variable.numpy(), [4.0, 4.0])
+
+    model.compile(optimizer=build.optimizer(config), loss="mse")
+    model.optimizer.build(model.trainable_variables)
+    kernel = model.trainable_variables[0]
+    kernel.assign(np.ones((2, 1), np.float32))
+    model.optimizer._model_variables_moving_average[0].assign(np.full((2, 1), 0.5, np.float32))
+    with build.averaged_weights(model):
+        np.testing.assert_allclose(kernel.numpy(), 0.5)
+    np.testing.assert_allclose(kernel.numpy(), 1.0)
+
+
+def test_soft_targets_give_the_cross_entropy_of_their_mixture():
+    scores = np.array([[0.2, -0.1, 0.5], [0.9, 0.0, -0.3]], np.float32)
+    targets = np.array([[0.7, 0.3, 0.0], [0.0, 0.25, 0.75]], np.float32)
+    scale, margin = 4.0, 0.1
+    got = losses.classification_loss(targets, scores, scale=scale, margin=margin)
+    logits = scale * (scores - margin * targets)
+    log_p = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+    np.testing.assert_allclose(got, -(targets * log_p).sum(axis=1), rtol=1e-5)
+    # Int labels are one-hot targets.
+    hard = losses.classification_loss(np.array([2, 0]), scores, scale=scale)
+    onehot = np.eye(3, dtype=np.float32)[[2, 0]]
+    np.testing.assert_allclose(hard, losses.classification_loss(onehot, scores, scale=scale))
+    np.testing.assert_array_equal(losses.class_accuracy(targets, scores), [0.0, 0.0])
+    np.testing.assert_array_equal(losses.class_accuracy(np.array([[2], [0]]), scores), [1, 1])

@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from keras_siamese.data import pipeline
 from keras_siamese.errors import ConfigError
@@ -249,3 +250,60 @@ def test_class_batches_shuffle_every_image_once_per_epoch_with_its_label():
     # Longer epochs continue with a new shuffle.
     long = pipeline.shuffled_indices(24, 6, 6, seed=5, epoch=0)
     assert sorted(long[:4].ravel()) == list(range(24)) and long.shape == (6, 6)
+
+
+def _mixed(mixup, cutmix, seed=0, batch=6):
+    """A mixed batch of constant images (image i is all i * 40) with labels i % 3."""
+    images = np.repeat(np.arange(batch, dtype=np.uint8)[:, None, None, None] * 40, 8, axis=1)
+    images = np.repeat(np.repeat(images, 8, axis=2), 3, axis=3)
+    labels = np.arange(batch) % 3
+    mixing = pipeline.Mixing(num_classes=3, mixup=mixup, cutmix=cutmix)
+    out, targets = pipeline.mix_batch(
+        tf.constant(images), tf.constant(labels), tf.constant([seed, 1], tf.int64), mixing
+    )
+    return images, labels, out.numpy(), targets.numpy()
+
+
+def test_mixup_blends_each_image_with_its_mirror_in_the_batch_by_the_targets_share():
+    images, labels, out, targets = _mixed(mixup=0.4, cutmix=0.0)
+    assert out.dtype == np.uint8 and out.shape == images.shape
+    np.testing.assert_allclose(targets.sum(axis=1), 1.0, atol=1e-6)
+    partner = images[::-1]
+    for i in range(len(images)):
+        if labels[i] == labels[::-1][i]:
+            continue  # same class on both sides: the share cannot be read off the target
+        share = targets[i, labels[i]]
+        expected = np.round(share * images[i].astype(float) + (1 - share) * partner[i])
+        np.testing.assert_array_equal(out[i], expected.astype(np.uint8))
+
+
+def test_cutmix_pastes_a_box_whose_area_is_the_partners_share_of_the_target():
+    for seed in range(5):
+        images, labels, out, targets = _mixed(mixup=0.0, cutmix=1.0, seed=seed)
+        partner = images[::-1]
+        for i in range(len(images)):
+            if labels[i] == labels[::-1][i]:
+                continue
+            from_partner = np.all(out[i] == partner[i], axis=-1)
+            from_self = np.all(out[i] == images[i], axis=-1)
+            assert np.all(from_partner | from_self)
+            rows, cols = np.nonzero(from_partner)
+            if len(rows):  # a box: every pixel between its corners came from the partner
+                assert from_partner[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1].all()
+            np.testing.assert_allclose(targets[i, labels[::-1][i]], from_partner.mean(), atol=1e-6)
+
+
+def test_mixed_class_batches_repeat_for_a_resumed_epoch_and_carry_targets():
+    images = _indexed_images(np.arange(40) % 4)
+    labels = np.arange(40) % 4
+    mixing = pipeline.Mixing(num_classes=4, mixup=0.2, cutmix=1.0)
+    straight = pipeline.class_dataset(images, labels, 8, 5, seed=2, mixing=mixing)
+    resumed = pipeline.class_dataset(images, labels, 8, 5, seed=2, mixing=mixing, first_epoch=1)
+    epoch_1 = list(straight.skip(5).take(5))
+    again = list(resumed.take(5))
+    for (x, y), (x2, y2) in zip(epoch_1, again, strict=True):
+        np.testing.assert_array_equal(x.numpy(), x2.numpy())
+        np.testing.assert_array_equal(y.numpy(), y2.numpy())
+    assert epoch_1[0][1].shape == (8, 4)
+    shares = np.concatenate([y.numpy().max(axis=1) for _, y in epoch_1])
+    assert shares.min() < 0.99  # some images really are mixed

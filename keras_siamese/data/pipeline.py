@@ -30,6 +30,84 @@ class Augmentation:
     crop: bool = False
 
 
+@dataclasses.dataclass(frozen=True)
+class Mixing:
+    """Per-batch mixing of labelled images (classification objectives).
+
+    `mixup` and `cutmix` are the Beta distributions' alphas (0: off); with both,
+    each batch takes one of the two at random. `num_classes` sizes the targets.
+    """
+
+    num_classes: int
+    mixup: float = 0.0
+    cutmix: float = 0.0
+
+    @property
+    def active(self) -> bool:
+        return bool(self.mixup or self.cutmix)
+
+
+def _cut_box_mask(height: int, width: int, share: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+    """A float `[H, W, 1]` mask of ones in a random box of about `share` of the image.
+
+    The box's sides are `sqrt(share)` of the image's, centred at a uniform
+    pixel and clipped at the borders (as in the CutMix paper).
+    """
+    centre = tf.random.stateless_uniform([2], seed, maxval=1.0)
+    side = tf.sqrt(share)
+    cy, cx = centre[0] * height, centre[1] * width
+    half_h, half_w = side * height / 2.0, side * width / 2.0
+    rows = tf.range(height, dtype=tf.float32)[:, None] + 0.5
+    cols = tf.range(width, dtype=tf.float32)[None, :] + 0.5
+    inside = tf.logical_and(
+        tf.logical_and(rows >= cy - half_h, rows < cy + half_h),
+        tf.logical_and(cols >= cx - half_w, cols < cx + half_w),
+    )
+    return tf.cast(inside, tf.float32)[:, :, None]
+
+
+def mix_batch(
+    images: tf.Tensor, labels: tf.Tensor, seed: tf.Tensor, mixing: Mixing
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """Mixes a uint8 batch with itself reversed: `(uint8 images, float targets [B, C])`.
+
+    mixup blends whole images by a share `lam` ~ Beta(alpha, alpha), rounded
+    back to uint8; CutMix pastes a box of the partner image covering about
+    `1 - lam` of it, and the targets take the box's exact area. The targets
+    are `lam * onehot(label) + (1 - lam) * onehot(partner's label)`.
+    """
+    choice_seed, share_seed, box_seed = tf.unstack(
+        tf.random.experimental.stateless_split(seed, num=3)
+    )
+    targets = tf.one_hot(labels, mixing.num_classes)
+    partner_images = tf.reverse(images, axis=[0])
+    partner_targets = tf.reverse(targets, axis=[0])
+    x = tf.cast(images, tf.float32)
+    partner = tf.cast(partner_images, tf.float32)
+    if mixing.mixup and mixing.cutmix:
+        use_cutmix = tf.random.stateless_uniform([], choice_seed) < 0.5
+    else:
+        use_cutmix = tf.constant(bool(mixing.cutmix))
+    alpha = tf.where(use_cutmix, float(mixing.cutmix or 1.0), float(mixing.mixup or 1.0))
+    # Drawn with the chosen method's alpha: one gamma sampler for both keeps resumes exact.
+    lam = _draw_share(share_seed, alpha)
+    height, width = int(images.shape[1]), int(images.shape[2])
+    box = _cut_box_mask(height, width, 1.0 - lam, box_seed)
+    cut = x * (1.0 - box) + partner * box
+    blended = lam * x + (1.0 - lam) * partner
+    mixed = tf.where(use_cutmix, cut, blended)
+    share = tf.where(use_cutmix, 1.0 - tf.reduce_mean(box), lam)
+    mixed_images = tf.cast(tf.clip_by_value(tf.round(mixed), 0.0, 255.0), images.dtype)
+    return mixed_images, share * targets + (1.0 - share) * partner_targets
+
+
+def _draw_share(seed: tf.Tensor, alpha: tf.Tensor) -> tf.Tensor:
+    seeds = tf.random.experimental.stateless_split(seed, num=2)
+    a = tf.random.stateless_gamma([], seeds[0], alpha=alpha)
+    b = tf.random.stateless_gamma([], seeds[1], alpha=alpha)
+    return a / tf.maximum(a + b, 1e-12)
+
+
 class TripletSampler:
     """Draws triplet indices into a labelled image array.
 
@@ -340,12 +418,14 @@ def _indexed_batches(
     base_seed: tf.Tensor,
     augmentation: Augmentation | None,
     first_epoch: int,
+    mixing: Mixing | None = None,
 ) -> tf.data.Dataset:
     """Endless `(augmented uint8 images [B, ...], labels [B])` batches.
 
     `epoch_indices(epoch)` gives each epoch's image indices, of `shape`
     (steps, B); each batch's augmentation seed is a function of
-    (`base_seed`, epoch, step).
+    (`base_seed`, epoch, step). With an active `mixing`, batches are mixed
+    (`mix_batch`) and the labels become float targets `[B, C]`.
     """
     augmentation = augmentation or Augmentation(flip=False, crop=False)
     images_t = tf.constant(images)
@@ -362,10 +442,12 @@ def _indexed_batches(
         )
 
     def load(batch, seed_pair):
-        return (
-            _augmented_images(images_t, batch, seed_pair, augmentation),
-            tf.gather(labels_t, batch),
-        )
+        images = _augmented_images(images_t, batch, seed_pair, augmentation)
+        labels = tf.gather(labels_t, batch)
+        if mixing is not None and mixing.active:
+            mix_seed = tf.random.experimental.stateless_fold_in(seed_pair, 0x313)
+            return mix_batch(images, labels, mix_seed, mixing)
+        return images, labels
 
     return (
         tf.data.Dataset.range(first_epoch, np.iinfo(np.int64).max)
@@ -395,11 +477,13 @@ def class_dataset(
     seed: int = 0,
     augmentation: Augmentation | None = None,
     first_epoch: int = 0,
+    mixing: Mixing | None = None,
 ) -> tf.data.Dataset:
     """An endless dataset of shuffled labelled images: `(uint8 [B, H, W, C], labels [B])`.
 
     Each epoch is a new seeded shuffle of all images (the classification
-    objectives); `labels` are passed through as given.
+    objectives); `labels` are passed through as given, or with an active
+    `mixing` become mixed float targets `[B, C]` (`mix_batch`).
     """
     return _indexed_batches(
         images,
@@ -409,6 +493,7 @@ def class_dataset(
         tf.constant([seed, 0xC1A55], tf.int64),
         augmentation,
         first_epoch,
+        mixing,
     )
 
 

@@ -29,7 +29,9 @@ __all__ = [
     "batch_all_triplet_loss",
     "batch_hard_triplet_loss",
     "batch_semihard_triplet_loss",
+    "class_accuracy",
     "class_mean_space",
+    "class_targets",
     "classification_loss",
     "contrastive_loss",
     "l2_normalize",
@@ -318,22 +320,39 @@ def violating_fraction(y_true, y_pred, distance: str, margin: float, root: bool 
     return batch_all_triplet_loss(y_true, embeddings, distance, margin, root=root)[1]
 
 
+def class_targets(labels, num_classes: int):
+    """Float targets `[B, C]`: one-hot rows of int `labels` (`[B]` or `[B, 1]`), or
+    `labels` themselves when they already are `[B, C]` targets (mixed batches)."""
+    if num_classes > 1 and len(labels.shape) == 2 and labels.shape[-1] == num_classes:
+        return ops.cast(labels, "float32")
+    return ops.one_hot(ops.cast(ops.reshape(labels, [-1]), "int32"), num_classes)
+
+
 def classification_loss(
     labels, scores, scale: float = 1.0, margin: float = 0.0, label_smoothing: float = 0.0
 ):
-    """Per-sample cross-entropy of class `scores` [B, C] for int `labels` [B].
+    """Per-sample cross-entropy of class `scores` [B, C] for `labels`.
 
-    The logits are `scale * (scores - margin * onehot(labels))`: a linear
-    classifier's scores with scale 1 and margin 0 (softmax), or cosines with a
-    scale and an additive margin on the true class (normalised softmax,
-    CosFace). `label_smoothing` spreads that share of each target evenly over
-    all C classes.
+    `labels` are int class indices `[B]`, or float targets `[B, C]` (mixed
+    batches), read as `class_targets` reads them. The logits are
+    `scale * (scores - margin * targets)`: a linear classifier's scores with
+    scale 1 and margin 0 (softmax), or cosines with a scale and an additive
+    margin on the true class (normalised softmax, CosFace; a mixed target
+    takes the margin in proportion). `label_smoothing` spreads that share of
+    each target evenly over all C classes.
     """
     num_classes = scores.shape[-1]
-    onehot = ops.one_hot(ops.cast(ops.reshape(labels, [-1]), "int32"), num_classes)
+    onehot = class_targets(labels, num_classes)
     logits = scale * (ops.cast(scores, "float32") - margin * onehot)
     targets = onehot * (1.0 - label_smoothing) + label_smoothing / num_classes
     return -ops.sum(targets * ops.log_softmax(logits, axis=-1), axis=-1)
+
+
+def class_accuracy(labels, scores):
+    """Per-sample 1 where the top score is the (largest) target's class, else 0."""
+    targets = class_targets(labels, scores.shape[-1])
+    same = ops.equal(ops.argmax(targets, axis=-1), ops.argmax(scores, axis=-1))
+    return ops.cast(same, "float32")
 
 
 @keras.saving.register_keras_serializable(package="keras_siamese")

@@ -17,7 +17,7 @@ import numpy as np
 from keras_siamese import files
 from keras_siamese import workdir as wd
 from keras_siamese.evaluation import protocol
-from keras_siamese.model import test_time
+from keras_siamese.model import build, test_time
 
 # The log key of the search's score (OneShotObjective).
 ONESHOT_LOG = "val_oneshot"
@@ -70,6 +70,9 @@ class BestWeights(keras.callbacks.Callback):
 class EpochSnapshots(keras.callbacks.Callback):
     """Saves the tower's weights every `every` epochs, with the training time so far.
 
+    Where the optimizer keeps a weight average, the snapshot holds the average,
+    as the export will.
+
     Snapshots go to `<folder>/epoch_NNNN.weights.h5`, and `<folder>/snapshots.csv`
     lists epoch, file and cumulative training seconds (continued across
     resumes from the last recorded row), so a learning curve of any metric
@@ -92,7 +95,8 @@ class EpochSnapshots(keras.callbacks.Callback):
             return
         name = f"epoch_{epoch + 1:04d}.weights.h5"
         tmp = os.path.join(self.folder, f".{name}.tmp.weights.h5")
-        self.tower.save_weights(tmp, overwrite=True)
+        with build.averaged_weights(self.model):
+            self.tower.save_weights(tmp, overwrite=True)
         os.replace(tmp, os.path.join(self.folder, name))
         seconds = self.offset + time.time() - self.start
         rows = [r for r in wd.read_snapshots(self.folder) if r["epoch"] < epoch + 1]

@@ -64,6 +64,7 @@ def make_datasets(
             config.seed,
             augmentation,
             first_epoch=first_epoch,
+            mixing=pipeline.Mixing(len(part.split.seen), config.mixup, config.cutmix),
         )
         if has_validation:
             val_ds = pipeline.fixed_class_dataset(
@@ -182,13 +183,17 @@ def _callbacks(
     callbacks = [
         keras.callbacks.TerminateOnNaN(),
         keras.callbacks.CSVLogger(os.path.join(workdir, wd.HISTORY_FILE), append=True),
-        BestWeights(
-            os.path.join(workdir, wd.BEST_WEIGHTS),
-            best_weights_monitor(config, has_validation),
-            first_epoch=config.mining_warmup_epochs,
-        ),
         keras.callbacks.TensorBoard(os.path.join(workdir, wd.LOGS_DIR), write_graph=False),
     ]
+    if not config.ema_decay:
+        # With a weight average, the average at the end is what the run keeps.
+        callbacks.append(
+            BestWeights(
+                os.path.join(workdir, wd.BEST_WEIGHTS),
+                best_weights_monitor(config, has_validation),
+                first_epoch=config.mining_warmup_epochs,
+            )
+        )
     if config.snapshot_every:
         callbacks.append(
             EpochSnapshots(tower, os.path.join(workdir, wd.SNAPSHOTS_DIR), config.snapshot_every)
@@ -396,6 +401,8 @@ def _train_and_evaluate(
             f"lower --learning_rate and rerun with --overwrite; {kept}, and no export was written."
         )
     if multi:
+        # Keras's fit ends by writing the weight average into the model; this loop must too.
+        model.optimizer.finalize_variable_values(model.trainable_variables)
         multi_worker.remove_backup(os.path.join(workdir, wd.BACKUP_DIR), strategy)
         if not chief:
             return RunResult(metrics=None, export_dir="", is_chief=False)
