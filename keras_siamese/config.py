@@ -40,6 +40,8 @@ OBJECTIVES = (
     "normsoftmax",
 )
 CLASSIFICATION_OBJECTIVES = ("softmax", "normsoftmax")
+# Quarter turns of the rotation task (--rotation_weight): 0, 90, 180 and 270 degrees.
+ROTATIONS = (0, 1, 2, 3)
 PAIR_HEADS = ("contrastive", "bce")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 JIT_CHOICES = ("auto", "true", "false")
@@ -273,6 +275,13 @@ class TrainConfig:
         "mixed by area, the box's share drawn from Beta(ALPHA, ALPHA) per batch (CutMix); with "
         "--mixup too, each batch takes one of the two at random; 0: off.",
     )
+    rotation_weight: float = setting(
+        0.0,
+        "softmax, normsoftmax: also pass each image rotated by 90, 180 and 270 degrees through "
+        "the tower, and add this weight times the cross-entropy of a small head that predicts "
+        "the rotation (the class loss stays on the upright images); a step then costs "
+        "4 x --batch_size images. The head is not exported. 0: off.",
+    )
     ema_decay: float = setting(
         0.0,
         "Keep an exponential moving average of the weights (decay D, warmed up as "
@@ -396,7 +405,7 @@ class TrainConfig:
         if self.uses_pk_batches:
             return self.classes_per_batch * self.images_per_class
         if self.uses_class_batches:
-            return self.batch_size
+            return self.batch_size * (len(ROTATIONS) if self.rotation_weight else 1)
         return self.batch_size * (2 if self.objective == "contrastive" else 3)
 
     def _validate_optimization(self) -> None:
@@ -422,15 +431,24 @@ class TrainConfig:
             )
 
     def _validate_levers(self) -> None:
-        for name in ("mixup", "cutmix"):
+        for name, purpose in (
+            ("mixup", "mixes class targets"),
+            ("cutmix", "mixes class targets"),
+            ("rotation_weight", "adds a head beside the classifier"),
+        ):
             value = getattr(self, name)
             if not value >= 0 or math.isinf(value):
                 raise ConfigError(f"--{name}={value} must be 0 (off) or a positive number.")
             if value and not self.uses_class_batches:
                 raise ConfigError(
-                    f"--{name} mixes class targets: it is for --objective=softmax or "
-                    f"normsoftmax, not --objective={self.objective}."
+                    f"--{name} {purpose}: it is for --objective=softmax or normsoftmax, not "
+                    f"--objective={self.objective}."
                 )
+        shape = dataset_info(self.dataset).image_shape
+        if self.rotation_weight and shape[0] != shape[1]:
+            raise ConfigError(
+                f"--rotation_weight needs square images, not {shape[0]} x {shape[1]} pixels."
+            )
         if not 0.0 <= self.ema_decay < 1.0:
             raise ConfigError(f"--ema_decay={self.ema_decay} must be in [0, 1).")
 

@@ -253,3 +253,32 @@ def test_soft_targets_give_the_cross_entropy_of_their_mixture():
     np.testing.assert_allclose(hard, losses.classification_loss(onehot, scores, scale=scale))
     np.testing.assert_array_equal(losses.class_accuracy(targets, scores), [0.0, 0.0])
     np.testing.assert_array_equal(losses.class_accuracy(np.array([[2], [0]]), scores), [1, 1])
+
+
+def test_the_rotation_task_adds_its_weighted_loss_to_the_upright_images_class_loss(cifar_subset):
+    config = _config("normsoftmax", rotation_weight=0.5, batch_size=8)
+    assert config.images_per_batch == 32
+    dataset, images, labels = cifar_subset
+    keras.utils.set_random_seed(0)
+    tower = build.build_tower(config, dataset.info)
+    model = build.build_training_model(config, tower, num_classes=6)
+    ds = pipeline.class_dataset(images, labels, 8, steps_per_epoch=1, seed=0, rotations=True)
+    x, (class_labels, turns) = next(iter(ds))
+    scores = model.predict_on_batch(x)
+    upright = class_labels.numpy() >= 0
+    assert upright.sum() == 8 and x.shape[0] == 32
+    class_part = losses.classification_loss(
+        class_labels.numpy()[upright], scores[classifier.CLASS_SCORES][upright], scale=16.0
+    )
+    logits = scores[classifier.ROTATION_SCORES]
+    log_p = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+    rotation_part = -log_p[np.arange(32), turns.numpy()]
+    logs = model.test_on_batch(
+        x,
+        {classifier.CLASS_SCORES: class_labels, classifier.ROTATION_SCORES: turns},
+        return_dict=True,
+    )
+    expected = float(np.mean(class_part)) + 0.5 * float(np.mean(rotation_part))
+    np.testing.assert_allclose(logs["loss"], expected, rtol=1e-4)
+    assert [w.name for w in model.weights if "rotation" in w.path]  # a head of its own
+    assert not [w for w in tower.weights if "rotation" in w.path]  # left out of the export

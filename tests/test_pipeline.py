@@ -307,3 +307,17 @@ def test_mixed_class_batches_repeat_for_a_resumed_epoch_and_carry_targets():
     assert epoch_1[0][1].shape == (8, 4)
     shares = np.concatenate([y.numpy().max(axis=1) for _, y in epoch_1])
     assert shares.min() < 0.99  # some images really are mixed
+
+
+def test_a_rotation_batch_holds_each_image_turned_four_ways_and_labels_only_the_upright():
+    images = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3, 1)
+    out, (labels, turns) = pipeline.rotated_batch(tf.constant(images), tf.constant([4, 7]))
+    out = out.numpy()
+    for k in range(4):
+        for i in range(2):
+            np.testing.assert_array_equal(out[2 * k + i, :, :, 0], np.rot90(images[i, :, :, 0], k))
+    np.testing.assert_array_equal(labels, [4, 7, -1, -1, -1, -1, -1, -1])
+    np.testing.assert_array_equal(turns, [0, 0, 1, 1, 2, 2, 3, 3])
+    soft = tf.constant([[0.25, 0.75], [1.0, 0.0]])
+    _, (soft_labels, _) = pipeline.rotated_batch(tf.constant(images), soft)
+    np.testing.assert_array_equal(soft_labels[2:], np.zeros((6, 2)))

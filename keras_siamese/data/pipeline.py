@@ -101,6 +101,22 @@ def mix_batch(
     return mixed_images, share * targets + (1.0 - share) * partner_targets
 
 
+def rotated_batch(images: tf.Tensor, labels: tf.Tensor) -> tuple[tf.Tensor, tuple]:
+    """A batch and its three quarter turns: `(images [4B, ...], (class labels, turns))`.
+
+    The images are the batch upright, then turned by 90, 180 and 270 degrees
+    counter-clockwise, in that order; `turns` are 0, 1, 2, 3 accordingly. The
+    turned copies carry no class: their class labels are -1 (int labels) or
+    rows of zeros (float targets of mixed batches).
+    """
+    turns = [tf.image.rot90(images, k) for k in range(4)]
+    size = tf.shape(labels)[0]
+    unlabelled = -tf.ones_like(labels) if labels.dtype.is_integer else tf.zeros_like(labels)
+    class_labels = tf.concat([labels] + [unlabelled] * 3, axis=0)
+    turn_labels = tf.repeat(tf.range(4, dtype=tf.int32), size)
+    return tf.concat(turns, axis=0), (class_labels, turn_labels)
+
+
 def _draw_share(seed: tf.Tensor, alpha: tf.Tensor) -> tf.Tensor:
     seeds = tf.random.experimental.stateless_split(seed, num=2)
     a = tf.random.stateless_gamma([], seeds[0], alpha=alpha)
@@ -419,13 +435,15 @@ def _indexed_batches(
     augmentation: Augmentation | None,
     first_epoch: int,
     mixing: Mixing | None = None,
+    rotations: bool = False,
 ) -> tf.data.Dataset:
     """Endless `(augmented uint8 images [B, ...], labels [B])` batches.
 
     `epoch_indices(epoch)` gives each epoch's image indices, of `shape`
     (steps, B); each batch's augmentation seed is a function of
     (`base_seed`, epoch, step). With an active `mixing`, batches are mixed
-    (`mix_batch`) and the labels become float targets `[B, C]`.
+    (`mix_batch`) and the labels become float targets `[B, C]`; with
+    `rotations`, each batch is extended by its quarter turns (`rotated_batch`).
     """
     augmentation = augmentation or Augmentation(flip=False, crop=False)
     images_t = tf.constant(images)
@@ -446,7 +464,9 @@ def _indexed_batches(
         labels = tf.gather(labels_t, batch)
         if mixing is not None and mixing.active:
             mix_seed = tf.random.experimental.stateless_fold_in(seed_pair, 0x313)
-            return mix_batch(images, labels, mix_seed, mixing)
+            images, labels = mix_batch(images, labels, mix_seed, mixing)
+        if rotations:
+            return rotated_batch(images, labels)
         return images, labels
 
     return (
@@ -478,12 +498,15 @@ def class_dataset(
     augmentation: Augmentation | None = None,
     first_epoch: int = 0,
     mixing: Mixing | None = None,
+    rotations: bool = False,
 ) -> tf.data.Dataset:
     """An endless dataset of shuffled labelled images: `(uint8 [B, H, W, C], labels [B])`.
 
     Each epoch is a new seeded shuffle of all images (the classification
     objectives); `labels` are passed through as given, or with an active
-    `mixing` become mixed float targets `[B, C]` (`mix_batch`).
+    `mixing` become mixed float targets `[B, C]` (`mix_batch`). With
+    `rotations`, each batch also holds its quarter turns and the labels are
+    `(class labels, turns)` (`rotated_batch`).
     """
     return _indexed_batches(
         images,
@@ -494,6 +517,7 @@ def class_dataset(
         augmentation,
         first_epoch,
         mixing,
+        rotations,
     )
 
 

@@ -174,14 +174,28 @@ def build_training_model(
         if num_classes is None:
             raise ValueError(f"--objective={config.objective} needs the number of classes")
         cosine = config.objective == "normsoftmax"
-        model = classifier.classifier_model(tower, num_classes, cosine=cosine)
         loss = losses.ClassificationLoss(
             scale=config.logit_scale if cosine else 1.0,
             margin=config.class_margin if cosine else 0.0,
             label_smoothing=config.label_smoothing,
         )
         # Reads class indices and the float targets of mixed batches alike.
-        metrics = [keras.metrics.MeanMetricWrapper(losses.class_accuracy, name="accuracy")]
+        metrics = [losses.ClassAccuracy(name="accuracy")]
+        if config.rotation_weight:
+            model = classifier.rotation_classifier_model(tower, num_classes, cosine=cosine)
+            loss = {
+                classifier.CLASS_SCORES: loss,
+                classifier.ROTATION_SCORES: keras.losses.SparseCategoricalCrossentropy(
+                    from_logits=True
+                ),
+            }
+            loss_weights = {
+                classifier.CLASS_SCORES: 1.0,
+                classifier.ROTATION_SCORES: config.rotation_weight,
+            }
+            metrics = {classifier.CLASS_SCORES: metrics}
+        else:
+            model = classifier.classifier_model(tower, num_classes, cosine=cosine)
     elif config.objective == "triplet":
         model = siamese.triplet_model(tower, config.distance, margin, config.concat_tower)
         loss = siamese.identity_loss

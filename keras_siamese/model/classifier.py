@@ -59,6 +59,29 @@ def classifier_model(tower: keras.Model, num_classes: int, cosine: bool) -> kera
     return keras.Model(images, head(embeddings), name="classifier")
 
 
+# The outputs of `rotation_classifier_model`.
+ROTATION_SCORES = "rotation_scores"
+
+
+def rotation_classifier_model(tower: keras.Model, num_classes: int, cosine: bool) -> keras.Model:
+    """`classifier_model` with a second output: logits of an image's quarter turn (4 values).
+
+    Outputs `{CLASS_SCORES: [B, num_classes], ROTATION_SCORES: [B, 4]}`, both
+    float32; the rotation head is a linear layer on the embedding.
+    """
+    images, embeddings = _images_and_embeddings(tower, num_classes)
+    if cosine:
+        head = CosineClassifier(num_classes, dtype="float32", name=CLASS_SCORES)
+    else:
+        head = layers.Dense(num_classes, dtype="float32", name=CLASS_SCORES)
+    rotation = layers.Dense(4, dtype="float32", name=ROTATION_SCORES)
+    return keras.Model(
+        images,
+        {CLASS_SCORES: head(embeddings), ROTATION_SCORES: rotation(embeddings)},
+        name="classifier_with_rotations",
+    )
+
+
 def embedding_classifier_model(tower: keras.Model, num_classes: int) -> keras.Model:
     """`tower` with two outputs: its embedding (for a mining loss) and cosine class scores.
 

@@ -19,6 +19,7 @@ from keras_siamese.config import DEFAULT_MARGINS, DISTANCES, check_distance, che
 __all__ = [
     "BATCH_MINING",
     "BatchTripletLoss",
+    "ClassAccuracy",
     "ClassificationLoss",
     "ContrastiveLoss",
     "DEFAULT_MARGINS",
@@ -334,7 +335,8 @@ def classification_loss(
     """Per-sample cross-entropy of class `scores` [B, C] for `labels`.
 
     `labels` are int class indices `[B]`, or float targets `[B, C]` (mixed
-    batches), read as `class_targets` reads them. The logits are
+    batches), read as `class_targets` reads them; a row without a class
+    (label -1, or a target row of zeros) has a loss of 0. The logits are
     `scale * (scores - margin * targets)`: a linear classifier's scores with
     scale 1 and margin 0 (softmax), or cosines with a scale and an additive
     margin on the true class (normalised softmax, CosFace; a mixed target
@@ -345,19 +347,53 @@ def classification_loss(
     onehot = class_targets(labels, num_classes)
     logits = scale * (ops.cast(scores, "float32") - margin * onehot)
     targets = onehot * (1.0 - label_smoothing) + label_smoothing / num_classes
-    return -ops.sum(targets * ops.log_softmax(logits, axis=-1), axis=-1)
+    per_sample = -ops.sum(targets * ops.log_softmax(logits, axis=-1), axis=-1)
+    return ops.where(_labelled(onehot), per_sample, 0.0)
+
+
+def _labelled(targets):
+    """Rows that carry a class: not the -1 labels (rows of zeros) of unlabelled images."""
+    return ops.sum(targets, axis=-1) > 0.0
 
 
 def class_accuracy(labels, scores):
-    """Per-sample 1 where the top score is the (largest) target's class, else 0."""
+    """Per-sample 1 where the top score is the (largest) target's class, else 0.
+
+    Unlabelled rows (label -1) count as 0: `ClassAccuracy` leaves them out.
+    """
     targets = class_targets(labels, scores.shape[-1])
     same = ops.equal(ops.argmax(targets, axis=-1), ops.argmax(scores, axis=-1))
-    return ops.cast(same, "float32")
+    return ops.cast(ops.logical_and(same, _labelled(targets)), "float32")
+
+
+@keras.saving.register_keras_serializable(package="keras_siamese")
+class ClassAccuracy(keras.metrics.Metric):
+    """Share of labelled images whose top class score is their (largest) target's class.
+
+    Takes int labels and the float targets of mixed batches alike; images with
+    label -1 (the turned copies of the rotation task) are not counted.
+    """
+
+    def __init__(self, name: str = "accuracy", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.correct = self.add_variable(shape=(), initializer="zeros", name="correct")
+        self.count = self.add_variable(shape=(), initializer="zeros", name="count")
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        del sample_weight  # the labels' -1 rows are the only weights used
+        targets = class_targets(y_true, y_pred.shape[-1])
+        self.correct.assign_add(ops.sum(class_accuracy(y_true, y_pred)))
+        self.count.assign_add(ops.sum(ops.cast(_labelled(targets), "float32")))
+
+    def result(self):
+        return self.correct / ops.maximum(self.count, 1.0)
 
 
 @keras.saving.register_keras_serializable(package="keras_siamese")
 class ClassificationLoss(keras.losses.Loss):
     """`classification_loss` as a Keras loss: `y_true` class indices, `y_pred` class scores.
+
+    The mean is over the labelled rows only (not the rotation task's turned copies).
 
     Args:
         scale: multiplies the scores (normalised softmax), > 0.
@@ -381,7 +417,13 @@ class ClassificationLoss(keras.losses.Loss):
         self.label_smoothing = float(label_smoothing)
 
     def call(self, y_true, y_pred):
-        return classification_loss(y_true, y_pred, self.scale, self.margin, self.label_smoothing)
+        per_sample = classification_loss(
+            y_true, y_pred, self.scale, self.margin, self.label_smoothing
+        )
+        # Keras divides by the batch size: scaled so the loss is the labelled rows' mean.
+        labelled = ops.cast(_labelled(class_targets(y_true, y_pred.shape[-1])), "float32")
+        size = ops.cast(ops.shape(per_sample)[0], "float32")
+        return per_sample * size / ops.maximum(ops.sum(labelled), 1.0)
 
     def get_config(self) -> dict:
         return {

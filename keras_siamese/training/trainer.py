@@ -65,11 +65,16 @@ def make_datasets(
             augmentation,
             first_epoch=first_epoch,
             mixing=pipeline.Mixing(len(part.split.seen), config.mixup, config.cutmix),
+            rotations=bool(config.rotation_weight),
         )
         if has_validation:
             val_ds = pipeline.fixed_class_dataset(
                 part.val_images, _seen_class_indices(part, part.val_labels), config.batch_size
             )
+        if config.rotation_weight:
+            train_ds = train_ds.map(_label_rotation_outputs)
+            if val_ds is not None:
+                val_ds = val_ds.map(_label_upright)
     elif config.uses_pk_batches:
         train_labels, val_labels = part.train_labels, part.val_labels
         if config.classifier_weight:
@@ -139,6 +144,17 @@ def make_datasets(
 def _seen_class_indices(part: splits.Partition, labels: np.ndarray) -> np.ndarray:
     """`labels` as a classifier's outputs number them: the seen classes in order, from 0."""
     return np.searchsorted(np.asarray(sorted(part.split.seen)), labels)
+
+
+def _label_rotation_outputs(images, labels):
+    """A rotation batch's `(class labels, turns)` for the two outputs of its model."""
+    class_labels, turns = labels
+    return images, {classifier.CLASS_SCORES: class_labels, classifier.ROTATION_SCORES: turns}
+
+
+def _label_upright(images, labels):
+    """Validation images are upright: turn 0 for the rotation head."""
+    return _label_rotation_outputs(images, (labels, tf.zeros_like(labels)))
 
 
 def _label_both_outputs(images, labels):
