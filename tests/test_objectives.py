@@ -1,6 +1,7 @@
 """Every training objective on one tower: it learns on real images and exports alike."""
 
 import os
+from dataclasses import replace as dataclasses_replace
 
 import keras
 import numpy as np
@@ -282,3 +283,46 @@ def test_the_rotation_task_adds_its_weighted_loss_to_the_upright_images_class_lo
     np.testing.assert_allclose(logs["loss"], expected, rtol=1e-4)
     assert [w.name for w in model.weights if "rotation" in w.path]  # a head of its own
     assert not [w for w in tower.weights if "rotation" in w.path]  # left out of the export
+
+
+class _Interrupt(keras.callbacks.Callback):
+    """Stops a fit by an error at the end of epoch `epoch` (0-based), after its backup."""
+
+    def __init__(self, epoch: int):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == self.epoch:
+            raise KeyboardInterrupt
+
+
+def test_the_weight_average_resumes_exactly_from_the_backup(tmp_path):
+    config = _config("normsoftmax", optimizer="sgd", learning_rate=0.05, ema_decay=0.95)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 3)).astype(np.float32)
+    y = x @ np.array([[1.0], [-2.0], [0.5]], np.float32)
+
+    def fit(backup: str, epochs_done_before_interrupt: int | None = None):
+        keras.utils.set_random_seed(1)
+        model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+        model.compile(optimizer=build.optimizer(config), loss="mse")
+        callbacks = [keras.callbacks.BackupAndRestore(backup)]
+        if epochs_done_before_interrupt is not None:
+            # After the backup: that epoch's backup is written before the stop.
+            callbacks.append(_Interrupt(epochs_done_before_interrupt))
+        model.fit(x, y, batch_size=8, epochs=4, shuffle=False, verbose=0, callbacks=callbacks)
+        return model.get_weights()
+
+    straight = fit(str(tmp_path / "straight"))
+    with pytest.raises(KeyboardInterrupt):
+        fit(str(tmp_path / "resumed"), epochs_done_before_interrupt=1)
+    resumed = fit(str(tmp_path / "resumed"))
+    for a, b in zip(straight, resumed, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-6)
+    # What both end with is the average (Keras writes it in at the end), not the last step.
+    keras.utils.set_random_seed(1)
+    plain = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    plain.compile(optimizer=build.optimizer(dataclasses_replace(config, ema_decay=0.0)), loss="mse")
+    plain.fit(x, y, batch_size=8, epochs=4, shuffle=False, verbose=0)
+    assert not np.allclose(plain.get_weights()[0], straight[0])
