@@ -40,6 +40,8 @@ OBJECTIVES = (
     "normsoftmax",
 )
 CLASSIFICATION_OBJECTIVES = ("softmax", "normsoftmax")
+# batch_semihard's choice of negative: FaceNet's window, or TensorFlow's triplet_semihard_loss.
+SEMIHARD_RULES = ("window", "tensorflow")
 # Quarter turns of the rotation task (--rotation_weight): 0, 90, 180 and 270 degrees.
 ROTATIONS = (0, 1, 2, 3)
 PAIR_HEADS = ("contrastive", "bce")
@@ -196,6 +198,14 @@ class TrainConfig:
         "squared) euclidean distance of Hermans et al. 2017 (under cosine distance "
         "sqrt(1 - cos)); --margin and violating_fraction are in those units. Evaluation "
         "is unchanged: the roots keep the distances' order.",
+    )
+    semihard_rule: str = setting(
+        "window",
+        "batch_semihard: which negative each anchor-positive pair takes. window: the closest "
+        "one with d(a,p) < d(a,n) < d(a,p) + margin, else the hardest negative (FaceNet's "
+        "semi-hard negatives); tensorflow: the closest one with d(a,n) > d(a,p), else the "
+        "farthest negative (TensorFlow's triplet_semihard_loss).",
+        SEMIHARD_RULES,
     )
     mining_warmup_epochs: int = setting(
         0,
@@ -471,6 +481,11 @@ class TrainConfig:
         if self.root_distance and self.selective_contrast:
             raise ConfigError(
                 "--selective_contrast compares cosines, so it does not take --root_distance."
+            )
+        if self.semihard_rule != "window" and self.objective != "batch_semihard":
+            raise ConfigError(
+                f"--semihard_rule is for --objective=batch_semihard, not --objective="
+                f"{self.objective}."
             )
         if self.mining_warmup_epochs:
             if self.objective != "batch_hard":

@@ -130,6 +130,8 @@ def test_the_split_flagfiles_keep_the_reference_protocol():
         (["--mixup=0.2"], "it is for --objective=softmax or normsoftmax, not --objective=triplet"),
         (["--objective=batch_hard", "--cutmix=1"], "not --objective=batch_hard"),
         (["--ema_decay=1"], "--ema_decay=1.0 must be in [0, 1)"),
+        (["--semihard_rule=tensorflow"], "--semihard_rule is for --objective=batch_semihard, not"),
+        (["--objective=batch_semihard", "--semihard_rule=tf"], "should be one of"),
         (["--ema_decay=-0.5"], "--ema_decay=-0.5 must be in [0, 1)"),
         (["--lr_schedule=cosine", "--warmup_epochs=3", "--epochs=3"], "must be shorter"),
     ],

@@ -211,6 +211,7 @@ def build_training_model(
             selective=config.selective_contrast,
             warmup_steps=config.mining_warmup_epochs * (steps_per_epoch or 0),
             root=config.root_distance,
+            semihard_rule=config.semihard_rule,
         )
         loss.count_steps_with(train_optimizer.iterations)
         metrics = [

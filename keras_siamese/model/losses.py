@@ -14,7 +14,13 @@ import functools
 import keras
 from keras import ops
 
-from keras_siamese.config import DEFAULT_MARGINS, DISTANCES, check_distance, check_margin
+from keras_siamese.config import (
+    DEFAULT_MARGINS,
+    DISTANCES,
+    SEMIHARD_RULES,
+    check_distance,
+    check_margin,
+)
 
 __all__ = [
     "BATCH_MINING",
@@ -46,6 +52,14 @@ __all__ = [
 FIXED_THRESHOLDS = {"cosine": 0.8, "euclidean": 1.0}
 
 
+def loss_precision(x):
+    """`x` in the precision a loss computes in: float32 for 16-bit inputs (mixed
+    precision), float32 and float64 as they are."""
+    if keras.backend.standardize_dtype(x.dtype) in ("float32", "float64"):
+        return x
+    return ops.cast(x, "float32")
+
+
 def l2_normalize(x, epsilon: float = 1e-12):
     """Scales each row of `x` to unit L2 norm (rows of zeros stay zero)."""
     squared = ops.sum(ops.square(x), axis=-1, keepdims=True)
@@ -66,7 +80,8 @@ def paired_distance(x, y, distance: str):
     """Distance between matching rows of `x` and `y`, shape `[N]`."""
     check_distance(distance)
     if distance == "cosine":
-        return 1.0 - ops.sum(l2_normalize(x) * l2_normalize(y), axis=-1)
+        # Clamped: in floating point 1 - cos of a vector with itself can be -1e-7.
+        return ops.maximum(1.0 - ops.sum(l2_normalize(x) * l2_normalize(y), axis=-1), 0.0)
     return ops.sum(ops.square(x - y), axis=-1)
 
 
@@ -78,7 +93,10 @@ def pairwise_distance(x, y, distance: str):
     """
     check_distance(distance)
     if distance == "cosine":
-        return 1.0 - ops.matmul(l2_normalize(x), ops.swapaxes(l2_normalize(y), -1, -2))
+        # Clamped at 0 as the euclidean branch is: rounding can make 1 - cos(x, x) negative,
+        # and the batch losses take square roots of these distances.
+        cosines = ops.matmul(l2_normalize(x), ops.swapaxes(l2_normalize(y), -1, -2))
+        return ops.maximum(1.0 - cosines, 0.0)
     x_sq = ops.sum(ops.square(x), axis=-1, keepdims=True)
     y_sq = ops.sum(ops.square(y), axis=-1, keepdims=True)
     squared = x_sq + ops.swapaxes(y_sq, -1, -2) - 2.0 * ops.matmul(x, ops.swapaxes(y, -1, -2))
@@ -140,10 +158,10 @@ def batch_all_triplet_loss(labels, embeddings, distance: str, margin: float, roo
     valid = ops.logical_and(positive[:, :, None], negative[:, None, :])
     per_triplet = ops.relu(d[:, :, None] - d[:, None, :] + margin)
     per_triplet = ops.where(valid, per_triplet, 0.0)
-    violating = ops.cast(per_triplet > 1e-16, "float32")
+    violating = ops.cast(per_triplet > 1e-16, d.dtype)
     num_violating = ops.sum(violating)
     loss = ops.sum(per_triplet) / ops.maximum(num_violating, 1.0)
-    fraction = num_violating / ops.maximum(ops.sum(ops.cast(valid, "float32")), 1.0)
+    fraction = num_violating / ops.maximum(ops.sum(ops.cast(valid, d.dtype)), 1.0)
     return loss, fraction
 
 
@@ -182,32 +200,51 @@ def batch_hard_triplet_loss(
     if selective:
         per_anchor = ops.where(gap > 0, 1.0 - hardest_negative, per_anchor)
     per_anchor = ops.where(usable, per_anchor, 0.0)
-    return ops.sum(per_anchor) / ops.maximum(ops.sum(ops.cast(usable, "float32")), 1.0)
+    return ops.sum(per_anchor) / ops.maximum(ops.sum(ops.cast(usable, d.dtype)), 1.0)
 
 
 def batch_semihard_triplet_loss(
-    labels, embeddings, distance: str, margin: float, root: bool = False
+    labels,
+    embeddings,
+    distance: str,
+    margin: float,
+    root: bool = False,
+    rule: str = "window",
 ):
-    """FaceNet's semi-hard loss, averaged over (anchor, positive) pairs.
+    """The semi-hard triplet loss, averaged over (anchor, positive) pairs.
 
-    For each pair, the negative is the closest one farther than the positive
-    but within the margin (`d(a, p) < d(a, n) < d(a, p) + margin`); when there
-    is none, the hardest (closest) negative of the anchor.
+    Each pair's loss is `relu(d(a, p) - d(a, n) + margin)` for one negative n:
+    - `rule="window"` (FaceNet's semi-hard negatives, the default): the closest
+      negative inside the window `d(a, p) < d(a, n) < d(a, p) + margin`; when the
+      window is empty, the anchor's hardest (closest) negative of all.
+    - `rule="tensorflow"` (tf.contrib's and TensorFlow Addons'
+      `triplet_semihard_loss`): the closest negative farther than the positive,
+      `d(a, n) > d(a, p)`, with no upper limit; only when no negative is farther,
+      the anchor's farthest negative.
+    The two agree whenever the window holds a negative; otherwise "window"
+    takes a violating triplet where "tensorflow" may take one beyond the margin
+    (a loss of 0), so "window"'s loss is never the smaller.
     `root`: compare the square roots of the distances (`mining_distance`).
+    Pairs whose anchor has no negative in the batch are left out.
     """
+    if rule not in SEMIHARD_RULES:
+        raise ValueError(f"rule must be one of {', '.join(SEMIHARD_RULES)}, not {rule!r}")
     d = mining_distance(embeddings, distance, root)
     positive, negative = _masks(labels)
     d_ap = d[:, :, None]
     d_an = d[:, None, :]
-    semihard = ops.logical_and(
-        negative[:, None, :], ops.logical_and(d_an > d_ap, d_an < d_ap + margin)
-    )
-    closest_semihard = ops.min(ops.where(semihard, d_an, 1e9), axis=2)
-    hardest_negative = ops.min(ops.where(negative, d, 1e9), axis=1)[:, None]
-    chosen = ops.where(ops.any(semihard, axis=2), closest_semihard, hardest_negative)
+    farther = ops.logical_and(negative[:, None, :], d_an > d_ap)
+    if rule == "window":
+        candidates = ops.logical_and(farther, d_an < d_ap + margin)
+        fallback = ops.min(ops.where(negative, d, 1e9), axis=1)[:, None]
+    else:
+        candidates = farther
+        fallback = ops.max(ops.where(negative, d, -1e9), axis=1)[:, None]
+    closest_candidate = ops.min(ops.where(candidates, d_an, 1e9), axis=2)
+    chosen = ops.where(ops.any(candidates, axis=2), closest_candidate, fallback)
     usable = ops.logical_and(positive, ops.any(negative, axis=1)[:, None])
     per_pair = ops.where(usable, ops.relu(d - chosen + margin), 0.0)
-    return ops.sum(per_pair) / ops.maximum(ops.sum(ops.cast(usable, "float32")), 1.0)
+    return ops.sum(per_pair) / ops.maximum(ops.sum(ops.cast(usable, d.dtype)), 1.0)
 
 
 def contrastive_loss(same, distances, margin: float):
@@ -239,6 +276,8 @@ class BatchTripletLoss(keras.losses.Loss):
             first; they are counted by the step counter given to `count_steps_with`.
         root: compare the square roots of the distances (`mining_distance`); not
             with `selective`.
+        semihard_rule: `batch_semihard` only: `window` (FaceNet's) or `tensorflow`
+            (TensorFlow's `triplet_semihard_loss`); see `batch_semihard_triplet_loss`.
     """
 
     def __init__(
@@ -250,6 +289,7 @@ class BatchTripletLoss(keras.losses.Loss):
         selective: bool = False,
         warmup_steps: int = 0,
         root: bool = False,
+        semihard_rule: str = "window",
         name: str | None = None,
     ):
         if mining not in BATCH_MINING:
@@ -267,16 +307,26 @@ class BatchTripletLoss(keras.losses.Loss):
             raise ValueError(
                 f"a warm-up of {warmup_steps} steps must be 0, or positive for batch_hard mining"
             )
+        if semihard_rule not in SEMIHARD_RULES:
+            raise ValueError(
+                f"semihard_rule must be one of {', '.join(SEMIHARD_RULES)}, not {semihard_rule!r}"
+            )
+        if semihard_rule != "window" and mining != "batch_semihard":
+            raise ValueError(f"a semi-hard rule is for batch_semihard mining, not {mining!r}")
         check_distance(distance)
         check_margin(margin)
         super().__init__(name=name or mining, reduction="sum_over_batch_size")
         self.mining, self.distance, self.margin = mining, distance, float(margin)
         self.soft_margin, self.selective = bool(soft_margin), bool(selective)
         self.warmup_steps, self.root = int(warmup_steps), bool(root)
+        self.semihard_rule = semihard_rule
         self._steps = None
-        options = dict(soft_margin=self.soft_margin, selective=self.selective)
+        options = {
+            "batch_hard": dict(soft_margin=self.soft_margin, selective=self.selective),
+            "batch_semihard": dict(rule=semihard_rule),
+        }
         self._loss_fn = functools.partial(
-            _BATCH_LOSSES[mining], root=self.root, **(options if mining == "batch_hard" else {})
+            _BATCH_LOSSES[mining], root=self.root, **options.get(mining, {})
         )
 
     def count_steps_with(self, steps) -> None:
@@ -288,7 +338,7 @@ class BatchTripletLoss(keras.losses.Loss):
         self._steps = steps
 
     def call(self, y_true, y_pred):
-        embeddings = ops.cast(y_pred, "float32")
+        embeddings = loss_precision(y_pred)
         loss = self._loss_fn(y_true, embeddings, self.distance, self.margin)
         if not self.warmup_steps:
             return loss
@@ -308,6 +358,7 @@ class BatchTripletLoss(keras.losses.Loss):
             "selective": self.selective,
             "warmup_steps": self.warmup_steps,
             "root": self.root,
+            "semihard_rule": self.semihard_rule,
             "name": self.name,
         }
 
@@ -317,7 +368,7 @@ def violating_fraction(y_true, y_pred, distance: str, margin: float, root: bool 
 
     `root`: the margin is on the square roots of the distances, as the loss's.
     """
-    embeddings = ops.cast(y_pred, "float32")
+    embeddings = loss_precision(y_pred)
     return batch_all_triplet_loss(y_true, embeddings, distance, margin, root=root)[1]
 
 
@@ -345,7 +396,9 @@ def classification_loss(
     """
     num_classes = scores.shape[-1]
     onehot = class_targets(labels, num_classes)
-    logits = scale * (ops.cast(scores, "float32") - margin * onehot)
+    scores = loss_precision(scores)
+    onehot = ops.cast(onehot, scores.dtype)
+    logits = scale * (scores - margin * onehot)
     targets = onehot * (1.0 - label_smoothing) + label_smoothing / num_classes
     per_sample = -ops.sum(targets * ops.log_softmax(logits, axis=-1), axis=-1)
     return ops.where(_labelled(onehot), per_sample, 0.0)
@@ -444,7 +497,7 @@ class ContrastiveLoss(keras.losses.Loss):
         self.margin = float(margin)
 
     def call(self, y_true, y_pred):
-        return contrastive_loss(y_true, ops.cast(y_pred, "float32"), self.margin)
+        return contrastive_loss(y_true, loss_precision(y_pred), self.margin)
 
     def get_config(self) -> dict:
         return {"margin": self.margin, "name": self.name}
