@@ -21,9 +21,7 @@ $(STAMP): setup.cfg pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python train_main.py --flagfile=flags/demo.flags --workdir=runs/demo
-	$(BIN)/python eval_main.py --workdir=runs/demo --ways=4
-	@echo "Draw digits and ask the model: $(BIN)/python canvas_main.py --export=runs/demo/export, then open http://127.0.0.1:8000/"
+	$(BIN)/keras-siamese demo --workdir=runs/demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 from absl import app, flags
 
+from keras_siamese import flag_help, native_logs
 from keras_siamese.errors import ConfigError
 
 
@@ -110,21 +111,40 @@ def parse_flags(
     return rest
 
 
+HELP_ARGUMENTS = ("--help", "-h", "-?", "--helpshort")
+
+
 def run_program(
     define_flags: Callable[[flags.FlagValues], None],
     run: Callable[..., int],
     flag_values: flags.FlagValues,
     commands: tuple[str, ...] = (),
+    doc: str = "",
+    argv: list[str] | None = None,
 ) -> None:
     """Runs a program on the program's `flag_values` (absl's global flags): defines its
     flags, parses the command line in one-line-error style, and exits with what `run`
     returns. Tests call `define_flags` and `run` in process on flags of their own.
 
     With `commands`, the program takes one command word, passed to `run` after the flags.
+    `--help` prints `doc` and the program's own flags by group and exits 0; the native
+    libraries' start-up lines are filtered out of stderr unless `--verbose` is given.
     """
+    argv = list(sys.argv if argv is None else argv)
+    native_logs.filter_stderr(argv)
     define_flags(flag_values)
+    flags.DEFINE_boolean(
+        "verbose",
+        False,
+        f"Show the native libraries' start-up lines (TensorFlow's C++ log, FAISS's loader), "
+        f"as {native_logs.VERBOSE_ENV}=1 does.",
+        flag_values=flag_values,
+    )
+    if any(arg in HELP_ARGUMENTS for arg in argv[1:]):
+        print(flag_help.help_text(doc, flag_values))
+        sys.exit(0)
 
-    def main(argv: list[str]) -> int:
-        return run(flag_values, argv[1]) if commands else run(flag_values)
+    def main(args: list[str]) -> int:
+        return run(flag_values, args[1]) if commands else run(flag_values)
 
-    app.run(main, flags_parser=lambda argv: parse_flags(argv, flag_values, commands))
+    app.run(main, argv=argv, flags_parser=lambda args: parse_flags(args, flag_values, commands))

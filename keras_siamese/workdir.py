@@ -132,6 +132,22 @@ def check(workdir: str, flagfile_text: str, overwrite: bool = False) -> None:
         )
 
 
+def finished(workdir: str, flagfile_text: str) -> bool:
+    """Whether `workdir` holds a finished run of `flagfile_text`: its metrics and export
+    written, no backup of an epoch in progress left."""
+    config_path = os.path.join(workdir, CONFIG_FILE)
+    if not os.path.isfile(config_path):
+        return False
+    with open(config_path, encoding="utf-8") as f:
+        if not _same_run(f.read(), flagfile_text):
+            return False
+    return (
+        os.path.isfile(os.path.join(workdir, METRICS_FILE))
+        and os.path.isfile(os.path.join(workdir, EXPORT_DIR, "saved_model.pb"))
+        and not os.path.exists(os.path.join(workdir, BACKUP_DIR))
+    )
+
+
 def prepare(
     workdir: str, flagfile_text: str, overwrite: bool = False, exclusive: bool = False
 ) -> None:

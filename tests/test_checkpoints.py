@@ -54,3 +54,11 @@ def test_time_budget_stops_at_the_end_of_the_epoch_that_passes_it():
     assert len(spent.history["loss"]) == 1
     generous = model.fit(x, y, epochs=3, verbose=0, callbacks=[TimeBudget(60.0)])
     assert len(generous.history["loss"]) == 3
+
+
+def test_durations_read_as_a_person_would_say_them():
+    from keras_siamese.training.callbacks import format_duration
+
+    assert format_duration(40.4) == "40 s"
+    assert format_duration(7 * 60 + 29) == "7 min"
+    assert format_duration(25 * 3600 + 5 * 60) == "25 h 05 min"

@@ -6,13 +6,15 @@ from __future__ import annotations
 import dataclasses
 import glob
 import os
+import subprocess
+import sys
 
 import pytest
 from absl import flags
 
-from keras_siamese import cli
+from keras_siamese import cli, flag_help
 from keras_siamese.config import EvalConfig, TrainConfig, TuneConfig
-from tests.conftest import ROOT, program_error, program_flags, train_error
+from tests.conftest import ROOT, program_error, program_flags, run_main, train_error
 
 
 @pytest.mark.parametrize("config_class", [TrainConfig, TuneConfig, EvalConfig])
@@ -196,43 +198,51 @@ def test_a_report_without_evaluations_is_one_line(capsys, tmp_path):
     assert not (tmp_path / "x").exists()
 
 
-def _readme_flag_rows() -> list[tuple[str, list[str], str]]:
-    """(program, flag names, default cell) of every row of the README's flag tables.
-
-    A table whose header names `eval_main.py` documents eval_main; the others train_main.
-    """
-    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
-        lines = f.read().splitlines()
-    rows, program = [], "train_main"
-    for line in lines:
-        cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if len(cells) >= 3 and cells[1] == "default":
-            program = "eval_main" if "eval_main.py" in cells[0] else "train_main"
-        elif len(cells) >= 3 and cells[0].startswith("`--"):
-            names = [n.strip("` ")[2:] for n in cells[0].split(",")]
-            rows.append((program, names, cells[1]))
-    return rows
+def test_docs_flags_md_is_what_the_flag_definitions_generate():
+    with open(os.path.join(ROOT, "docs", "flags.md"), encoding="utf-8") as f:
+        committed = f.read()
+    assert committed == flag_help.flags_document(), (
+        "docs/flags.md is stale: python -m keras_siamese.flag_help > docs/flags.md"
+    )
 
 
-def test_the_readme_flag_tables_match_the_declared_settings():
-    parsed = {p: program_flags(p) for p in ("train_main", "eval_main")}
-    rows = _readme_flag_rows()
-    for program, config_classes in (
-        ("train_main", (TrainConfig, TuneConfig)),
-        ("eval_main", (EvalConfig,)),
-    ):
-        documented = {name for p, names, _ in rows if p == program for name in names}
-        for config_class in config_classes:
-            for field in dataclasses.fields(config_class):
-                assert field.name in documented, f"{program} --{field.name} is not in the README"
-    for program, names, default in rows:
-        for name in names:
-            assert name in parsed[program], f"the README documents unknown {program} --{name}"
-        # A single flag with a plain default shows the declared one.
-        if len(names) == 1 and default.startswith("`") and default.count("`") == 2:
-            flag = parsed[program][names[0]]
-            if flag.default is not None:  # None: a default derived at run time
-                shown = default.strip("`")
-                if isinstance(flag.default, int | float):
-                    shown = float(shown)
-                assert shown == flag.default, names[0]
+@pytest.mark.parametrize("program", ["train_main", "eval_main"])
+def test_every_setting_has_a_named_group_in_the_help(program):
+    fv = program_flags(program)
+    groups = flag_help.grouped_flags(fv)
+    titles = [title for title, _ in groups]
+    assert "Other settings" not in titles
+    listed = [flag.name for _, group in groups for flag in group]
+    assert len(listed) == len(set(listed))
+    classes = (TrainConfig, TuneConfig) if program == "train_main" else (EvalConfig,)
+    for config_class in classes:
+        for field in dataclasses.fields(config_class):
+            assert field.name in listed
+
+
+@pytest.mark.parametrize(
+    "script,own_flag,group",
+    [
+        ("train_main.py", "--rotation_weight", "Augmentation and regularisation:"),
+        ("eval_main.py", "--ways", "Evaluation:"),
+        ("search_main.py", "--backend", "Program:"),
+        ("canvas_main.py", "--threshold", "Program:"),
+    ],
+)
+def test_help_lists_the_programs_own_flags_and_exits_0(script, own_flag, group):
+    result = run_main(script, "--help")
+    assert result.returncode == 0, result.stderr
+    assert own_flag in result.stdout and group in result.stdout
+    assert "--only_check_args" not in result.stdout  # absl's own stay in --helpfull
+    assert result.stderr == ""
+
+
+def test_keras_siamese_runs_a_subcommand_and_refuses_an_unknown_one():
+    command = [sys.executable, "-m", "keras_siamese.programs.console"]
+    ok = subprocess.run([*command, "eval", "--help"], capture_output=True, text=True, cwd=ROOT)
+    assert ok.returncode == 0 and "--ways" in ok.stdout
+    for args in ([], ["fit"]):
+        bad = subprocess.run([*command, *args], capture_output=True, text=True, cwd=ROOT)
+        assert bad.returncode == 2 and bad.stdout == ""
+        lines = bad.stderr.strip().splitlines()
+        assert len(lines) == 1 and "train,eval,search,canvas,demo" in lines[0]

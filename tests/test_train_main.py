@@ -11,7 +11,7 @@ import tensorflow as tf
 from keras_siamese.data import datasets
 from keras_siamese.model import resnet, siamese
 from keras_siamese.serving import export
-from tests.conftest import TEST_IMAGES_PER_CLASS, run_main, sample_metadata
+from tests.conftest import TEST_IMAGES_PER_CLASS, program_output, run_main, sample_metadata
 
 
 def _read(*parts: str) -> str:
@@ -118,3 +118,22 @@ def test_workdir_of_another_configuration_is_refused_untouched(smoke_run, cifar_
         name: os.path.getmtime(os.path.join(smoke_run, name)) for name in os.listdir(smoke_run)
     }
     assert after == before
+
+
+def test_the_same_command_on_a_finished_run_trains_nothing(smoke_run, cifar_dir):
+    watched = [os.path.join(smoke_run, n) for n in ("metrics.json", "config.flags", "history.csv")]
+    watched.append(os.path.join(smoke_run, "export", "saved_model.pb"))
+    before = [os.stat(p).st_mtime_ns for p in watched]
+    out = program_output(
+        "train_main",
+        "--flagfile=flags/smoke.flags",
+        "--split=90_10",
+        f"--data_dir={cifar_dir}",
+        f"--workdir={smoke_run}",
+    )
+    assert out.strip().splitlines() == [
+        f"The run in {smoke_run} is finished: its metrics are in "
+        f"{os.path.join(smoke_run, 'metrics.json')} and its export in "
+        f"{os.path.join(smoke_run, 'export')}; pass --overwrite to train it again."
+    ]
+    assert [os.stat(p).st_mtime_ns for p in watched] == before

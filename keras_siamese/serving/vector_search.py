@@ -11,6 +11,7 @@ when asked for) are HNSW (a graph; good recall at high query rates) and IVF
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 
 import numpy as np
@@ -54,6 +55,8 @@ class SearchOptions:
 
 
 def _faiss():
+    # FAISS's loader logs each CPU-specific build it tries and does not find: not news.
+    logging.getLogger("faiss.loader").setLevel(logging.WARNING)
     try:
         import faiss
     except ImportError:

@@ -107,6 +107,54 @@ class EpochSnapshots(keras.callbacks.Callback):
         files.write_text_atomic(self.table, "\n".join(lines) + "\n")
 
 
+class RunEstimate(keras.callbacks.Callback):
+    """Prints, once, how long the run's remaining training steps should take.
+
+    Times the steps after the first (which traces and compiles) up to `timed_steps`,
+    then prints a line beginning `Estimated` with the remaining time at the measured
+    rate and the time of day it should end (validation and export come on top).
+    """
+
+    def __init__(self, steps_left: int, images_per_step: int, timed_steps: int = 5):
+        super().__init__()
+        self.steps_left, self.images_per_step = steps_left, images_per_step
+        self.timed_steps = timed_steps
+        self.start: float | None = None
+        self.done = False
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.done:
+            return
+        self.steps_done = getattr(self, "steps_done", 0) + 1
+        if self.start is None:  # the end of the compiling step starts the clock
+            self.start = time.time()
+            return
+        timed = self.steps_done - 1
+        if timed < min(self.timed_steps, self.steps_left - 1):
+            return
+        self.done = True
+        seconds_per_step = (time.time() - self.start) / timed
+        remaining = seconds_per_step * (self.steps_left - self.steps_done)
+        finish = time.strftime("%H:%M", time.localtime(time.time() + remaining))
+        print(
+            f"\nEstimated {format_duration(remaining)} for the {self.steps_left:,} training "
+            f"steps of this run at {self.images_per_step / seconds_per_step:,.0f} images/s "
+            f"(timed over {timed} steps): done about {finish}, validation and export aside.",
+            flush=True,
+        )
+
+
+def format_duration(seconds: float) -> str:
+    """`seconds` as `2 h 05 min`, `7 min` or `40 s`."""
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes = seconds // 60
+    if minutes < 60:
+        return f"{minutes} min"
+    return f"{minutes // 60} h {minutes % 60:02d} min"
+
+
 class TimeBudget(keras.callbacks.Callback):
     """Stops training at the end of the first epoch that ends past `minutes` of training.
 

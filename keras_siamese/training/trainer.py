@@ -28,7 +28,12 @@ from keras_siamese.model import build, classifier, siamese, test_time
 from keras_siamese.serving import export
 from keras_siamese.serving.metadata import ExportMetadata
 from keras_siamese.training import devices, multi_worker, warm_start
-from keras_siamese.training.callbacks import BestWeights, EpochSnapshots, TimeBudget
+from keras_siamese.training.callbacks import (
+    BestWeights,
+    EpochSnapshots,
+    RunEstimate,
+    TimeBudget,
+)
 
 
 class TrainingDiverged(UserError):
@@ -193,10 +198,11 @@ def best_weights_monitor(config: TrainConfig, has_validation: bool) -> str:
 
 
 def _callbacks(
-    config: TrainConfig, tower: keras.Model, has_validation: bool
+    config: TrainConfig, tower: keras.Model, has_validation: bool, steps_left: int
 ) -> list[keras.callbacks.Callback]:
     workdir = config.workdir
     callbacks = [
+        RunEstimate(steps_left, config.images_per_batch),
         keras.callbacks.TerminateOnNaN(),
         keras.callbacks.CSVLogger(os.path.join(workdir, wd.HISTORY_FILE), append=True),
         keras.callbacks.TensorBoard(os.path.join(workdir, wd.LOGS_DIR), write_graph=False),
@@ -238,7 +244,9 @@ def _fit_keras(
         epochs=config.epochs,
         steps_per_epoch=steps,
         validation_data=val_ds,
-        callbacks=_callbacks(config, tower, val_ds is not None),
+        callbacks=_callbacks(
+            config, tower, val_ds is not None, (config.epochs - first_epoch) * steps
+        ),
         shuffle=False,  # the pipeline draws its own random batches
         verbose=verbose,
     )

@@ -1,0 +1,1 @@
+"""Data sets, class splits and the tf.data pipelines of training."""

@@ -1,0 +1,1 @@
+"""The evaluation protocol, its reports, plots and the embedding projector."""

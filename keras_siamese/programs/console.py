@@ -1,0 +1,40 @@
+"""`keras-siamese`: one command for every program, `keras-siamese SUBCOMMAND [flags]`."""
+
+from __future__ import annotations
+
+import sys
+
+SUBCOMMANDS = ("train", "eval", "search", "canvas", "demo")
+
+
+def _usage() -> str:
+    return (
+        f"usage: keras-siamese {{{','.join(SUBCOMMANDS)}}} [flags]; "
+        "keras-siamese SUBCOMMAND --help lists its flags."
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Runs the subcommand named by `argv[1]` with the rest of the arguments."""
+    argv = list(sys.argv if argv is None else argv)
+    if len(argv) > 1 and argv[1] in ("--help", "-h"):
+        print(_usage())
+        sys.exit(0)
+    if len(argv) < 2 or argv[1] not in SUBCOMMANDS:
+        given = f"unknown subcommand {argv[1]!r}" if len(argv) > 1 else "no subcommand"
+        print(f"error: {given}: {_usage()}", file=sys.stderr)
+        sys.exit(2)
+    name = argv[1]
+    sys.argv = [f"keras-siamese {name}", *argv[2:]]
+    if name == "demo":
+        from keras_siamese.programs import demo
+
+        demo.main()
+        return
+    from keras_siamese.programs import PROGRAMS
+
+    PROGRAMS[name].main()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Training runs: the trainer, callbacks, devices, multi-worker training and the search."""
