@@ -295,3 +295,19 @@ def test_keras_source_offline_and_absent_is_one_line(tmp_path, monkeypatch):
     # auto never downloads: without --data_dir it names the cache and the sources.
     with pytest.raises(DataError, match="no copy in the Keras cache .*--data_source=keras"):
         datasets.load_dataset("cifar100")
+
+
+def test_tfds_without_a_prepared_copy_and_no_network_is_one_line(monkeypatch, tmp_path):
+    monkeypatch.setattr(datasets, "_can_reach", lambda host: False)
+    with pytest.raises(DataError) as caught:
+        datasets.load_dataset("cifar100", str(tmp_path), "tfds")
+    message = str(caught.value)
+    assert f"cifar100 is not prepared for tensorflow-datasets under {tmp_path}" in message
+    assert "tfds build cifar100" in message and "\n" not in message
+
+
+def test_the_tfds_download_step_has_what_it_imports():
+    # tensorflow-datasets imports importlib_resources lazily when it prepares a data set.
+    from tensorflow_datasets.core import dataset_builder
+
+    assert dataset_builder.importlib_resources.abc.Traversable is not None

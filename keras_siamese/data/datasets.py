@@ -26,6 +26,7 @@ import json
 import os
 import pickle
 import re
+import socket
 import struct
 import tarfile
 import zipfile
@@ -602,6 +603,14 @@ def _load_tfds(info: DatasetInfo, data_dir: str | None) -> ImageDataset:
         import tensorflow_datasets as tfds
     except ImportError:
         raise DataError("The tfds source needs tensorflow-datasets: pip install it.") from None
+    builder = tfds.builder(info.name, data_dir=data_dir)
+    if not builder.is_prepared() and not _can_reach(TFDS_DOWNLOAD_HOST):
+        where = data_dir or "tensorflow-datasets' default folder"
+        raise DataError(
+            f"{info.name} is not prepared for tensorflow-datasets under {where}, and this "
+            f"machine cannot download it: run `tfds build {info.name} --data_dir=DIR` where "
+            "there is internet and copy DIR here, or give --data_dir the local files."
+        )
     try:
         (train, test), tfds_info = tfds.load(
             info.name,
@@ -622,6 +631,20 @@ def _load_tfds(info: DatasetInfo, data_dir: str | None) -> ImageDataset:
     return _make_dataset(
         info, (train_images, train_labels), (test_images, test_labels), names, "tfds"
     )
+
+
+# Where tensorflow-datasets downloads its prepared data sets from: unreachable, a
+# download would only retry for minutes before failing.
+TFDS_DOWNLOAD_HOST = "storage.googleapis.com"
+
+
+def _can_reach(host: str, port: int = 443, timeout: float = 5.0) -> bool:
+    """Whether a TCP connection to `host` opens within `timeout` seconds."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
 
 
 def _short(error: BaseException) -> str:
