@@ -589,7 +589,7 @@ class TuneConfig:
         if train.strategy == "multi_worker":
             raise ConfigError(
                 "--mode=tune cannot use --strategy=multi_worker: spread a search over machines "
-                "with keras-tuner's chief and workers instead (see the README)."
+                "with keras-tuner's chief and workers instead (see docs/guide.md)."
             )
         if self.tune_embedding_dim and train.embedding != "dense":
             raise ConfigError(

@@ -186,7 +186,7 @@ def markdown_table(flag_values: flags.FlagValues) -> str:
 
 def flags_document() -> str:
     """docs/flags.md: every program's flags, generated from their definitions."""
-    from keras_siamese.programs import PROGRAMS
+    from keras_siamese.programs.console import PROGRAMS
 
     parts = [
         "# Flags",

@@ -149,10 +149,16 @@ def test_bad_requests_are_one_clear_sentence(sim, test_images, tmp_path):
         Similarity.load(str(tmp_path))
 
 
-def test_the_readme_snippet_runs_as_written(smoke_run, test_images, tmp_path, monkeypatch):
-    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
+@pytest.mark.parametrize(
+    "document,heading",
+    [("README.md", "## Use a trained model"), ("docs/guide.md", "## The Python API")],
+)
+def test_the_documented_snippet_runs_as_written(
+    document, heading, smoke_run, test_images, tmp_path, monkeypatch
+):
+    with open(os.path.join(ROOT, document), encoding="utf-8") as f:
         readme = f.read()
-    section = readme[readme.index("## The Python API") :]
+    section = readme[readme.index(heading) :]
     snippet = re.search(r"```python\n(.*?)```", section, re.S).group(1)
     (tmp_path / "runs" / "90_10").mkdir(parents=True)
     os.symlink(os.path.join(smoke_run, "export"), tmp_path / "runs" / "90_10" / "export")

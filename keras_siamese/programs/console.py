@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import sys
 
-SUBCOMMANDS = ("train", "eval", "search", "canvas", "demo")
+from keras_siamese.programs import canvas, evaluate, search, train
+
+# Subcommand name -> program module, in the order the command lists them; `demo` runs
+# `train` then `eval` on the package's demo settings.
+PROGRAMS = {"train": train, "eval": evaluate, "search": search, "canvas": canvas}
+SUBCOMMANDS = (*PROGRAMS, "demo")
 
 
 def _usage() -> str:
@@ -31,8 +36,6 @@ def main(argv: list[str] | None = None) -> None:
 
         demo.main()
         return
-    from keras_siamese.programs import PROGRAMS
-
     PROGRAMS[name].main()
 
 

@@ -34,7 +34,7 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
         if not os.environ.get("TF_CONFIG"):
             raise ConfigError(
                 "--strategy=multi_worker needs TF_CONFIG: the cluster's workers and this "
-                "process's task (see the README's scaling section)."
+                "process's task (see docs/guide.md, Precision and devices)."
             )
         return tf.distribute.MultiWorkerMirroredStrategy()
     if name == "tpu":
