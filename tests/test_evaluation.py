@@ -355,3 +355,22 @@ def test_a_runs_budget_names_the_classifier_beside_its_mining():
     alone = Budget.from_json(older)
     assert alone.classifier_weight == 0.0
     assert report.budget_text(dataclasses.replace(facts, budget=alone)).startswith("batch_hard, ")
+
+
+def test_chunked_distances_give_the_metrics_of_one_pass(monkeypatch):
+    rng = np.random.default_rng(4)
+    labels = np.repeat(np.arange(6), 25)
+    embeddings = rng.normal(size=(len(labels), 16)).astype(np.float32) + labels[:, None] * 0.1
+    whole = (
+        protocol.triplet_accuracy(embeddings, labels, "cosine", num_triplets=500),
+        protocol.pair_scores(embeddings, labels, "euclidean", num_pairs=300).distances,
+        protocol.episodic_accuracy(embeddings, labels, "cosine", 5, 1, episodes=40),
+    )
+    monkeypatch.setattr(protocol, "_CHUNK_ROWS", 7)  # chunks of 7 rows, one episode each
+    chunked = (
+        protocol.triplet_accuracy(embeddings, labels, "cosine", num_triplets=500),
+        protocol.pair_scores(embeddings, labels, "euclidean", num_pairs=300).distances,
+        protocol.episodic_accuracy(embeddings, labels, "cosine", 5, 1, episodes=40),
+    )
+    assert whole[0] == chunked[0] and whole[2] == chunked[2]
+    np.testing.assert_array_equal(whole[1], chunked[1])

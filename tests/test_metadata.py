@@ -101,3 +101,14 @@ def test_an_unknown_data_set_is_refused(tmp_path):
     metadata.write(str(tmp_path), sample_metadata(dataset="svhn"))
     with pytest.raises(UserError, match="'svhn', which is not one of cifar100, mnist"):
         metadata.read(str(tmp_path))
+
+
+def test_a_run_folder_given_for_its_export_names_the_export(tmp_path):
+    (tmp_path / "export").mkdir()
+    metadata.write(str(tmp_path / "export"), sample_metadata())
+    with pytest.raises(UserError) as caught:
+        metadata.read(str(tmp_path))
+    assert (
+        str(caught.value)
+        == f"{tmp_path} is a run folder, not its export: give {tmp_path / 'export'}."
+    )

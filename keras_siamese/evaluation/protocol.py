@@ -60,6 +60,24 @@ def _rng(seed: int, stream: int, *extra: int) -> np.random.Generator:
     return np.random.default_rng([seed, stream, *extra])
 
 
+# Rows of gathered embeddings per distance computation: memory stays bounded for wide
+# embeddings (the demo's 3,136 values: 10,000 pairs would gather 250 MB at once).
+_CHUNK_ROWS = 2048
+
+
+def _paired_distances(e: np.ndarray, left: np.ndarray, right: np.ndarray, distance: str):
+    """`paired_distance(e[left], e[right])`, computed a chunk of rows at a time."""
+    parts = [
+        _numpy(
+            losses.paired_distance(
+                e[left[i : i + _CHUNK_ROWS]], e[right[i : i + _CHUNK_ROWS]], distance
+            )
+        )
+        for i in range(0, len(left), _CHUNK_ROWS)
+    ]
+    return np.concatenate(parts) if parts else np.zeros(0, np.float32)
+
+
 def _numpy(x) -> np.ndarray:
     return np.asarray(keras.ops.convert_to_numpy(x))
 
@@ -80,11 +98,20 @@ class Embeddings:
 
 
 def embed(
-    tower: keras.Model, images: np.ndarray, batch_size: int = 500, verbose: int = 1
+    tower: keras.Model,
+    images: np.ndarray,
+    batch_size: int = 500,
+    verbose: int = 1,
+    label: str = "images",
 ) -> np.ndarray:
-    """Embeds uint8 images in batches; returns a float32 `[N, D]` array."""
+    """Embeds uint8 images in batches; returns a float32 `[N, D]` array.
+
+    With `verbose`, a line `Embedding N <label>` names what the progress bar counts.
+    """
     if len(images) == 0:
         return np.zeros((0, tower.output_shape[-1]), np.float32)
+    if verbose:
+        print(f"Embedding {len(images):,} {label}", flush=True)
     return np.asarray(tower.predict(images, batch_size=batch_size, verbose=verbose), np.float32)
 
 
@@ -101,7 +128,13 @@ def embed_partition(
     """
     images = [part.test_seen_images, part.test_unseen_images, part.val_images]
     sizes = [len(x) for x in images]
-    every = embed(tower, np.concatenate(images), batch_size=batch_size, verbose=verbose)
+    every = embed(
+        tower,
+        np.concatenate(images),
+        batch_size=batch_size,
+        verbose=verbose,
+        label="test and validation images",
+    )
     seen, unseen, val = np.split(every, np.cumsum(sizes)[:-1])
     return Embeddings(
         seen=seen,
@@ -164,8 +197,8 @@ def triplet_accuracy(
     """
     t = sample_triplets(labels, num_triplets, seed)
     e = np.asarray(embeddings)
-    d_ap = _numpy(losses.paired_distance(e[t[:, 0]], e[t[:, 1]], distance))
-    d_an = _numpy(losses.paired_distance(e[t[:, 0]], e[t[:, 2]], distance))
+    d_ap = _paired_distances(e, t[:, 0], t[:, 1], distance)
+    d_an = _paired_distances(e, t[:, 0], t[:, 2], distance)
     coin = _rng(seed, _TIES).random(num_triplets) < 0.5
     return Accuracy.from_hits((d_ap < d_an) | ((d_ap == d_an) & coin))
 
@@ -207,7 +240,7 @@ def pair_scores(
     """Distances of `num_pairs` seeded balanced pairs drawn from `labels`."""
     pairs, same = sample_pairs(labels, num_pairs, seed, stream)
     e = np.asarray(embeddings)
-    d = _numpy(losses.paired_distance(e[pairs[:, 0]], e[pairs[:, 1]], distance))
+    d = _paired_distances(e, pairs[:, 0], pairs[:, 1], distance)
     return PairScores(distances=d.astype(np.float64), same=same)
 
 
@@ -416,12 +449,17 @@ def episodic_accuracy(
     idx = sample_episodes(labels, ways, shots, queries, episodes, seed)
     e = np.asarray(embeddings, np.float32)
     means_of = _numpy(losses.class_mean_space(e, distance))
-    prototypes = means_of[idx[:, :, :shots]].mean(axis=2)  # [E, W, D]
-    query_emb = e[idx[:, :, shots:]].reshape(episodes, ways * queries, -1)
-    d = _numpy(losses.pairwise_distance(query_emb, prototypes, distance))  # [E, W*Q, W]
     truth = np.repeat(np.arange(ways), queries)
-    per_episode = (np.argmin(d, axis=2) == truth).mean(axis=1)
-    return Accuracy.from_means(per_episode)
+    per_episode = []
+    # A chunk of episodes at a time: all of them at once gather E * W * Q embeddings.
+    step = max(1, _CHUNK_ROWS // (ways * queries))
+    for start in range(0, episodes, step):
+        chunk = idx[start : start + step]
+        prototypes = means_of[chunk[:, :, :shots]].mean(axis=2)  # [E, W, D]
+        query_emb = e[chunk[:, :, shots:]].reshape(len(chunk), ways * queries, -1)
+        d = _numpy(losses.pairwise_distance(query_emb, prototypes, distance))  # [E, W*Q, W]
+        per_episode.append((np.argmin(d, axis=2) == truth).mean(axis=1))
+    return Accuracy.from_means(np.concatenate(per_episode))
 
 
 # ----------------------------------------------------------------- retrieval

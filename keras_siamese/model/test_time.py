@@ -89,6 +89,8 @@ def seen_mean(
             "--center=seen needs the seen classes' train images to average, and this split "
             "has none."
         )
+    if verbose:
+        print(f"Embedding {len(images):,} seen train images for the centring mean", flush=True)
     embeddings = model.predict(images, batch_size=batch_size, verbose=verbose)
     return np.mean(np.asarray(embeddings, np.float64), axis=0).astype(np.float32)
 

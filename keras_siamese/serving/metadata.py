@@ -104,10 +104,13 @@ def read(export_dir: str) -> ExportMetadata:
             newer format, or names an unknown data set.
     """
     path = os.path.join(export_dir, FILE)
+    inner = os.path.join(export_dir, "export")
+    if not os.path.isfile(path) and os.path.isfile(os.path.join(inner, FILE)):
+        raise UserError(f"{export_dir} is a run folder, not its export: give {inner}.")
     if not os.path.isfile(path):
         raise UserError(
             f"{export_dir} holds no complete export ({FILE} is missing: not an export); "
-            "train the run with train_main.py first."
+            "train the run with keras-siamese train first."
         )
     try:
         with open(path, encoding="utf-8") as f:
