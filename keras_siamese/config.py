@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 from keras_siamese.data import splits
 from keras_siamese.data.datasets import DATASETS, SOURCES, dataset_info
+from keras_siamese.data.folder import FolderOptions
 from keras_siamese.errors import ConfigError
 
 # The choices are defined here, with no Keras import, so that flags can be
@@ -51,7 +52,8 @@ STRATEGIES = ("auto", "default", "mirrored", "multi_worker", "tpu")
 TUNERS = ("random", "bayesian", "hyperband")
 OPTIMIZERS = ("adam", "adamw", "sgd")
 LR_SCHEDULES = ("constant", "cosine", "onecycle")
-DATASET_NAMES = tuple(DATASETS)
+# `folder`: a folder of class subfolders of images (keras_siamese.data.folder).
+DATASET_NAMES = (*DATASETS, "folder")
 
 
 def check_distance(distance: str) -> None:
@@ -135,7 +137,12 @@ class TrainConfig:
     """Every setting of a training run; `train_main.py` has one flag per field."""
 
     workdir: str = setting("", "Folder of this run (created if missing).")
-    dataset: str = setting("cifar100", "Data set.", DATASET_NAMES)
+    dataset: str = setting(
+        "cifar100",
+        "Data set: cifar100, mnist, or folder: your own images in --data_dir, one subfolder "
+        "per class (optionally inside train/ and test/).",
+        DATASET_NAMES,
+    )
     data_dir: str | None = setting(
         None,
         "Folder with the data files (or its parent); the tfds cache folder for --data_source=tfds.",
@@ -143,8 +150,32 @@ class TrainConfig:
     data_source: str = setting(
         "auto", "Where the images come from; auto picks from the files in --data_dir.", SOURCES
     )
+    image_size: int = setting(
+        32,
+        "folder: the side of the square images the model takes; every image is resized "
+        "whole to it (32 for the CIFAR-style tower, 64 or 96 for larger photos).",
+    )
+    channels: int = setting(3, "folder: 3 (colour) or 1 (grey); images are converted.")
+    test_fraction: float = setting(
+        0.2,
+        "folder without train/ and test/: share of each class's images held out as test "
+        "images (seeded by --split_seed, at least one a class).",
+    )
+    skip_bad_images: bool = setting(
+        False,
+        "folder: leave out (and count) files that are not readable images; off by default, "
+        "so that a damaged file is noticed, not silently lost.",
+    )
     split: str = setting(
         "90_10", "SEEN_UNSEEN class counts, e.g. 90_10 or 100_0; must sum to all classes."
+    )
+    unseen_classes: str = setting(
+        "",
+        "Hold out these classes, by name (comma-separated), instead of --split's counts: "
+        "the classes to recognise one-shot.",
+    )
+    unseen_classes_file: str = setting(
+        "", "A file naming the classes to hold out, one per line (# starts a comment)."
     )
     split_order: str = setting(
         "sequential",
@@ -359,13 +390,14 @@ class TrainConfig:
         Checks everything that can be checked without reading data.
         """
         check_choices(self)
-        num_seen, _ = splits.parse_split(self.split, dataset_info(self.dataset).num_classes)
+        self._validate_data()
+        num_seen = self.known_num_seen
         if not 0.0 <= self.val_fraction < 1.0:
             raise ConfigError(f"--val_fraction={self.val_fraction} must be in [0, 1).")
         check_depth(self.depth)
         if self.embedding_dim < 1:
             raise ConfigError(f"--embedding_dim={self.embedding_dim} must be at least 1.")
-        check_pool_grid(self.pool_grid, dataset_info(self.dataset).image_shape)
+        check_pool_grid(self.pool_grid, self.image_shape)
         check_margin(self.resolved_margin)
         self._validate_objective(num_seen)
         if not self.learning_rate > 0:
@@ -391,6 +423,82 @@ class TrainConfig:
             )
         if not self.workdir:
             raise ConfigError("--workdir is required: the folder that will hold this run.")
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """The shape of the model's input images."""
+        if self.dataset == "folder":
+            return (self.image_size, self.image_size, self.channels)
+        return dataset_info(self.dataset).image_shape
+
+    @property
+    def known_num_seen(self) -> int | None:
+        """The number of seen classes where it is known before the data are read."""
+        if self.dataset == "folder" or self.holds_out_by_name:
+            return None
+        return splits.parse_split(self.split, dataset_info(self.dataset).num_classes)[0]
+
+    @property
+    def holds_out_by_name(self) -> bool:
+        """Whether the unseen classes are named (--unseen_classes or its file)."""
+        return bool(self.unseen_classes or self.unseen_classes_file)
+
+    def unseen_class_names(self) -> list[str] | None:
+        """The named unseen classes, or None when --split's counts decide.
+
+        Raises:
+            ConfigError: when the file of names cannot be read.
+        """
+        if self.unseen_classes:
+            return [n.strip() for n in self.unseen_classes.split(",") if n.strip()]
+        if not self.unseen_classes_file:
+            return None
+        try:
+            with open(self.unseen_classes_file, encoding="utf-8") as f:
+                lines = [line.split("#", 1)[0].strip() for line in f]
+        except (OSError, UnicodeDecodeError) as e:
+            raise ConfigError(
+                f"--unseen_classes_file={self.unseen_classes_file} cannot be read ({e})."
+            ) from None
+        return [line for line in lines if line]
+
+    def folder_options(self) -> FolderOptions:
+        """How `--dataset=folder` reads its images."""
+        return FolderOptions(
+            image_size=self.image_size,
+            channels=self.channels,
+            test_fraction=self.test_fraction,
+            seed=self.split_seed,
+            skip_bad_images=self.skip_bad_images,
+        )
+
+    def _validate_data(self) -> None:
+        if self.unseen_classes and self.unseen_classes_file:
+            raise ConfigError("Give --unseen_classes or --unseen_classes_file, not both.")
+        if self.holds_out_by_name and not self.unseen_class_names():
+            raise ConfigError("--unseen_classes names no class.")
+        folder_only = {
+            "image_size": 32,
+            "channels": 3,
+            "test_fraction": 0.2,
+            "skip_bad_images": False,
+        }
+        if self.dataset != "folder":
+            for name, default in folder_only.items():
+                if getattr(self, name) != default:
+                    raise ConfigError(
+                        f"--{name} is for --dataset=folder; {self.dataset} images have a "
+                        "fixed size and test split."
+                    )
+            return
+        if not self.data_dir:
+            raise ConfigError("--dataset=folder needs --data_dir: the folder of class folders.")
+        if not 8 <= self.image_size <= 512:
+            raise ConfigError(f"--image_size={self.image_size} must be from 8 to 512 pixels.")
+        if self.channels not in (1, 3):
+            raise ConfigError(f"--channels={self.channels} must be 1 (grey) or 3 (colour).")
+        if not 0.0 < self.test_fraction < 1.0:
+            raise ConfigError(f"--test_fraction={self.test_fraction} must be between 0 and 1.")
 
     @property
     def loss_uses_margin(self) -> bool:
@@ -454,7 +562,7 @@ class TrainConfig:
                     f"--{name} {purpose}: it is for --objective=softmax or normsoftmax, not "
                     f"--objective={self.objective}."
                 )
-        shape = dataset_info(self.dataset).image_shape
+        shape = self.image_shape
         if self.rotation_weight and shape[0] != shape[1]:
             raise ConfigError(
                 f"--rotation_weight needs square images, not {shape[0]} x {shape[1]} pixels."
@@ -462,7 +570,7 @@ class TrainConfig:
         if not 0.0 <= self.ema_decay < 1.0:
             raise ConfigError(f"--ema_decay={self.ema_decay} must be in [0, 1).")
 
-    def _validate_objective(self, num_seen: int) -> None:
+    def _validate_objective(self, num_seen: int | None) -> None:
         if self.soft_margin and self.objective != "batch_hard":
             raise ConfigError(
                 f"--soft_margin is for --objective=batch_hard, not --objective={self.objective}."
@@ -519,7 +627,7 @@ class TrainConfig:
                     f"--images_per_class={self.images_per_class} must be at least 2 for "
                     f"--objective={self.objective}: a batch needs positives."
                 )
-            if self.classes_per_batch > num_seen:
+            if num_seen is not None and self.classes_per_batch > num_seen:
                 raise ConfigError(
                     f"--classes_per_batch={self.classes_per_batch} exceeds the {num_seen} seen "
                     f"classes of --split={self.split}."
@@ -571,13 +679,13 @@ class TuneConfig:
         check_choices(self)
         if self.max_trials < 1:
             raise ConfigError(f"--max_trials={self.max_trials} must be at least 1.")
-        num_seen, _ = splits.parse_split(train.split, dataset_info(train.dataset).num_classes)
+        num_seen = train.known_num_seen
         if self.val_classes < 2:
             raise ConfigError(
                 f"--val_classes={self.val_classes} must be at least 2: one-shot accuracy needs "
                 "two classes to choose from."
             )
-        if self.val_classes > num_seen - 2:
+        if num_seen is not None and self.val_classes > num_seen - 2:
             raise ConfigError(
                 f"--val_classes={self.val_classes} leaves fewer than 2 of the {num_seen} seen "
                 f"classes of --split={train.split} to train on: hold out at most {num_seen - 2}."
@@ -595,7 +703,11 @@ class TuneConfig:
             raise ConfigError(
                 "--tune_embedding_dim needs --embedding=dense: the gap embedding has a fixed size."
             )
-        if train.uses_pk_batches and train.classes_per_batch > num_seen - self.val_classes:
+        if (
+            num_seen is not None
+            and train.uses_pk_batches
+            and train.classes_per_batch > num_seen - self.val_classes
+        ):
             raise ConfigError(
                 f"--classes_per_batch={train.classes_per_batch} exceeds the "
                 f"{num_seen - self.val_classes} classes left to train on after --val_classes="

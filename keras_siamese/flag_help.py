@@ -25,10 +25,16 @@ TRAIN_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "split",
             "split_order",
             "split_seed",
+            "unseen_classes",
+            "unseen_classes_file",
             "val_fraction",
             "seed",
             "init_from",
         ),
+    ),
+    (
+        "Your own images (--dataset=folder)",
+        ("image_size", "channels", "test_fraction", "skip_bad_images"),
     ),
     ("Tower", ("depth", "embedding", "embedding_dim", "pool_grid", "neck", "l2_normalize")),
     (

@@ -128,7 +128,7 @@ def test_a_gallery_index_finds_each_image_itself_and_keeps_to_its_export(
         (lambda tmp: str(tmp / "missing.png"), "does not exist"),
         (lambda tmp: (tmp / "a.png").write_text("not an image") and str(tmp / "a.png"), "not a"),
         (lambda tmp: (tmp / "notes.txt").write_text("x") and str(tmp), "notes.txt is not a PNG"),
-        (lambda tmp: str(tmp), "holds no PNG or JPEG"),
+        (lambda tmp: str(tmp), "holds no PNG, JPEG, BMP or GIF"),
     ],
 )
 def test_bad_images_are_one_clear_sentence(sim, tmp_path, make, message):

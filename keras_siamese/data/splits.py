@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Sequence
 
 import numpy as np
 
 from keras_siamese.data.datasets import ImageDataset
-from keras_siamese.errors import ConfigError
+from keras_siamese.errors import ConfigError, DataError
 
 SPLIT_ORDERS = ("sequential", "random")
 
@@ -76,6 +77,57 @@ def make_split(spec: str, num_classes: int, order: str = "sequential", seed: int
     seen = tuple(sorted(int(c) for c in classes[:num_seen]))
     unseen = tuple(sorted(int(c) for c in classes[num_seen:]))
     return ClassSplit(seen=seen, unseen=unseen)
+
+
+def split_by_names(unseen_names: Sequence[str], class_names: Sequence[str]) -> ClassSplit:
+    """The split that holds out the classes named `unseen_names` and sees the rest.
+
+    Raises:
+        ConfigError: for a name that is not a class, a name given twice, or
+            fewer than two classes left to train on.
+    """
+    index = {name: i for i, name in enumerate(class_names)}
+    missing = [n for n in unseen_names if n not in index]
+    if missing:
+        shown = ", ".join(list(class_names)[:5]) + (", ..." if len(class_names) > 5 else "")
+        raise ConfigError(
+            f"--unseen_classes names {missing[0]!r}, which is not a class of the data ({shown})."
+        )
+    if len(set(unseen_names)) != len(unseen_names):
+        raise ConfigError("--unseen_classes names a class twice.")
+    unseen = tuple(sorted(index[n] for n in unseen_names))
+    seen = tuple(i for i in range(len(class_names)) if i not in unseen)
+    if len(seen) < 2:
+        raise ConfigError(
+            f"--unseen_classes leaves {len(seen)} seen class(es): training needs at least 2."
+        )
+    return ClassSplit(seen=seen, unseen=unseen)
+
+
+def split_of(
+    spec: str,
+    class_names: Sequence[str],
+    order: str = "sequential",
+    seed: int = 0,
+    unseen_names: Sequence[str] | None = None,
+) -> ClassSplit:
+    """The split of a run: the named unseen classes if given, else `make_split` by counts."""
+    if unseen_names:
+        return split_by_names(unseen_names, class_names)
+    return make_split(spec, len(class_names), order, seed)
+
+
+def check_unseen_test_images(split: ClassSplit, dataset: ImageDataset) -> None:
+    """Raises DataError unless every unseen class has a support and a query among its test
+    images (two or more)."""
+    counts = np.bincount(np.asarray(dataset.test_labels), minlength=dataset.num_classes)
+    for c in split.unseen:
+        if counts[c] < 2:
+            raise DataError(
+                f"Unseen class {dataset.class_names[c]!r} has {counts[c]} test image(s): "
+                "one-shot needs a support and a query; give it more images (or a larger "
+                "--test_fraction)."
+            )
 
 
 def hold_out(split: ClassSplit, count: int, seed: int = 0) -> tuple[ClassSplit, tuple[int, ...]]:

@@ -541,12 +541,13 @@ def evaluate(
     notes: list[str] = []
     seen_pairs = pair_scores(emb.seen, emb.seen_labels, distance, seed=seed)
     threshold = calibrated = None
-    if len(np.unique(emb.val_labels)) >= 2:
+    val_classes, val_counts = np.unique(emb.val_labels, return_counts=True)
+    if len(val_classes) >= 2 and val_counts.max() >= 2:
         val_pairs = pair_scores(emb.val, emb.val_labels, distance, seed=seed, stream=_VAL_PAIRS)
         threshold = calibrate_threshold(val_pairs)
         calibrated = ThresholdAccuracy(threshold, pair_accuracy(seen_pairs, threshold))
     else:
-        notes.append("no validation images: no calibrated threshold")
+        notes.append("no validation pairs (too few validation images): no calibrated threshold")
     seen = SeenMetrics(
         classes=len(np.unique(emb.seen_labels)),
         triplet_accuracy=triplet_accuracy(emb.seen, emb.seen_labels, distance, seed=seed),

@@ -18,6 +18,7 @@ from keras_siamese import cli
 from keras_siamese import workdir as wd
 from keras_siamese.config import EvalConfig
 from keras_siamese.data.datasets import load_dataset
+from keras_siamese.data.folder import folder_options_of
 from keras_siamese.errors import UserError
 
 
@@ -47,6 +48,7 @@ def _evaluate(config: EvalConfig) -> None:
         metadata.dataset,
         config.data_dir or metadata.config.get("data_dir"),
         config.data_source or metadata.config.get("data_source", "auto"),
+        folder_options_of(metadata.config),
     )
     logging.set_verbosity(logging.WARNING)
     result = export_eval.evaluate_export(

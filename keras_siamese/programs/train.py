@@ -54,7 +54,9 @@ def tune(config: TrainConfig, flag_values: flags.FlagValues) -> int:
         tune_config.validate(config)
         flagfile = config.to_flagfile() + tune_config.to_flagfile()
         workdir.check(config.workdir, flagfile, overwrite=overwrite)
-        dataset = load_dataset(config.dataset, config.data_dir, config.data_source)
+        dataset = load_dataset(
+            config.dataset, config.data_dir, config.data_source, config.folder_options()
+        )
         logging.set_verbosity(logging.WARNING)
         from keras_siamese.training import tuning
 
@@ -99,7 +101,9 @@ def run(flag_values: flags.FlagValues, summary: bool = True) -> int:
                 "train it again."
             )
             return 0
-        dataset = load_dataset(config.dataset, config.data_dir, config.data_source)
+        dataset = load_dataset(
+            config.dataset, config.data_dir, config.data_source, config.folder_options()
+        )
         logging.set_verbosity(logging.WARNING)
         from keras_siamese.evaluation import protocol
         from keras_siamese.training import trainer

@@ -13,41 +13,39 @@ import os
 
 import numpy as np
 
-from keras_siamese.errors import UserError
+from keras_siamese.data.images import (
+    IMAGE_FORMATS,
+    ImageError,
+    fit_image,
+    read_image,
+    resize,
+    to_gray,
+    to_rgb,
+)
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "ImageError",
+    "image_files",
+    "mnist_digit",
+    "model_input",
+    "read_image",
+    "read_picture",
+    "to_gray",
+    "to_rgb",
+]
 MNIST_BOX = 20
 MNIST_CENTRE = 14.0  # where real MNIST digits have their centre of mass (row and column)
 
 
-class ImageError(UserError):
-    """An image that cannot be used: not a PNG or JPEG, too large, empty."""
-
-
-def read_image(path: str) -> np.ndarray:
-    """The pixels of a PNG or JPEG file: uint8 `[H, W, C]` (C = 1, 3 or 4).
-
-    Raises:
-        ImageError: for a missing file or one that is not a PNG or JPEG image.
-    """
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as image:
-            if image.format not in ("PNG", "JPEG"):
-                raise ImageError(f"{path} is a {image.format} image: give PNG or JPEG files.")
-            if image.mode not in ("L", "RGB", "RGBA"):
-                image = image.convert("RGBA" if "A" in image.getbands() else "RGB")
-            pixels = np.asarray(image, np.uint8)
-    except FileNotFoundError:
-        raise ImageError(f"{path} does not exist.") from None
-    except (UnidentifiedImageError, OSError) as e:
-        raise ImageError(f"{path} is not a readable PNG or JPEG image ({e}).") from None
-    return pixels[..., None] if pixels.ndim == 2 else pixels
+def read_picture(path: str) -> np.ndarray:
+    """The pixels of a PNG, JPEG, BMP or GIF file (`read_image` of those formats)."""
+    return read_image(path, IMAGE_FORMATS)
 
 
 def image_files(folder: str) -> list[str]:
-    """The PNG and JPEG files directly in `folder`, sorted by name.
+    """The image files (PNG, JPEG, BMP, GIF) directly in `folder`, sorted by name.
 
     Raises:
         ImageError: when `folder` is not a folder, holds another kind of file,
@@ -59,37 +57,12 @@ def image_files(folder: str) -> list[str]:
     others = [n for n in names if not n.lower().endswith(IMAGE_SUFFIXES)]
     if others:
         raise ImageError(
-            f"{os.path.join(folder, others[0])} is not a PNG or JPEG file: a folder of images "
-            "must hold images only."
+            f"{os.path.join(folder, others[0])} is not a PNG, JPEG, BMP or GIF file: a folder "
+            "of images must hold images only."
         )
     if not names:
-        raise ImageError(f"{folder} holds no PNG or JPEG image.")
+        raise ImageError(f"{folder} holds no PNG, JPEG, BMP or GIF image.")
     return [os.path.join(folder, n) for n in names]
-
-
-def to_gray(pixels: np.ndarray) -> np.ndarray:
-    """Float gray levels 0-255 `[H, W]`; transparent pixels count as black."""
-    pixels = pixels.astype(np.float64)
-    channels = pixels.shape[2]
-    alpha = pixels[..., -1:] / 255.0 if channels in (2, 4) else 1.0
-    colour = pixels[..., :3] if channels >= 3 else pixels[..., :1]
-    return (colour * alpha).mean(axis=2)
-
-
-def to_rgb(pixels: np.ndarray) -> np.ndarray:
-    """Float RGB 0-255 `[H, W, 3]`; transparent pixels count as black."""
-    pixels = pixels.astype(np.float64)
-    channels = pixels.shape[2]
-    alpha = pixels[..., -1:] / 255.0 if channels in (2, 4) else 1.0
-    colour = pixels[..., :3] if channels >= 3 else np.repeat(pixels[..., :1], 3, axis=2)
-    return colour * alpha
-
-
-def _resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Area-averaging resize of a float `[H, W, C]` image (anti-aliased when shrinking)."""
-    import tensorflow as tf
-
-    return tf.image.resize(image, (height, width), method="area", antialias=True).numpy()
 
 
 def mnist_digit(pixels: np.ndarray) -> np.ndarray:
@@ -112,7 +85,7 @@ def mnist_digit(pixels: np.ndarray) -> np.ndarray:
     scale = MNIST_BOX / max(crop.shape)
     height = max(1, round(crop.shape[0] * scale))
     width = max(1, round(crop.shape[1] * scale))
-    box = _resize(crop[..., None], height, width)[..., 0]
+    box = resize(crop[..., None], height, width)[..., 0]
     box = box * (255.0 / max(box.max(), 1e-6))
     mass = box.sum()
     centre_row = (box.sum(axis=1) * np.arange(height)).sum() / mass
@@ -129,5 +102,4 @@ def model_input(pixels: np.ndarray, dataset: str, input_shape: tuple[int, ...]) 
     if dataset == "mnist":
         return mnist_digit(pixels)
     height, width, channels = input_shape
-    colour = to_rgb(pixels) if channels == 3 else to_gray(pixels)[..., None]
-    return np.clip(np.round(_resize(colour, height, width)), 0, 255).astype(np.uint8)
+    return fit_image(pixels, height, width, channels)

@@ -56,8 +56,10 @@ class ExportMetadata(JsonRecord):
     versions: dict = dataclasses.field(default_factory=dict)
     metrics: Metrics | None = None
 
-    def class_split(self) -> splits.Split:
+    def class_split(self) -> splits.ClassSplit:
         """The split of classes into seen and unseen that the exported model was trained on."""
+        if self.seen_classes is not None and self.unseen_classes is not None:
+            return splits.ClassSplit(tuple(self.seen_classes), tuple(self.unseen_classes))
         num_classes = DATASETS[self.dataset].num_classes
         return splits.make_split(self.split, num_classes, self.split_order, self.split_seed)
 
@@ -124,7 +126,9 @@ def read(export_dir: str) -> ExportMetadata:
         metadata = ExportMetadata.from_json(data)
     except (ValueError, TypeError, KeyError, AttributeError) as e:
         raise UserError(f"{path} is not a complete keras_siamese export ({e}).") from None
-    if metadata.dataset not in DATASETS:
+    if metadata.dataset not in DATASETS and not (
+        metadata.dataset == "folder" and metadata.input_shape and metadata.class_names
+    ):
         raise UserError(
             f"{path} names the data set {metadata.dataset!r}, which is not one of "
             f"{', '.join(DATASETS)}."

@@ -9,7 +9,7 @@
 
 Images are a uint8 array `[N, H, W, C]` (or one image `[H, W, C]`) of the
 export's input shape, used as they are (grey images may leave out C = 1);
-or a path to a PNG or JPEG file, a list of such paths, or a folder of them,
+or a path to an image file (PNG, JPEG, BMP or GIF), a list of such paths, or a folder of them,
 each preprocessed as the canvas preprocesses a drawing (resized to the input
 shape; a digit centred as in MNIST). Embeddings come from the export's
 SavedModel, so they are the canvas's, test-time options included.
@@ -87,12 +87,12 @@ class Similarity:
 
         Raises:
             UserError: for an array of another shape or type, or a path that
-                is not a PNG or JPEG image (or a folder of them).
+                is not a PNG, JPEG, BMP or GIF image (or a folder of them).
         """
         paths = self.image_paths(source)
         if paths is None:
             return self._checked_array(source)
-        return np.stack([self._preprocessed(images.read_image(p), p) for p in paths])
+        return np.stack([self._preprocessed(images.read_picture(p), p) for p in paths])
 
     def image_paths(self, source: Images) -> list[str] | None:
         """The image files that `source` names (a folder's, sorted), or None for an array."""

@@ -341,10 +341,17 @@ def _train_and_evaluate(
     if verbose is None:
         verbose = 1 if sys.stdout.isatty() else 2
     if dataset is None:
-        dataset = load_dataset(config.dataset, config.data_dir, config.data_source)
-    split = splits.make_split(
-        config.split, dataset.num_classes, config.split_order, config.split_seed
+        dataset = load_dataset(
+            config.dataset, config.data_dir, config.data_source, config.folder_options()
+        )
+    split = splits.split_of(
+        config.split,
+        dataset.class_names,
+        config.split_order,
+        config.split_seed,
+        config.unseen_class_names(),
     )
+    splits.check_unseen_test_images(split, dataset)
     part = splits.partition(dataset, split, config.val_fraction, seed=config.split_seed)
     steps = steps_per_epoch(config, len(part.train_labels))
 

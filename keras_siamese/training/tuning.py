@@ -294,8 +294,14 @@ def run_search(
     if verbose is None:
         verbose = 1 if sys.stdout.isatty() else 2
     if dataset is None:
-        dataset = load_dataset(base.dataset, base.data_dir, base.data_source)
-    split = splits.make_split(base.split, dataset.num_classes, base.split_order, base.split_seed)
+        dataset = load_dataset(base.dataset, base.data_dir, base.data_source, base.folder_options())
+    split = splits.split_of(
+        base.split,
+        dataset.class_names,
+        base.split_order,
+        base.split_seed,
+        base.unseen_class_names(),
+    )
     train_split, held_out = splits.hold_out(split, tune.val_classes, seed=base.split_seed)
     part = splits.partition(dataset, train_split, base.val_fraction, seed=base.split_seed)
     steps = trainer.steps_per_epoch(base, len(part.train_labels))

@@ -16,7 +16,7 @@ from keras_siamese.model import test_time
 from keras_siamese.serving import export, metadata
 
 
-def load_source(export_dir: str, dataset: str, split: splits.Split) -> keras.Model:
+def load_source(export_dir: str, dataset: str, split: splits.ClassSplit) -> keras.Model:
     """The tower (without test-time options) of the export at `export_dir`.
 
     Args:
