@@ -88,18 +88,17 @@ def optimizer(
     """
     rate = learning_rate(config, steps_per_epoch)
     decay = config.weight_decay or None
-    average = {}
-    if config.ema_decay:
-        average = {"use_ema": True, "ema_momentum": config.ema_decay}
+    base = {"adamw": keras.optimizers.AdamW, "sgd": keras.optimizers.SGD}.get(
+        config.optimizer, keras.optimizers.Adam
+    )
+    options: dict = {"weight_decay": decay}
     if config.optimizer == "adamw":
-        return _WARM_AVERAGING[keras.optimizers.AdamW](
-            rate, weight_decay=config.weight_decay, **average
-        )
+        options["weight_decay"] = config.weight_decay
     if config.optimizer == "sgd":
-        return _WARM_AVERAGING[keras.optimizers.SGD](
-            rate, momentum=config.momentum, nesterov=True, weight_decay=decay, **average
-        )
-    return _WARM_AVERAGING[keras.optimizers.Adam](rate, weight_decay=decay, **average)
+        options.update(momentum=config.momentum, nesterov=True)
+    if not config.ema_decay:
+        return base(rate, **options)
+    return _WARM_AVERAGING[base](rate, use_ema=True, ema_momentum=config.ema_decay, **options)
 
 
 def _warm_averaging(base: type) -> type:

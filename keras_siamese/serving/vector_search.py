@@ -113,8 +113,8 @@ def top_k_exact(queries: np.ndarray, gallery: np.ndarray, k: int, distance: str)
         positions[start : start + len(block)] = best
         chosen = np.take_along_axis(scores, best, axis=1)
         distances[start : start + len(block)] = offset[start : start + len(block), None] - chosen
-    if distance == "euclidean":
-        np.maximum(distances, 0.0, out=distances)
+    # Rounding can put a distance just under 0 (1 - cos of a vector with itself).
+    np.maximum(distances, 0.0, out=distances)
     return positions, distances
 
 
@@ -211,7 +211,7 @@ class VectorSearch:
         else:
             self._faiss_index.nprobe = self.options.ivf_probes
         found, positions = self._faiss_index.search(queries, k)
-        distances = 1.0 - found if self.distance == "cosine" else np.maximum(found, 0.0)
+        distances = np.maximum(1.0 - found if self.distance == "cosine" else found, 0.0)
         return positions.astype(np.int64), distances.astype(np.float32)
 
     def _checked(self, vectors: np.ndarray) -> np.ndarray:
