@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 
 from tests.conftest import run_main
@@ -160,3 +161,22 @@ def test_time_to_accuracy_compares_curves_by_hand():
     assert rows[0]["candidate_images"] is None
     assert summary["reached_every_baseline_point"] is False
     assert summary["min_image_ratio"] is None
+
+
+def test_folder_bench_prints_the_first_and_cached_read_and_an_epoch(tmp_path):
+    from PIL import Image
+
+    for c in range(3):
+        (tmp_path / f"class{c}").mkdir()
+        for i in range(12):
+            pixels = np.full((40 + i, 40, 3), 20 * c + i, np.uint8)
+            Image.fromarray(pixels).save(tmp_path / f"class{c}" / f"{i}.png")
+    result = run_main("bench/folder.py", f"--data_dir={tmp_path}", "--batch_size=4")
+    assert result.returncode == 0, result.stderr[-2000:]
+    (line,) = _json_lines(result.stdout)
+    assert line["images"] == 36 and line["classes"] == 3 and line["image_shape"] == [32, 32, 3]
+    for key in ("first_read", "cached_read"):
+        rate, seconds = line[f"{key}_images_per_second"], line[f"{key}_seconds"]
+        # The seconds are rounded to 0.01 (first read) and 0.001 (cached read).
+        assert rate > 0 and abs(rate * seconds - line["images"]) <= rate * 0.005 + 1
+    assert line["epoch_images_per_second"] > 0
