@@ -139,9 +139,9 @@ class TrainConfig:
     workdir: str = setting("", "Folder of this run (created if missing).")
     dataset: str = setting(
         "cifar100",
-        "Data set: cifar100, mnist, or folder: your own images in --data_dir, one subfolder "
-        "per class (optionally inside train/ and test/).",
-        DATASET_NAMES,
+        "Data set: cifar100, mnist, folder (your own images in --data_dir, one subfolder "
+        "per class, optionally inside train/ and test/), or tfds:NAME (an image-classification "
+        "data set of tensorflow-datasets already prepared under --data_dir).",
     )
     data_dir: str | None = setting(
         None,
@@ -152,14 +152,14 @@ class TrainConfig:
     )
     image_size: int = setting(
         32,
-        "folder: the side of the square images the model takes; every image is resized "
+        "folder, tfds:NAME: the side of the square images the model takes; each is resized "
         "whole to it (32 for the CIFAR-style tower, 64 or 96 for larger photos).",
     )
-    channels: int = setting(3, "folder: 3 (colour) or 1 (grey); images are converted.")
+    channels: int = setting(3, "folder, tfds:NAME: 3 (colour) or 1 (grey), converted.")
     test_fraction: float = setting(
         0.2,
-        "folder without train/ and test/: share of each class's images held out as test "
-        "images (seeded by --split_seed, at least one a class).",
+        "folder without train/ and test/, tfds:NAME without a test split: share of each "
+        "class's images held out as test images (seeded by --split_seed, at least one).",
     )
     skip_bad_images: bool = setting(
         False,
@@ -427,14 +427,14 @@ class TrainConfig:
     @property
     def image_shape(self) -> tuple[int, int, int]:
         """The shape of the model's input images."""
-        if self.dataset == "folder":
+        if self.reads_its_own_images:
             return (self.image_size, self.image_size, self.channels)
         return dataset_info(self.dataset).image_shape
 
     @property
     def known_num_seen(self) -> int | None:
         """The number of seen classes where it is known before the data are read."""
-        if self.dataset == "folder" or self.holds_out_by_name:
+        if self.reads_its_own_images or self.holds_out_by_name:
             return None
         return splits.parse_split(self.split, dataset_info(self.dataset).num_classes)[0]
 
@@ -472,7 +472,19 @@ class TrainConfig:
             skip_bad_images=self.skip_bad_images,
         )
 
+    @property
+    def reads_its_own_images(self) -> bool:
+        """Whether images are made to --image_size and --channels (a folder, a tfds set)."""
+        return self.dataset == "folder" or self.dataset.startswith("tfds:")
+
     def _validate_data(self) -> None:
+        if self.dataset not in DATASET_NAMES and not (
+            self.dataset.startswith("tfds:") and len(self.dataset) > len("tfds:")
+        ):
+            raise ConfigError(
+                f"--dataset={self.dataset} is unknown: choose one of "
+                f"{', '.join(DATASET_NAMES)}, or tfds:NAME."
+            )
         if self.unseen_classes and self.unseen_classes_file:
             raise ConfigError("Give --unseen_classes or --unseen_classes_file, not both.")
         if self.holds_out_by_name and not self.unseen_class_names():
@@ -483,15 +495,15 @@ class TrainConfig:
             "test_fraction": 0.2,
             "skip_bad_images": False,
         }
-        if self.dataset != "folder":
+        if not self.reads_its_own_images:
             for name, default in folder_only.items():
                 if getattr(self, name) != default:
                     raise ConfigError(
-                        f"--{name} is for --dataset=folder; {self.dataset} images have a "
-                        "fixed size and test split."
+                        f"--{name} is for --dataset=folder or tfds:NAME; {self.dataset} images "
+                        "have a fixed size and test split."
                     )
             return
-        if not self.data_dir:
+        if self.dataset == "folder" and not self.data_dir:
             raise ConfigError("--dataset=folder needs --data_dir: the folder of class folders.")
         if not 8 <= self.image_size <= 512:
             raise ConfigError(f"--image_size={self.image_size} must be from 8 to 512 pixels.")

@@ -217,3 +217,78 @@ def test_own_images_train_export_evaluate_and_search(image_folder, tmp_path):
         "search_main", "query", f"--index={gallery}", f"--images={baby}/2.bmp", "--k=1"
     )
     assert f"{baby}/2.bmp" in found.splitlines()[-1]  # an image is its own nearest
+
+
+_TFDS_BUILDERS: dict = {}
+
+
+def _tiny_builder(with_test: bool):
+    """A tiny tensorflow-datasets builder of arrays (no download), registered once by name."""
+    import tensorflow_datasets as tfds
+
+    name = f"keras_siamese_tiny_{'split' if with_test else 'train'}"
+    if name in _TFDS_BUILDERS:
+        return _TFDS_BUILDERS[name]
+    rng = np.random.default_rng(0)
+
+    def generate(per_class):
+        for c in range(3):
+            for i in range(per_class):
+                image = np.zeros((20 + i, 24, 3), np.uint8)
+                image[..., c] = rng.integers(100, 256)
+                yield f"{c}_{i}", {"image": image, "label": c}
+
+    def info(self):
+        features = {
+            "image": tfds.features.Image(shape=(None, None, 3)),
+            "label": tfds.features.ClassLabel(names=["red", "green", "blue"]),
+        }
+        return tfds.core.DatasetInfo(builder=self, features=tfds.features.FeaturesDict(features))
+
+    def split_generators(self, dl_manager):
+        parts = {"train": generate(12)}
+        if with_test:
+            parts["test"] = generate(4)
+        return parts
+
+    builder = type(
+        name,
+        (tfds.core.GeneratorBasedBuilder,),
+        {
+            "name": name,
+            "VERSION": tfds.core.Version("1.0.0"),
+            "_info": info,
+            "_split_generators": split_generators,
+            "_generate_examples": lambda self: iter(()),
+        },
+    )
+    _TFDS_BUILDERS[name] = builder
+    return builder
+
+
+def _prepared_tfds_set(data_dir: str, with_test: bool) -> str:
+    """A tiny image-classification set prepared for tensorflow-datasets in `data_dir`."""
+    builder = _tiny_builder(with_test)
+    builder(data_dir=data_dir).download_and_prepare()
+    return builder.name
+
+
+@pytest.mark.parametrize("with_test", [True, False])
+def test_a_prepared_tfds_set_is_read_by_name(tmp_path, with_test):
+    name = _prepared_tfds_set(str(tmp_path), with_test)
+    options = folder.FolderOptions(image_size=16, channels=3, test_fraction=0.25)
+    dataset = load_dataset(f"tfds:{name}", str(tmp_path), folder_options=options)
+    assert dataset.class_names == ("red", "green", "blue")
+    assert dataset.train_images.shape[1:] == (16, 16, 3)
+    assert np.bincount(dataset.test_labels).tolist() == [4, 4, 4] if with_test else [3, 3, 3]
+    reds = dataset.train_images[dataset.train_labels == 0]
+    assert reds[..., 0].min() >= 100 and reds[..., 1:].max() == 0
+
+
+def test_a_tfds_set_not_prepared_there_is_one_line(tmp_path):
+    name = _prepared_tfds_set(str(tmp_path / "elsewhere"), True)
+    with pytest.raises(DataError) as caught:
+        load_dataset(f"tfds:{name}", str(tmp_path / "empty"))
+    assert f"{name} is not prepared for tensorflow-datasets under" in str(caught.value)
+    with pytest.raises(DataError, match="has no data set"):
+        load_dataset("tfds:no_such_set_anywhere", str(tmp_path))

