@@ -2,7 +2,7 @@
 
     python bench/throughput.py [--objectives=triplet] [--depth=56] [--batch_size=128]
         [--precision=float32|mixed_float16|mixed_bfloat16] [--jit_compile] [--concat_tower]
-        [--classifier_weight=W]
+        [--classifier_weight=W] [--rotation_weight=W] [--ema_decay=D]
         [--steps=5] [--synthetic] [--inter_op_threads=N]
 
 Builds each objective's training model with the code training uses and times
@@ -51,6 +51,13 @@ _K = flags.DEFINE_integer("images_per_class", 4, "K of the batch_* objectives.")
 _CLASSIFIER_WEIGHT = flags.DEFINE_float(
     "classifier_weight", 0.0, "batch_*: a cosine classifier's loss beside the mining loss."
 )
+_ROTATION_WEIGHT = flags.DEFINE_float(
+    "rotation_weight",
+    0.0,
+    "softmax, normsoftmax: the rotation task beside the classifier (4 x --batch_size images "
+    "a step).",
+)
+_EMA_DECAY = flags.DEFINE_float("ema_decay", 0.0, "Keep a moving average of the weights.")
 _STEPS = flags.DEFINE_integer("steps", 5, "Timed steps (after two warm-up steps).")
 _JIT = flags.DEFINE_boolean("jit_compile", False, "Compile the step with XLA.")
 _PRECISION = flags.DEFINE_enum("precision", "float32", list(PRECISIONS), "Keras dtype policy.")
@@ -77,7 +84,15 @@ NUM_CLASSES = 90
 def _batch(config: TrainConfig, rng: np.random.Generator):
     if config.uses_class_batches:
         labels = rng.integers(0, NUM_CLASSES, config.batch_size).astype(np.int32)
-        return rng.integers(0, 256, (config.batch_size, *SHAPE), dtype=np.uint8), labels
+        images = rng.integers(0, 256, (config.batch_size, *SHAPE), dtype=np.uint8)
+        if config.rotation_weight:
+            # The batch and its quarter turns; only the upright images carry a class.
+            turned = [np.rot90(images, k, axes=(1, 2)) for k in range(4)]
+            return np.concatenate(turned), {
+                classifier.CLASS_SCORES: np.concatenate([labels, np.full(3 * len(labels), -1)]),
+                classifier.ROTATION_SCORES: np.repeat(np.arange(4), len(labels)),
+            }
+        return images, labels
     if config.uses_pk_batches:
         labels = np.repeat(np.arange(config.classes_per_batch), config.images_per_class)
         images = rng.integers(0, 256, (len(labels), *SHAPE), dtype=np.uint8)
@@ -154,6 +169,8 @@ def main(argv: list[str]) -> None:
             precision=_PRECISION.value,
             concat_tower=_CONCAT.value,
             classifier_weight=_CLASSIFIER_WEIGHT.value if objective.startswith("batch_") else 0.0,
+            rotation_weight=_ROTATION_WEIGHT.value if objective.endswith("softmax") else 0.0,
+            ema_decay=_EMA_DECAY.value,
         )
         keras.utils.set_random_seed(0)
         with build.precision_policy(config.precision):
@@ -175,6 +192,8 @@ def main(argv: list[str]) -> None:
             "jit_compile": _JIT.value,
             "concat_tower": config.concat_tower,
             "classifier_weight": config.classifier_weight,
+            "rotation_weight": config.rotation_weight,
+            "ema_decay": config.ema_decay,
             "batch_size": config.batch_size,
             "images_per_step": config.images_per_batch,
             "median_step_seconds": round(step, 4),

@@ -75,6 +75,27 @@ def test_throughput_bench_synthetic_mode_skips_the_pipeline():
     assert line["concat_tower"] is True and line["pipeline_triplets_per_second"] is None
 
 
+def test_throughput_bench_times_the_rotation_task_at_four_images_an_input():
+    result = run_main(
+        "bench/throughput.py",
+        "--objectives=normsoftmax",
+        "--depth=8",
+        "--steps=1",
+        "--batch_size=4",
+        "--inference_batch=8",
+        "--matmul_size=256",
+        "--synthetic",
+        "--rotation_weight=1",
+        "--ema_decay=0.99",
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    (line,) = _json_lines(result.stdout)
+    assert line["rotation_weight"] == 1.0 and line["ema_decay"] == 0.99
+    assert line["images_per_step"] == 16
+    seconds = line["median_step_seconds"]
+    assert abs(line["tower_images_per_second"] - 16 / seconds) <= 0.01 * 16 / seconds + 0.1
+
+
 def test_evaluation_bench_prints_embedding_and_metric_figures():
     result = run_main(
         "bench/evaluation.py",

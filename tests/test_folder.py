@@ -292,3 +292,22 @@ def test_a_tfds_set_not_prepared_there_is_one_line(tmp_path):
     assert f"{name} is not prepared for tensorflow-datasets under" in str(caught.value)
     with pytest.raises(DataError, match="has no data set"):
         load_dataset("tfds:no_such_set_anywhere", str(tmp_path))
+
+
+def test_an_unseen_class_without_a_support_and_a_query_is_one_line(capsys, tmp_path):
+    root = tmp_path / "few"
+    for name, count in (("cat", 6), ("dog", 6), ("eel", 2)):
+        (root / name).mkdir(parents=True)
+        for k in range(count):
+            Image.fromarray(np.full((8, 8, 3), 30 * k, np.uint8)).save(root / name / f"{k}.png")
+    line = program_error(
+        capsys,
+        "train_main",
+        "--dataset=folder",
+        f"--data_dir={root}",
+        "--unseen_classes=eel",
+        "--flagfile=flags/smoke.flags",
+        f"--workdir={tmp_path / 'run'}",
+    )
+    assert "Unseen class 'eel' has 1 test image(s): one-shot needs a support and a query" in line
+    assert not (tmp_path / "run").exists()
