@@ -238,8 +238,11 @@ HEAVY_FIRST = (
     "test_faults",
     "test_multi_worker",
     "test_bench",
+    "test_folder",
     "test_strategy",
     "test_canvas",
+    "test_native_logs",
+    "test_package",
 )
 
 
