@@ -10,6 +10,7 @@ Needs the `demo` extra: `pip install 'keras-siamese[demo]'`.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 
 from absl import flags
@@ -39,8 +40,18 @@ def run_demo(argv: list[str]) -> int:
     code = evaluate.run(eval_flags)
     if code == 0:
         export = os.path.join(train_flags.workdir, "export")
-        print(f"Draw digits and ask the model: keras-siamese canvas --export={export}")
+        print(f"Draw digits and ask the model: {_command()} canvas --export={export}")
     return code
+
+
+def _command() -> str:
+    """How to call `keras-siamese` from here: by name when it is on the PATH, else by path."""
+    if shutil.which("keras-siamese"):
+        return "keras-siamese"
+    beside = os.path.join(os.path.dirname(sys.executable), "keras-siamese")
+    if os.path.exists(beside):
+        return beside
+    return f"{sys.executable} -m keras_siamese.programs.console"
 
 
 def main() -> None:
