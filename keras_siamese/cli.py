@@ -143,6 +143,10 @@ def run_program(
     if any(arg in HELP_ARGUMENTS for arg in argv[1:]):
         print(flag_help.help_text(doc, flag_values))
         sys.exit(0)
+    if "--helpfull" in argv[1:]:  # the program's flags, then absl's full list; exits 0 too
+        print(flag_help.help_text(doc, flag_values))
+        print(flag_values.get_help())
+        sys.exit(0)
 
     def main(args: list[str]) -> int:
         return run(flag_values, args[1]) if commands else run(flag_values)

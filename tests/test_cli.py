@@ -233,8 +233,10 @@ def test_help_lists_the_programs_own_flags_and_exits_0(script, own_flag, group):
     result = run_main(script, "--help")
     assert result.returncode == 0, result.stderr
     assert own_flag in result.stdout and group in result.stdout
-    assert "--only_check_args" not in result.stdout  # absl's own stay in --helpfull
+    assert "only_check_args" not in result.stdout  # absl's own stay in --helpfull
     assert result.stderr == ""
+    full = run_main(script, "--helpfull")
+    assert full.returncode == 0 and own_flag in full.stdout and "only_check_args" in full.stdout
 
 
 def test_keras_siamese_runs_a_subcommand_and_refuses_an_unknown_one():
