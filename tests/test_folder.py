@@ -16,10 +16,14 @@ CLASSES = 6
 PER_CLASS = 12
 
 
-def _write_folder(root, data_root, per_class=PER_CLASS, classes=CLASSES, layout="flat"):
+def _write_folder(
+    root, data_root, per_class=PER_CLASS, classes=CLASSES, layout="flat", resized=True
+):
     """Real CIFAR-100 test images of the first classes, as PNG, JPEG and BMP files of mixed
-    sizes (some grey), one subfolder per class named as in CIFAR-100."""
-    source = np.load(os.path.join(data_root, "cifar100", "cifar100_test.npz"))
+    sizes (some grey; all 32 x 32 unless `resized`), one subfolder per class named as in
+    CIFAR-100."""
+    with np.load(os.path.join(data_root, "cifar100", "cifar100_test.npz")) as stored:
+        source = {key: stored[key] for key in ("images", "fine_labels")}  # read each once
     with open(os.path.join(data_root, "cifar100", "cifar100_labels.json")) as f:
         names = json.load(f)["fine_label_names"]
     rng = np.random.default_rng(0)
@@ -30,7 +34,8 @@ def _write_folder(root, data_root, per_class=PER_CLASS, classes=CLASSES, layout=
             os.makedirs(target, exist_ok=True)
             image = Image.fromarray(source["images"][i])
             side = int(rng.integers(20, 72))
-            image = image.resize((side, side + int(rng.integers(0, 9))))
+            if resized:
+                image = image.resize((side, side + int(rng.integers(0, 9))))
             if k % 4 == 0:
                 image = image.convert("L")
             image.save(os.path.join(target, f"{k}.{('png', 'jpg', 'bmp')[k % 3]}"))
@@ -79,7 +84,7 @@ def test_a_resized_image_is_what_the_python_api_makes_of_the_file(image_folder):
 
 
 def test_train_and_test_folders_are_taken_as_given(data_root, tmp_path):
-    _write_folder(str(tmp_path / "d"), data_root, classes=3, layout="split")
+    _write_folder(str(tmp_path / "d"), data_root, classes=3, layout="split", resized=False)
     dataset = load_dataset("folder", str(tmp_path / "d"))
     assert np.bincount(dataset.train_labels).tolist() == [9, 9, 9]
     assert np.bincount(dataset.test_labels).tolist() == [3, 3, 3]
