@@ -47,6 +47,8 @@ SEMIHARD_RULES = ("window", "tensorflow")
 ROTATIONS = (0, 1, 2, 3)
 PAIR_HEADS = ("contrastive", "bce")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+# auto: chosen by the machine (keras_siamese.training.devices.resolve_precision).
+PRECISION_CHOICES = (*PRECISIONS, "auto")
 JIT_CHOICES = ("auto", "true", "false")
 STRATEGIES = ("auto", "default", "mirrored", "multi_worker", "tpu")
 TUNERS = ("random", "bayesian", "hyperband")
@@ -359,8 +361,10 @@ class TrainConfig:
     precision: str = setting(
         "float32",
         "Keras dtype policy of the tower; mixed_* compute in 16 bits, losses and outputs stay "
-        "float32.",
-        PRECISIONS,
+        "float32. auto: mixed_float16 on a GPU with float16 tensor cores, mixed_bfloat16 on a "
+        "CPU with bfloat16 instructions (AVX-512 BF16 or AMX), else float32; printed at the "
+        "start, kept by a resumed run.",
+        PRECISION_CHOICES,
     )
     concat_tower: bool = setting(
         False,

@@ -45,6 +45,7 @@ LOGS_DIR = "logs"
 METRICS_FILE = "metrics.json"
 EXPORT_DIR = "export"
 EVAL_FILE = "eval.json"
+PRECISION_FILE = "precision.json"
 CURVE_FILE = "learning_curve.json"
 CURVE_FIGURE = "learning_curve.png"
 DISTANCES_FIGURE = "distances.png"
@@ -60,6 +61,7 @@ FIGURES = (DISTANCES_FIGURE, ROC_FIGURE, NEAREST_SUPPORTS_FIGURE, EMBEDDING_MAP_
 RUN_ENTRIES = (
     CONFIG_FILE,
     "versions.json",
+    PRECISION_FILE,
     BACKUP_DIR,
     "checkpoints",
     SNAPSHOTS_DIR,
@@ -146,6 +148,23 @@ def finished(workdir: str, flagfile_text: str) -> bool:
         and os.path.isfile(os.path.join(workdir, EXPORT_DIR, "saved_model.pb"))
         and not os.path.exists(os.path.join(workdir, BACKUP_DIR))
     )
+
+
+def recorded_precision(workdir: str, flagfile_text: str) -> str | None:
+    """The precision an interrupted run of `flagfile_text` in `workdir` chose when it
+    started (`--precision=auto`), or None: no such run to resume, or no record."""
+    config_path = os.path.join(workdir, CONFIG_FILE)
+    record_path = os.path.join(workdir, PRECISION_FILE)
+    if not (os.path.isfile(config_path) and os.path.isdir(os.path.join(workdir, BACKUP_DIR))):
+        return None
+    try:
+        with open(config_path, encoding="utf-8") as f:
+            if not _same_run(f.read(), flagfile_text):
+                return None
+        with open(record_path, encoding="utf-8") as f:
+            return str(json.load(f)["precision"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def prepare(

@@ -50,3 +50,42 @@ def test_jit_compile_auto_follows_the_device():
     assert devices.resolve_jit_compile("auto") is has_gpu
     assert devices.resolve_jit_compile("true") is True
     assert devices.resolve_jit_compile("false") is False
+
+
+def test_auto_precision_follows_the_cpus_bfloat16_instructions():
+    import tensorflow as tf
+
+    from keras_siamese.training import devices
+
+    if tf.config.list_physical_devices("GPU"):
+        pytest.skip("a GPU decides before the CPU's flags")
+    assert devices.resolve_precision("auto", {"avx2", "avx512_bf16"})[0] == "mixed_bfloat16"
+    precision, reason = devices.resolve_precision("auto", {"avx2", "amx_bf16", "amx_tile"})
+    assert precision == "mixed_bfloat16" and "amx_bf16" in reason
+    assert devices.resolve_precision("auto", {"avx2", "fma"})[0] == "float32"
+    assert devices.resolve_precision("mixed_float16", set()) == ("mixed_float16", "as given")
+
+
+def test_cpu_flags_are_read_from_cpuinfo(tmp_path):
+    from keras_siamese.training import devices
+
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu avx2 avx512_bf16\nbugs\t\t: none\n")
+    assert devices.cpu_flags(str(cpuinfo)) == {"fpu", "avx2", "avx512_bf16"}
+    assert devices.cpu_flags(str(tmp_path / "missing")) == set()
+
+
+def test_a_resumed_auto_run_keeps_the_precision_it_started_with(tmp_path):
+    import json
+
+    from keras_siamese import workdir as wd
+    from keras_siamese.config import TrainConfig
+
+    config = TrainConfig(workdir=str(tmp_path), precision="auto")
+    (tmp_path / wd.CONFIG_FILE).write_text(config.to_flagfile())
+    (tmp_path / wd.PRECISION_FILE).write_text(json.dumps({"precision": "mixed_bfloat16"}))
+    assert wd.recorded_precision(str(tmp_path), config.to_flagfile()) is None  # no backup
+    (tmp_path / wd.BACKUP_DIR).mkdir()
+    assert wd.recorded_precision(str(tmp_path), config.to_flagfile()) == "mixed_bfloat16"
+    other = TrainConfig(workdir=str(tmp_path), precision="auto", depth=20).to_flagfile()
+    assert wd.recorded_precision(str(tmp_path), other) is None

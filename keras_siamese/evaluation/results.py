@@ -207,6 +207,7 @@ class Budget(JsonRecord):
     train_seconds: float = 0.0
     init_from: str | None = None  # the export it started from, whose images are not counted
     classifier_weight: float = 0.0  # a batch_* run's classifier beside its mining loss
+    precision: str | None = None  # the dtype policy it trained with (--precision=auto resolved)
 
     @property
     def tower_images_per_step(self) -> int:

@@ -146,6 +146,15 @@ def make_datasets(
     return train_ds, val_ds
 
 
+def _run_precision(config: TrainConfig) -> tuple[str, str]:
+    """The dtype policy of this run and why: a resumed `auto` run keeps its first choice."""
+    if config.precision == "auto":
+        recorded = wd.recorded_precision(config.workdir, config.to_flagfile())
+        if recorded:
+            return recorded, "auto, as this run chose when it started"
+    return devices.resolve_precision(config.precision)
+
+
 def _seen_class_indices(part: splits.Partition, labels: np.ndarray) -> np.ndarray:
     """`labels` as a classifier's outputs number them: the seen classes in order, from 0."""
     return np.searchsorted(np.asarray(sorted(part.split.seen)), labels)
@@ -366,9 +375,10 @@ def _train_and_evaluate(
     if config.init_from:
         source = warm_start.load_source(config.init_from, config.dataset, split)
 
+    precision, reason = _run_precision(config)
     keras.utils.set_random_seed(config.seed)
     # The batch is global: each replica trains on its share.
-    with strategy.scope(), build.precision_policy(config.precision):
+    with strategy.scope(), build.precision_policy(precision):
         tower = build.build_tower(config, dataset.info)
         model = build.build_training_model(
             config,
@@ -387,6 +397,9 @@ def _train_and_evaluate(
     # The workers of a multi-worker run share the folder: only a lone process locks it.
     wd.prepare(workdir, config.to_flagfile(), overwrite=overwrite, exclusive=not multi)
     files.write_json_atomic(os.path.join(workdir, "versions.json"), export.package_versions())
+    files.write_json_atomic(
+        os.path.join(workdir, wd.PRECISION_FILE), {"precision": precision, "reason": reason}
+    )
     first_epoch = 0 if multi else wd.resume_epoch(workdir)
     if not multi:
         wd.trim_history(workdir, first_epoch)
@@ -400,6 +413,8 @@ def _train_and_evaluate(
             + (f", except {', '.join(fresh)} (new)." if fresh else "."),
             flush=True,
         )
+    if config.precision == "auto":
+        print(f"Precision: {precision} ({reason}).", flush=True)
     resuming = f", resuming at epoch {first_epoch + 1}" if first_epoch else ""
     print(
         f"Training {tower.name} ({tower.count_params():,} parameters) on {config.dataset} "
@@ -439,7 +454,7 @@ def _train_and_evaluate(
             return RunResult(metrics=None, export_dir="", is_chief=False)
         # Evaluate and export a copy outside the strategy: the other workers have left.
         trained = tower
-        with build.precision_policy(config.precision):
+        with build.precision_policy(precision):
             tower = build.build_tower(config, dataset.info)
         tower.set_weights(trained.get_weights())
     if os.path.exists(best_path):
@@ -456,6 +471,7 @@ def _train_and_evaluate(
         train_seconds=round(train_seconds, 1),
         init_from=config.init_from or None,
         classifier_weight=config.classifier_weight,
+        precision=precision,
     )
     metrics = dataclasses.replace(
         protocol.evaluate(embeddings, config.distance).metrics, budget=budget

@@ -133,7 +133,7 @@ class SiameseHyperModel(keras_tuner.HyperModel):
         config = trial_config(self.base, self.tune, hp)
         # Every trial starts from the same seed: trials differ by their settings only.
         keras.utils.set_random_seed(config.seed)
-        with build.precision_policy(config.precision):
+        with build.precision_policy(devices.resolve_precision(config.precision)[0]):
             tower = build.build_tower(config, self.dataset.info)
             return build.build_training_model(
                 config,
