@@ -40,7 +40,7 @@ def define_flags(flag_values: flags.FlagValues) -> None:
     flags.DEFINE_boolean(
         "overwrite",
         False,
-        "Replace a run of another configuration found in --workdir.",
+        "Replace a run of another configuration found in --workdir, or train a finished one again.",
         flag_values=flag_values,
     )
 
