@@ -23,11 +23,10 @@ import time
 import numpy as np
 
 from keras_siamese.data.datasets import DatasetInfo, ImageDataset
-from keras_siamese.data.images import IMAGE_FORMATS, ImageError, fit_image, read_image
+from keras_siamese.data.images import IMAGE_SUFFIXES, ImageError, fit_image, read_image
 from keras_siamese.errors import DataError
 
 FOLDER = "folder"
-SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 CACHE_ENV = "KERAS_SIAMESE_CACHE"
 
 
@@ -81,7 +80,9 @@ def _class_files(folder: str) -> dict[str, list[str]]:
         files = []
         for root, dirs, names in os.walk(class_dir):
             dirs[:] = sorted(d for d in dirs if d[0] != ".")
-            files += [os.path.join(root, n) for n in sorted(names) if n.lower().endswith(SUFFIXES)]
+            files += [
+                os.path.join(root, n) for n in sorted(names) if n.lower().endswith(IMAGE_SUFFIXES)
+            ]
         result[name] = files
     return result
 
@@ -118,7 +119,7 @@ def _layout(root: str) -> tuple[dict[str, list[str]], dict[str, list[str]] | Non
         for name, files in part.items():
             if not files:
                 raise DataError(
-                    f"Class folder {name!r} of {root} holds no image ({', '.join(SUFFIXES)})."
+                    f"Class folder {name!r} of {root} holds no image ({', '.join(IMAGE_SUFFIXES)})."
                 )
     return train, test
 
@@ -134,7 +135,7 @@ def _cache_key(files: list[str], options: FolderOptions) -> str:
 
 def _decode(path: str, options: FolderOptions) -> np.ndarray | None:
     try:
-        pixels = read_image(path, IMAGE_FORMATS)
+        pixels = read_image(path)
     except ImageError:
         if options.skip_bad_images:
             return None

@@ -11,26 +11,28 @@ import numpy as np
 
 from keras_siamese.errors import UserError
 
-# The formats a picture may come in (a file's format is read from its contents).
+# The formats a picture may come in (a file's format is read from its contents), and
+# the file name endings of a folder's images.
 IMAGE_FORMATS = ("PNG", "JPEG", "BMP", "GIF")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 
 
 class ImageError(UserError):
     """An image that cannot be used: not a PNG, JPEG, BMP or GIF image, damaged, empty."""
 
 
-def read_image(path: str, formats: tuple[str, ...] = ("PNG", "JPEG")) -> np.ndarray:
+def read_image(path: str) -> np.ndarray:
     """The pixels of an image file: uint8 `[H, W, C]` (C = 1, 3 or 4); a GIF's first frame.
 
     Raises:
-        ImageError: for a missing file, or one that is not an image of `formats`.
+        ImageError: for a missing file, or one that is not an image of `IMAGE_FORMATS`.
     """
     from PIL import Image, UnidentifiedImageError
 
-    kinds = " or ".join(formats)
+    kinds = " or ".join(IMAGE_FORMATS)
     try:
         with Image.open(path) as image:
-            if image.format not in formats:
+            if image.format not in IMAGE_FORMATS:
                 raise ImageError(f"{path} is a {image.format} image: give {kinds} files.")
             if image.mode not in ("L", "RGB", "RGBA"):
                 image = image.convert("RGBA" if "A" in image.getbands() else "RGB")

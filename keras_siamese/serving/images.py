@@ -14,7 +14,7 @@ import os
 import numpy as np
 
 from keras_siamese.data.images import (
-    IMAGE_FORMATS,
+    IMAGE_SUFFIXES,
     ImageError,
     fit_image,
     read_image,
@@ -23,7 +23,6 @@ from keras_siamese.data.images import (
     to_rgb,
 )
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 __all__ = [
     "IMAGE_SUFFIXES",
     "ImageError",
@@ -31,17 +30,11 @@ __all__ = [
     "mnist_digit",
     "model_input",
     "read_image",
-    "read_picture",
     "to_gray",
     "to_rgb",
 ]
 MNIST_BOX = 20
 MNIST_CENTRE = 14.0  # where real MNIST digits have their centre of mass (row and column)
-
-
-def read_picture(path: str) -> np.ndarray:
-    """The pixels of a PNG, JPEG, BMP or GIF file (`read_image` of those formats)."""
-    return read_image(path, IMAGE_FORMATS)
 
 
 def image_files(folder: str) -> list[str]:

@@ -92,7 +92,7 @@ class Similarity:
         paths = self.image_paths(source)
         if paths is None:
             return self._checked_array(source)
-        return np.stack([self._preprocessed(images.read_picture(p), p) for p in paths])
+        return np.stack([self._preprocessed(images.read_image(p), p) for p in paths])
 
     def image_paths(self, source: Images) -> list[str] | None:
         """The image files that `source` names (a folder's, sorted), or None for an array."""

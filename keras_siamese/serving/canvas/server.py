@@ -107,7 +107,7 @@ def picture_of(item_id: str) -> str | None:
         if entry:
             pixels = _npz_images(entry["path"])[int(entry["index"])]
         elif os.path.isfile(item_id):
-            pixels = images.read_picture(item_id)
+            pixels = images.read_image(item_id)
         else:
             return None
     except (images.ImageError, OSError, ValueError, KeyError, IndexError):
