@@ -15,7 +15,14 @@ import math
 from collections.abc import Sequence
 
 from keras_siamese.data import splits
-from keras_siamese.data.datasets import DATASETS, SOURCES, dataset_info
+from keras_siamese.data.datasets import (
+    DATASETS,
+    FOLDER,
+    SOURCES,
+    dataset_info,
+    is_own_images,
+    is_tfds_name,
+)
 from keras_siamese.data.folder import FolderOptions
 from keras_siamese.errors import ConfigError
 
@@ -54,8 +61,11 @@ STRATEGIES = ("auto", "default", "mirrored", "multi_worker", "tpu")
 TUNERS = ("random", "bayesian", "hyperband")
 OPTIMIZERS = ("adam", "adamw", "sgd")
 LR_SCHEDULES = ("constant", "cosine", "onecycle")
-# `folder`: a folder of class subfolders of images (keras_siamese.data.folder).
-DATASET_NAMES = (*DATASETS, "folder")
+# `folder`: a folder of class subfolders of images (keras_siamese.data.folder); any
+# `tfds:NAME` is taken too (keras_siamese.data.tfds_source).
+DATASET_NAMES = (*DATASETS, FOLDER)
+# The settings of how a run reads its own images, which other data sets must leave alone.
+OWN_IMAGE_SETTINGS = ("image_size", "channels", "test_fraction", "skip_bad_images")
 
 
 def check_distance(distance: str) -> None:
@@ -479,12 +489,17 @@ class TrainConfig:
     @property
     def reads_its_own_images(self) -> bool:
         """Whether images are made to --image_size and --channels (a folder, a tfds set)."""
-        return self.dataset == "folder" or self.dataset.startswith("tfds:")
+        return is_own_images(self.dataset)
+
+    @classmethod
+    def from_recorded(cls, settings: dict) -> TrainConfig:
+        """The configuration a run recorded (an export's `metadata.config`); settings it
+        predates take their defaults."""
+        names = {field.name for field in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in settings.items() if k in names})
 
     def _validate_data(self) -> None:
-        if self.dataset not in DATASET_NAMES and not (
-            self.dataset.startswith("tfds:") and len(self.dataset) > len("tfds:")
-        ):
+        if self.dataset not in DATASET_NAMES and not is_tfds_name(self.dataset):
             raise ConfigError(
                 f"--dataset={self.dataset} is unknown: choose one of "
                 f"{', '.join(DATASET_NAMES)}, or tfds:NAME."
@@ -493,21 +508,16 @@ class TrainConfig:
             raise ConfigError("Give --unseen_classes or --unseen_classes_file, not both.")
         if self.holds_out_by_name and not self.unseen_class_names():
             raise ConfigError("--unseen_classes names no class.")
-        folder_only = {
-            "image_size": 32,
-            "channels": 3,
-            "test_fraction": 0.2,
-            "skip_bad_images": False,
-        }
         if not self.reads_its_own_images:
-            for name, default in folder_only.items():
-                if getattr(self, name) != default:
+            defaults = {f.name: f.default for f in dataclasses.fields(self)}
+            for name in OWN_IMAGE_SETTINGS:
+                if getattr(self, name) != defaults[name]:
                     raise ConfigError(
                         f"--{name} is for --dataset=folder or tfds:NAME; {self.dataset} images "
                         "have a fixed size and test split."
                     )
             return
-        if self.dataset == "folder" and not self.data_dir:
+        if self.dataset == FOLDER and not self.data_dir:
             raise ConfigError("--dataset=folder needs --data_dir: the folder of class folders.")
         if not 8 <= self.image_size <= 512:
             raise ConfigError(f"--image_size={self.image_size} must be from 8 to 512 pixels.")

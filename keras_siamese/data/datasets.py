@@ -89,6 +89,23 @@ class ImageDataset:
         return self.info.num_classes
 
 
+# Data sets read from the user's files rather than registered in DATASETS: a folder of
+# class folders, and a prepared tensorflow-datasets set named `tfds:NAME`.
+FOLDER = "folder"
+TFDS_PREFIX = "tfds:"
+
+
+def is_tfds_name(name: str) -> bool:
+    """Whether `name` names a tensorflow-datasets set (`tfds:NAME`)."""
+    return name.startswith(TFDS_PREFIX) and len(name) > len(TFDS_PREFIX)
+
+
+def is_own_images(name: str) -> bool:
+    """Whether `name` is a data set of the user's (`folder` or `tfds:NAME`): its images are
+    made to the run's image size, and its classes come from the data."""
+    return name == FOLDER or is_tfds_name(name)
+
+
 def dataset_info(name: str) -> DatasetInfo:
     """Returns the `DatasetInfo` of a data set name, or raises DataError."""
     if name not in DATASETS:
@@ -118,11 +135,11 @@ def load_dataset(
     Raises:
         DataError: when the source is missing, unreadable or malformed.
     """
-    if name.startswith("tfds:"):
+    if is_tfds_name(name):
         from keras_siamese.data import tfds_source  # it builds on this module
 
         return tfds_source.load_tfds_by_name(name, data_dir, folder_options)
-    if name == "folder":
+    if name == FOLDER:
         from keras_siamese.data import folder  # it builds on this module
 
         if not data_dir:

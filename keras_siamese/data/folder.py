@@ -22,11 +22,10 @@ import time
 
 import numpy as np
 
-from keras_siamese.data.datasets import DatasetInfo, ImageDataset
+from keras_siamese.data.datasets import FOLDER, DatasetInfo, ImageDataset
 from keras_siamese.data.images import IMAGE_SUFFIXES, ImageError, fit_image, read_image
 from keras_siamese.errors import DataError
 
-FOLDER = "folder"
 CACHE_ENV = "KERAS_SIAMESE_CACHE"
 
 
@@ -49,18 +48,6 @@ class FolderOptions:
     test_fraction: float = 0.2
     seed: int = 0
     skip_bad_images: bool = False
-
-
-def folder_options_of(run_config: dict) -> FolderOptions:
-    """The `FolderOptions` a run used, from its recorded settings (an export's metadata)."""
-    defaults = FolderOptions()
-    return FolderOptions(
-        image_size=int(run_config.get("image_size", defaults.image_size)),
-        channels=int(run_config.get("channels", defaults.channels)),
-        test_fraction=float(run_config.get("test_fraction", defaults.test_fraction)),
-        seed=int(run_config.get("split_seed", defaults.seed)),
-        skip_bad_images=bool(run_config.get("skip_bad_images", defaults.skip_bad_images)),
-    )
 
 
 def cache_folder() -> str:

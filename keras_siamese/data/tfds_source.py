@@ -14,12 +14,10 @@ import socket
 
 import numpy as np
 
-from keras_siamese.data.datasets import DatasetInfo, ImageDataset, make_dataset
+from keras_siamese.data.datasets import TFDS_PREFIX, DatasetInfo, ImageDataset, make_dataset
 from keras_siamese.data.folder import FolderOptions, held_out, normalization_of
 from keras_siamese.data.images import fit_image
 from keras_siamese.errors import DataError
-
-PREFIX = "tfds:"
 
 
 def load_builtin(info: DatasetInfo, data_dir: str | None) -> ImageDataset:
@@ -76,11 +74,6 @@ def _can_reach(host: str, port: int = 443, timeout: float = 5.0) -> bool:
         return False
 
 
-def is_tfds_name(dataset: str) -> bool:
-    """Whether `dataset` names a tensorflow-datasets data set (`tfds:NAME`)."""
-    return dataset.startswith(PREFIX) and len(dataset) > len(PREFIX)
-
-
 def _features(info, name: str) -> tuple[str, str]:
     """The names of the image and the class-label features of a tfds data set."""
     import tensorflow_datasets as tfds
@@ -110,7 +103,7 @@ def load_tfds_by_name(
     import tensorflow_datasets as tfds
 
     options = options or FolderOptions()
-    name = dataset[len(PREFIX) :]
+    name = dataset[len(TFDS_PREFIX) :]
     where = data_dir or "tensorflow-datasets' default folder"
     try:
         builder = tfds.builder(name, data_dir=data_dir)

@@ -16,9 +16,8 @@ from absl import flags, logging
 
 from keras_siamese import cli
 from keras_siamese import workdir as wd
-from keras_siamese.config import EvalConfig
+from keras_siamese.config import EvalConfig, TrainConfig
 from keras_siamese.data.datasets import load_dataset
-from keras_siamese.data.folder import folder_options_of
 from keras_siamese.errors import UserError
 
 
@@ -48,7 +47,7 @@ def _evaluate(config: EvalConfig) -> None:
         metadata.dataset,
         config.data_dir or metadata.config.get("data_dir"),
         config.data_source or metadata.config.get("data_source", "auto"),
-        folder_options_of(metadata.config),
+        TrainConfig.from_recorded(metadata.config).folder_options(),
     )
     logging.set_verbosity(logging.WARNING)
     result = export_eval.evaluate_export(

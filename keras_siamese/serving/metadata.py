@@ -14,7 +14,7 @@ import os
 
 from keras_siamese import files
 from keras_siamese.data import splits
-from keras_siamese.data.datasets import DATASETS
+from keras_siamese.data.datasets import DATASETS, is_own_images
 from keras_siamese.errors import UserError
 from keras_siamese.evaluation.results import JsonRecord, Metrics
 from keras_siamese.model import losses
@@ -126,9 +126,8 @@ def read(export_dir: str) -> ExportMetadata:
         metadata = ExportMetadata.from_json(data)
     except (ValueError, TypeError, KeyError, AttributeError) as e:
         raise UserError(f"{path} is not a complete keras_siamese export ({e}).") from None
-    own_images = metadata.dataset == "folder" or metadata.dataset.startswith("tfds:")
     if metadata.dataset not in DATASETS and not (
-        own_images and metadata.input_shape and metadata.class_names
+        is_own_images(metadata.dataset) and metadata.input_shape and metadata.class_names
     ):
         raise UserError(
             f"{path} names the data set {metadata.dataset!r}, which is not one of "
