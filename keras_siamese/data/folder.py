@@ -22,6 +22,7 @@ import time
 
 import numpy as np
 
+from keras_siamese import files as files_io
 from keras_siamese.data.datasets import FOLDER, DatasetInfo, ImageDataset
 from keras_siamese.data.images import IMAGE_SUFFIXES, ImageError, fit_image, read_image
 from keras_siamese.errors import DataError
@@ -170,10 +171,16 @@ def load_folder(
     options = options or FolderOptions()
     train_files, test_files = _layout(root)
     names = tuple(train_files)
-    files = [f for n in names for f in train_files[n]]
-    labels = [i for i, n in enumerate(names) for _ in train_files[n]]
-    if test_files is not None:
-        files += [f for n in names for f in test_files[n]]
+    parts = [train_files] if test_files is None else [train_files, test_files]
+    files = [f for part in parts for name in names for f in part[name]]
+    labels = np.array(
+        [i for part in parts for i, name in enumerate(names) for _ in part[name]], np.int64
+    )
+    if test_files is None:
+        is_test = held_out(labels, options.test_fraction, options.seed)
+    else:  # the train part's files come first
+        is_test = np.arange(len(files)) >= sum(len(f) for f in train_files.values())
+    shape = (options.image_size, options.image_size, options.channels)
     cache = os.path.join(cache_folder(), _cache_key(files, options) + ".npz")
     if os.path.isfile(cache):
         with np.load(cache) as stored:
@@ -186,45 +193,33 @@ def load_folder(
                 f"{e} Remove or fix it, or pass --skip_bad_images to leave such files out."
             ) from None
         kept = np.array([d is not None for d in decoded])
-        shape = (options.image_size, options.image_size, options.channels)
-        images = (
-            np.stack([d for d in decoded if d is not None])
-            if kept.any()
-            else np.zeros((0, *shape), np.uint8)
-        )
+        good = [d for d in decoded if d is not None]
+        images = np.stack(good) if good else np.zeros((0, *shape), np.uint8)
         os.makedirs(os.path.dirname(cache), exist_ok=True)
-        partial = f"{cache}.{os.getpid()}.tmp.npz"
-        np.savez(partial, images=images, kept=kept)
-        os.replace(partial, cache)
+        files_io.write_atomic(cache, lambda tmp: _save_npz(tmp, images=images, kept=kept))
     skipped = int((~kept).sum())
     if skipped and progress:
         print(f"Skipped {skipped:,} file(s) of {root} that are not readable images.", flush=True)
-    every = np.full(len(files), -1, np.int64)
-    every[: len(labels)] = labels
-    if test_files is not None:
-        every[len(labels) :] = [i for i, n in enumerate(names) for _ in test_files[n]]
-    is_test = np.zeros(len(files), bool)
-    if test_files is not None:
-        is_test[len(labels) :] = True
-    else:
-        is_test = held_out(np.asarray(labels), options.test_fraction, options.seed)
-    every, is_test = every[kept], is_test[kept]
+    labels, is_test = labels[kept], is_test[kept]
     for i, name in enumerate(names):
-        if not np.any(every == i):
+        if not np.any(labels == i):
             raise DataError(f"Class folder {name!r} of {root} holds no readable image.")
     train_images, test_images = images[~is_test], images[is_test]
     mean, std = normalization_of(train_images)
-    shape = (options.image_size, options.image_size, options.channels)
-    info = DatasetInfo(FOLDER, len(names), shape, mean, std)
     return ImageDataset(
-        info=info,
+        info=DatasetInfo(FOLDER, len(names), shape, mean, std),
         train_images=train_images,
-        train_labels=every[~is_test],
+        train_labels=labels[~is_test],
         test_images=test_images,
-        test_labels=every[is_test],
+        test_labels=labels[is_test],
         class_names=names,
         source=f"folder {os.path.abspath(root)}",
     )
+
+
+def _save_npz(path: str, **arrays: np.ndarray) -> None:
+    with open(path, "wb") as f:  # a file object: np.savez would add .npz to a name
+        np.savez(f, **arrays)
 
 
 def normalization_of(train_images: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]]:
