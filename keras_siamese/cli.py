@@ -136,7 +136,7 @@ def run_program(
     flags.DEFINE_boolean(
         "verbose",
         False,
-        f"Show the native libraries' start-up lines (TensorFlow's C++ log, FAISS's loader), "
+        f"Show TensorFlow's native start-up lines (its C++ log before Python's logging), "
         f"as {native_logs.VERBOSE_ENV}=1 does.",
         flag_values=flag_values,
     )

@@ -2,14 +2,15 @@
 
 TensorFlow's C++ code writes its start-up notices (oneDNN, CUDA stubs, cuInit,
 CPU features) straight to file descriptor 2 while it loads, before Python's
-logging exists and whatever `TF_CPP_MIN_LOG_LEVEL` says; FAISS's loader logs
-which of its builds it could not import. `filter_stderr` routes descriptor 2
+logging exists and whatever `TF_CPP_MIN_LOG_LEVEL` says. (FAISS's loader logs
+through Python's logging, and is quietened where FAISS is imported:
+`keras_siamese.serving.vector_search`.) `filter_stderr` routes descriptor 2
 through a small forked process that drops exactly those lines and passes every
 other byte on: the program's own `error:` lines, a genuine TensorFlow error, a
 crash's last words. The filter outlives a crashing parent and ends when the
 last writer closes, so nothing written is lost.
 
-Set `KERAS_SIAMESE_VERBOSE=1` (or give a program `--verbose`) to see them.
+Set `KERAS_SIAMESE_VERBOSE=1` (or give a program `--verbose`) to see TensorFlow's.
 """
 
 from __future__ import annotations
@@ -32,11 +33,6 @@ _NOISE = (
     re.compile(rb"^WARNING: All log messages before absl::InitializeLog\(\) is called"),
     re.compile(rb"^To enable the following instructions: .* rebuild TensorFlow"),
     re.compile(rb"^This TensorFlow binary is optimized to use available CPU instructions"),
-    # FAISS tries its AVX-512 and AVX2 builds first and logs each that is not installed.
-    re.compile(rb"^(INFO|WARNING):faiss\.loader:"),
-    re.compile(rb"^No module named 'faiss\.swigfaiss_avx(2|512(_spr)?)'"),
-    re.compile(rb"^Could not load library with AVX(2|512) support due to:"),
-    re.compile(rb"^ModuleNotFoundError\(\"No module named 'faiss\.swigfaiss_avx"),
     _GLOG_NOISE,
 )
 

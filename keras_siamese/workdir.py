@@ -134,17 +134,21 @@ def check(workdir: str, flagfile_text: str, overwrite: bool = False) -> None:
         )
 
 
+def _holds_same_run(workdir: str, flagfile_text: str) -> bool:
+    """Whether `workdir`'s config.flags describes the run of `flagfile_text`."""
+    try:
+        with open(os.path.join(workdir, CONFIG_FILE), encoding="utf-8") as f:
+            return _same_run(f.read(), flagfile_text)
+    except OSError:
+        return False
+
+
 def finished(workdir: str, flagfile_text: str) -> bool:
     """Whether `workdir` holds a finished run of `flagfile_text`: its metrics and export
     written, no backup of an epoch in progress left."""
-    config_path = os.path.join(workdir, CONFIG_FILE)
-    if not os.path.isfile(config_path):
-        return False
-    with open(config_path, encoding="utf-8") as f:
-        if not _same_run(f.read(), flagfile_text):
-            return False
     return (
-        os.path.isfile(os.path.join(workdir, METRICS_FILE))
+        _holds_same_run(workdir, flagfile_text)
+        and os.path.isfile(os.path.join(workdir, METRICS_FILE))
         and os.path.isfile(os.path.join(workdir, EXPORT_DIR, "saved_model.pb"))
         and not os.path.exists(os.path.join(workdir, BACKUP_DIR))
     )
@@ -153,15 +157,11 @@ def finished(workdir: str, flagfile_text: str) -> bool:
 def recorded_precision(workdir: str, flagfile_text: str) -> str | None:
     """The precision an interrupted run of `flagfile_text` in `workdir` chose when it
     started (`--precision=auto`), or None: no such run to resume, or no record."""
-    config_path = os.path.join(workdir, CONFIG_FILE)
-    record_path = os.path.join(workdir, PRECISION_FILE)
-    if not (os.path.isfile(config_path) and os.path.isdir(os.path.join(workdir, BACKUP_DIR))):
+    resuming = os.path.isdir(os.path.join(workdir, BACKUP_DIR))
+    if not (resuming and _holds_same_run(workdir, flagfile_text)):
         return None
     try:
-        with open(config_path, encoding="utf-8") as f:
-            if not _same_run(f.read(), flagfile_text):
-                return None
-        with open(record_path, encoding="utf-8") as f:
+        with open(os.path.join(workdir, PRECISION_FILE), encoding="utf-8") as f:
             return str(json.load(f)["precision"])
     except (OSError, ValueError, KeyError, TypeError):
         return None

@@ -111,8 +111,6 @@ def _warm_averaging(base: type) -> type:
 
     class WarmAveraging(base):
         def _update_model_variables_moving_average(self, trainable_variables):
-            if not self.use_ema:
-                return
             step = ops.cast(self.iterations, "float32")
             decay = ops.minimum(self.ema_momentum, (1.0 + step) / (10.0 + step))
             for var, average in zip(

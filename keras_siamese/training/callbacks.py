@@ -120,12 +120,13 @@ class RunEstimate(keras.callbacks.Callback):
         self.steps_left, self.images_per_step = steps_left, images_per_step
         self.timed_steps = timed_steps
         self.start: float | None = None
+        self.steps_done = 0
         self.done = False
 
     def on_train_batch_end(self, batch, logs=None):
         if self.done:
             return
-        self.steps_done = getattr(self, "steps_done", 0) + 1
+        self.steps_done += 1
         if self.start is None:  # the end of the compiling step starts the clock
             self.start = time.time()
             return
