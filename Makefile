@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint format clean
+.PHONY: install demo test lint format results clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,12 @@ format: $(STAMP)
 # the files of most tests, not the slowest); plain `pytest` runs them in one, for debugging.
 test: lint
 	$(BIN)/python -m pytest -n 2 --dist loadfile --no-loadscope-reorder
+
+# The results table from the committed run records: table.json, its figure, and the
+# tables drawn from it in docs/results.md and the README.
+results: $(STAMP)
+	$(BIN)/python eval_main.py --report --runs_dir=docs/results/runs --out=docs/results
+	$(BIN)/python -m keras_siamese.evaluation.table docs/results/table.json docs/results.md README.md
 
 clean:
 	rm -rf $(VENV) runs build *.egg-info

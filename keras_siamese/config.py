@@ -785,7 +785,11 @@ class EvalConfig:
     )
     projector_seen: bool = setting(False, "With --projector: the seen classes' test images too.")
     report: bool = setting(False, "Write the results report of every run instead.")
-    runs_dir: str = setting("runs", "With --report: folder searched for eval.json.")
+    runs_dir: str = setting(
+        "runs",
+        "With --report: folder searched for eval.json files and for run records "
+        "(metrics.json beside config.flags, as RECIPE/RUN/ for the per-split table).",
+    )
     out: str = setting("docs/results", "With --report: folder of the report.")
 
     def validate(self) -> None:

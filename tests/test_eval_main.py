@@ -218,6 +218,25 @@ def test_report_renders_a_table_and_figures_for_every_run(runs_dir, tmp_path):
     for name in (report.FEWSHOT_FIGURE, report.ONESHOT_FIGURE, report.CURVES_FIGURE):
         _assert_png(str(out / name))
     assert f"({report.CURVES_FIGURE})" in table
+    # Runs directly in --runs_dir belong to no recipe: no per-split table.
+    assert not (out / "table.json").exists()
+
+
+def test_the_records_of_a_recipes_runs_make_the_per_split_table(runs_dir, tmp_path):
+    recipes = tmp_path / "runs"
+    for name in ("90_10", "100_0"):  # a run's record: its metrics.json and config.flags
+        os.makedirs(recipes / "smoke" / name)
+        for record in (wd.METRICS_FILE, wd.CONFIG_FILE):
+            shutil.copy(os.path.join(runs_dir, name, record), recipes / "smoke" / name)
+    out = tmp_path / "results"
+    program_output("eval_main", "--report", f"--runs_dir={recipes}", f"--out={out}")
+    per_split = _load(str(out / "table.json"))["recipes"]["smoke"]
+    assert sorted(per_split) == ["100_0", "90_10"]
+    trained = _load(os.path.join(runs_dir, "90_10", wd.METRICS_FILE))
+    five_way = per_split["90_10"]["metrics"]["5way_1shot"]
+    assert five_way["seeds"] == [trained["unseen"]["episodes"][0]["accuracy"]["value"]]
+    assert "5way_1shot" not in per_split["100_0"]["metrics"]
+    assert not (out / report.REPORT_FILE).exists()  # no eval.json among the records
 
 
 def test_time_budget_stops_training_and_snapshots_make_a_learning_curve(runs_dir):

@@ -28,7 +28,7 @@ from keras_siamese.evaluation.results import (
 
 REPORT_FILE = "results.md"
 FEWSHOT_FIGURE = "fewshot_by_split.png"
-ONESHOT_FIGURE = "oneshot_by_split.png"
+ONESHOT_FIGURE = "oneshot_by_run.png"
 CURVES_FIGURE = "learning_curves.png"
 _DASH = "–"
 
@@ -60,7 +60,7 @@ def find_evaluations(runs_dir: str) -> list[RunEvaluation]:
     """Every eval.json under `runs_dir`, ordered by split.
 
     Raises:
-        UserError: when `runs_dir` is missing, holds no eval.json, or one is unreadable.
+        UserError: when `runs_dir` is missing or an eval.json is unreadable.
     """
     if not os.path.isdir(runs_dir):
         raise UserError(f"--runs_dir={runs_dir} is not a folder.")
@@ -88,10 +88,6 @@ def find_evaluations(runs_dir: str) -> list[RunEvaluation]:
             except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
                 raise UserError(f"{curve_path} is unreadable ({e}).") from None
         found.append(RunEvaluation(os.path.relpath(folder, runs_dir), content, curve))
-    if not found:
-        raise UserError(
-            f"--runs_dir={runs_dir} holds no {wd.EVAL_FILE}: run eval_main.py --workdir=RUN first."
-        )
     return sorted(found, key=lambda e: (_seen_count(e.split), e.name))
 
 
@@ -283,7 +279,7 @@ def plot_fewshot_by_split(evaluations: list[RunEvaluation], path: str) -> None:
     )
 
 
-def plot_oneshot_by_split(evaluations: list[RunEvaluation], path: str) -> None:
+def plot_oneshot_by_run(evaluations: list[RunEvaluation], path: str) -> None:
     """N-way one-shot and 5-way 1-shot accuracy per split, ours beside the reference's models."""
     groups, series = [], {k: [] for k in ("ours N-way", "ref. N-way", "ours 5w1s", "ref. 5w1s")}
     for e in evaluations:
@@ -297,13 +293,36 @@ def plot_oneshot_by_split(evaluations: list[RunEvaluation], path: str) -> None:
 
 
 def write_report(runs_dir: str, out_dir: str) -> list[str]:
-    """Writes results.md and its two figures to `out_dir`; returns their paths."""
+    """Writes the reports of `runs_dir` to `out_dir`; returns the paths written.
+
+    The runs' eval.json files give results.md and its figures; their training
+    records (metrics.json and config.flags, as `table` reads them) give the
+    per-split table.
+
+    Raises:
+        UserError: when `runs_dir` holds neither, or a file of it is unreadable.
+    """
+    from keras_siamese.evaluation import table
+
     evaluations = find_evaluations(runs_dir)
+    written = table.write_table(runs_dir, out_dir)
+    if evaluations:
+        written = _write_run_report(evaluations, out_dir) + written
+    if not written:
+        raise UserError(
+            f"--runs_dir={runs_dir} holds no {wd.EVAL_FILE} and no run record "
+            f"({wd.METRICS_FILE} beside {wd.CONFIG_FILE}): train a run, or run "
+            "eval_main.py --workdir=RUN first."
+        )
+    return written
+
+
+def _write_run_report(evaluations: list[RunEvaluation], out_dir: str) -> list[str]:
     os.makedirs(out_dir, exist_ok=True)
     fewshot = os.path.join(out_dir, FEWSHOT_FIGURE)
     oneshot = os.path.join(out_dir, ONESHOT_FIGURE)
     plot_fewshot_by_split(evaluations, fewshot)
-    plot_oneshot_by_split(evaluations, oneshot)
+    plot_oneshot_by_run(evaluations, oneshot)
     written = [fewshot, oneshot]
     curves = {e.name: e.curve for e in evaluations if e.curve}
     if curves:

@@ -1,0 +1,486 @@
+"""The results table: a row per split, the mean of each recipe's seeds beside the reference's.
+
+A run's record is the small part of its folder that a repository can hold:
+`metrics.json` (the protocol on the trained tower, with the training budget)
+and `config.flags`. Records sit under a runs folder as `RECIPE/NAME/`; the
+records of one recipe and split are the seeds of one configuration, so they
+must differ in `--seed` alone. `build_table` reads them and averages each
+metric over the seeds; `table.json` is that table, and the markdown and the
+figure are drawn from it, never typed by hand.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import sys
+from collections.abc import Callable
+
+from keras_siamese import files
+from keras_siamese import workdir as wd
+from keras_siamese.errors import UserError
+from keras_siamese.evaluation import reference
+from keras_siamese.evaluation.results import Accuracy, Metrics
+
+TABLE_JSON = "table.json"
+TABLE_MARKDOWN = "table.md"
+ONESHOT_BY_SPLIT_FIGURE = "oneshot_by_split.png"
+MAIN_RECIPE = "fast"
+# The reference's splits, by number of seen classes.
+SPLITS = tuple(f"{seen}_{100 - seen}" for seen in range(10, 101, 10))
+# Flags that say where a run lives, not what it computes.
+_NOT_CONFIG = ("--workdir=", "--data_dir=", "--seed=")
+_DASH = "–"
+
+
+@dataclasses.dataclass(frozen=True)
+class Column:
+    """One metric of the table: how to read it from a run, and the reference's figures."""
+
+    key: str
+    title: str
+    read: Callable[[Metrics], Accuracy | float | None]
+    reevaluated: str | None = None  # key in reference.REEVALUATED
+    published: str | None = None  # key in reference.PUBLISHED (percent)
+    digits: int = 1
+    percent: bool = True
+
+
+def _unseen(read):
+    return lambda m: read(m.unseen) if m.unseen else None
+
+
+def _calibrated(m: Metrics) -> Accuracy | None:
+    return m.seen.pair.calibrated.accuracy if m.seen.pair.calibrated else None
+
+
+COLUMNS = (
+    Column(
+        "oneshot_first",
+        "N-way one-shot, first-image supports",
+        _unseen(lambda u: u.oneshot.first_support),
+        "oneshot_first",
+    ),
+    Column(
+        "oneshot_random",
+        "N-way one-shot, random supports",
+        _unseen(lambda u: u.oneshot.random_supports),
+        "oneshot_random",
+    ),
+    Column("5way_1shot", "5-way 1-shot", lambda m: m.episode_accuracy(5, 1), "5way_1shot"),
+    Column("5way_5shot", "5-way 5-shot", lambda m: m.episode_accuracy(5, 5), "5way_5shot"),
+    Column(
+        "recall_at_1",
+        "recall@1 (unseen)",
+        _unseen(lambda u: u.retrieval.recall_at_1),
+        "recall_at_1",
+    ),
+    Column(
+        "triplet",
+        "triplet accuracy (seen)",
+        lambda m: m.seen.triplet_accuracy,
+        "triplet",
+        published="triplet",
+    ),
+    Column(
+        "roc_auc",
+        "ROC AUC (seen pairs)",
+        lambda m: m.seen.pair.roc_auc,
+        "pair_auc",
+        digits=3,
+        percent=False,
+    ),
+    Column(
+        "pair_calibrated",
+        "pair accuracy, calibrated threshold (seen)",
+        _calibrated,
+        "pair_fixed",
+        published="binary",
+    ),
+    Column(
+        "unseen_pairs_calibrated",
+        "unseen pairs, balanced, calibrated threshold",
+        _unseen(lambda u: u.fewshot_pairs.balanced_calibrated),
+        published="fewshot",
+    ),
+    Column(
+        "always_different",
+        "the reference's few-shot pair test: answering 'different'",
+        _unseen(lambda u: u.fewshot_pairs.reference.always_different),
+        "always_different",
+    ),
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class RunRecord:
+    """One trained run's record: where it is, what it trained, and its metrics."""
+
+    path: str
+    recipe: str
+    split: str
+    seed: int
+    config: tuple[str, ...]  # its config.flags lines but where it ran and its seed
+    metrics: Metrics
+
+    @property
+    def images(self) -> int | None:
+        """Images through the tower in training, when the record holds its budget."""
+        return self.metrics.budget.images if self.metrics.budget else None
+
+
+def _flag(lines: list[str], name: str) -> str | None:
+    prefix = f"--{name}="
+    values = [line[len(prefix) :] for line in lines if line.startswith(prefix)]
+    return values[-1] if values else None
+
+
+def read_record(folder: str, recipe: str) -> RunRecord:
+    """The record in `folder` (metrics.json and config.flags).
+
+    Raises:
+        UserError: when either file is missing or unreadable.
+    """
+    try:
+        with open(os.path.join(folder, wd.CONFIG_FILE), encoding="utf-8") as f:
+            lines = [line.strip() for line in f if line.strip()]
+        with open(os.path.join(folder, wd.METRICS_FILE), encoding="utf-8") as f:
+            metrics = Metrics.from_json(json.load(f))
+        split, seed = _flag(lines, "split"), int(_flag(lines, "seed") or 0)
+        if not split:
+            raise ValueError(f"{wd.CONFIG_FILE} names no --split")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+        raise UserError(f"The run record {folder} is unreadable ({e}).") from None
+    config = tuple(line for line in lines if not line.startswith(_NOT_CONFIG))
+    return RunRecord(folder, recipe, split, seed, config, metrics)
+
+
+def find_records(runs_dir: str) -> list[RunRecord]:
+    """Every record in a recipe's folder under `runs_dir` (`RECIPE/RUN/`, the recipe the
+    path of the run's parent); runs directly in `runs_dir` belong to no recipe."""
+    if not os.path.isdir(runs_dir):
+        raise UserError(f"--runs_dir={runs_dir} is not a folder.")
+    records = []
+    for folder, dirs, names in os.walk(runs_dir):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        parent = os.path.relpath(os.path.dirname(folder), runs_dir)
+        if wd.METRICS_FILE in names and wd.CONFIG_FILE in names and not parent.startswith("."):
+            records.append(read_record(folder, parent))
+    return records
+
+
+def _mean_of_seeds(values: list[Accuracy | float]) -> dict:
+    """The seeds' mean; the CI of that mean from each run's own CI; each seed's value."""
+    if all(isinstance(v, Accuracy) for v in values):
+        means = [v.value for v in values]
+        ci = math.sqrt(sum(v.ci95**2 for v in values)) / len(values)
+        return {"value": sum(means) / len(means), "ci95": ci, "seeds": means}
+    means = [float(v) for v in values]
+    return {"value": sum(means) / len(means), "ci95": None, "seeds": means}
+
+
+def _reference_row(split: str) -> dict:
+    published = reference.PUBLISHED.get(split, {})
+    reevaluated = reference.REEVALUATED.get(split, {})
+    return {
+        "reference_models": {
+            c.key: reevaluated.get(c.reevaluated)
+            for c in COLUMNS
+            if c.reevaluated and reevaluated.get(c.reevaluated) is not None
+        },
+        "published": {
+            c.key: published[c.published] / 100
+            for c in COLUMNS
+            if c.published and published.get(c.published) is not None
+        },
+    }
+
+
+def build_table(records: list[RunRecord]) -> dict:
+    """table.json's content: recipe → split → metric → mean, CI and each seed's value.
+
+    Raises:
+        UserError: when two records of one recipe and split differ in more than their seed,
+            or share a seed.
+    """
+    groups: dict[tuple[str, str], list[RunRecord]] = {}
+    for record in records:
+        groups.setdefault((record.recipe, record.split), []).append(record)
+    recipes: dict[str, dict] = {}
+    for (recipe, split), group in sorted(groups.items(), key=lambda kv: _split_order(kv[0])):
+        group.sort(key=lambda r: r.seed)
+        _check_seeds_of_one_run(group)
+        metrics = {}
+        for column in COLUMNS:
+            values = [column.read(r.metrics) for r in group]
+            if all(v is not None for v in values):
+                metrics[column.key] = _mean_of_seeds(values)
+        recipes.setdefault(recipe, {})[split] = {
+            "seeds": [r.seed for r in group],
+            "runs": [os.path.basename(r.path) for r in group],
+            "images": group[0].images,
+            "metrics": metrics,
+        }
+    return {
+        "recipes": recipes,
+        "reference": {split: _reference_row(split) for split in SPLITS},
+    }
+
+
+def _split_order(key: tuple[str, str]) -> tuple:
+    recipe, split = key
+    seen = split.split("_")[0]
+    return (recipe, int(seen) if seen.isdigit() else 0, split)
+
+
+def _check_seeds_of_one_run(group: list[RunRecord]) -> None:
+    first = group[0]
+    for other in group[1:]:
+        if other.seed == first.seed:
+            raise UserError(
+                f"{first.path} and {other.path} are both seed {first.seed} of one run: keep one."
+            )
+        if other.config != first.config:
+            differs = sorted(set(other.config) ^ set(first.config))
+            raise UserError(
+                f"{first.path} and {other.path} (recipe {first.recipe or '.'}, split "
+                f"{first.split}) differ in more than their seed: {', '.join(differs)}."
+            )
+
+
+def _percent(value: float | None, column: Column) -> str:
+    if value is None:
+        return _DASH
+    return f"{(100 if column.percent else 1) * value:.{column.digits}f}"
+
+
+def _cell(entry: dict | None, column: Column) -> str:
+    """`69.8 (68.9–70.7)`: the mean of the seeds and their range; one seed: `68.9 ± 0.7`;
+    seeds that agree exactly: their value."""
+    if entry is None:
+        return _DASH
+    seeds = entry["seeds"]
+    if len(set(seeds)) == 1 and len(seeds) > 1:  # e.g. the split's share of 'different' pairs
+        return _percent(entry["value"], column)
+    if len(seeds) > 1:
+        low, high = _percent(min(seeds), column), _percent(max(seeds), column)
+        return f"{_percent(entry['value'], column)} ({low}–{high})"
+    if entry["ci95"] is None:
+        return _percent(entry["value"], column)
+    return f"{_percent(entry['value'], column)} ± {_percent(entry['ci95'], column)}"
+
+
+_ONESHOT = ("oneshot_first", "oneshot_random", "5way_1shot", "5way_5shot", "recall_at_1")
+_PAIRS = ("triplet", "roc_auc", "pair_calibrated", "unseen_pairs_calibrated", "always_different")
+
+
+def _columns(keys: tuple[str, ...]) -> list[Column]:
+    by_key = {c.key: c for c in COLUMNS}
+    return [by_key[k] for k in keys]
+
+
+def _images(images: int | None) -> str:
+    return _DASH if images is None else f"{images:,}"
+
+
+def markdown_table(table: dict, recipe: str = MAIN_RECIPE, splits=SPLITS) -> str:
+    """The two markdown tables of `recipe`, a row per split, ours beside the reference's.
+
+    The first holds the one-shot metrics of the unseen classes, the second the pair
+    metrics with the reference's published columns beside the figures that correct them.
+    """
+    runs = table["recipes"].get(recipe, {})
+    refs = table["reference"]
+    oneshot = _columns(_ONESHOT)
+    head = "| split | images | seeds | " + " | ".join(f"{c.title} | ref." for c in oneshot) + " |"
+    lines = [head, "|" + " --- |" * (3 + 2 * len(oneshot))]
+    for split in splits:
+        row = runs.get(split)
+        ours = row["metrics"] if row else {}
+        models = refs.get(split, {}).get("reference_models", {})
+        cells = [
+            split,
+            _images(row["images"]) if row else "not trained yet",
+            ", ".join(str(s) for s in row["seeds"]) if row else _DASH,
+        ]
+        for c in oneshot:
+            cells += [_cell(ours.get(c.key), c), _percent(models.get(c.key), c)]
+        lines.append("| " + " | ".join(cells) + " |")
+    pairs = _columns(_PAIRS)
+    lines += ["", _pair_head(pairs), "|" + " --- |" * (1 + sum(_pair_width(c) for c in pairs))]
+    for split in splits:
+        row = runs.get(split)
+        ours = row["metrics"] if row else {}
+        models = refs.get(split, {}).get("reference_models", {})
+        published = refs.get(split, {}).get("published", {})
+        cells = [split]
+        for c in pairs:
+            if c.key == "always_different" and c.key not in ours:
+                cells.append(_percent(models.get(c.key), c))  # the split's, not a model's
+                continue
+            cells.append(_cell(ours.get(c.key), c))
+            if c.reevaluated and c.key != "always_different":
+                cells.append(_percent(models.get(c.key), c))
+            if c.published:
+                cells.append(_percent(published.get(c.key), c))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+HEADLINE_SPLITS = ("90_10", "50_50")
+_HEADLINE = ("5way_1shot", "oneshot_random", "recall_at_1")
+
+
+def headline_markdown(table: dict, recipe: str = MAIN_RECIPE) -> str:
+    """The README's rows: the headline splits' one-shot metrics, ours beside the reference's."""
+    columns = _columns(_HEADLINE)
+    runs = table["recipes"].get(recipe, {})
+    titles = ["split", "images", "seeds"] + [t for c in columns for t in (c.title, "ref.")]
+    lines = ["| " + " | ".join(titles) + " |", "|" + " --- |" * len(titles)]
+    for split in HEADLINE_SPLITS:
+        row = runs.get(split)
+        models = table["reference"][split]["reference_models"]
+        cells = [
+            split,
+            _images(row["images"]) if row else "not trained yet",
+            ", ".join(str(s) for s in row["seeds"]) if row else _DASH,
+        ]
+        for c in columns:
+            cells += [_cell(row["metrics"].get(c.key) if row else None, c)]
+            cells += [_percent(models.get(c.key), c)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _pair_width(column: Column) -> int:
+    return (
+        1 + bool(column.reevaluated and column.key != "always_different") + bool(column.published)
+    )
+
+
+def _pair_head(columns: list[Column]) -> str:
+    titles = ["split"]
+    for c in columns:
+        titles.append(c.title)
+        if c.reevaluated and c.key != "always_different":
+            titles.append("ref." if c.key != "pair_calibrated" else "ref. at similarity 0.2")
+        if c.published:
+            titles.append("pub.")
+    return "| " + " | ".join(titles) + " |"
+
+
+def plot_oneshot_by_split(table: dict, path: str, recipe: str = MAIN_RECIPE) -> None:
+    """5-way 1-shot and N-way one-shot against the number of seen classes, ours and the
+    reference's models; our bars span the seeds' CI of the mean, or their range if wider."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    runs = table["recipes"].get(recipe, {})
+    panels = (
+        ("5way_1shot", "5-way 1-shot"),
+        ("oneshot_random", "N-way one-shot (N = unseen classes), random supports"),
+    )
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, (key, title) in zip(axes, panels, strict=True):
+        ref_x, ref_y = [], []
+        for split in SPLITS:
+            value = table["reference"][split]["reference_models"].get(key)
+            if value is not None:
+                ref_x.append(int(split.split("_")[0]))
+                ref_y.append(100 * value)
+        ax.plot(ref_x, ref_y, "s--", color="tab:gray", label="reference's models, 150 epochs")
+        xs, ys, lows, highs = [], [], [], []
+        for split in SPLITS:
+            entry = runs.get(split, {}).get("metrics", {}).get(key)
+            if entry is None:
+                continue
+            mean = 100 * entry["value"]
+            half = 100 * max(entry["ci95"] or 0.0, (max(entry["seeds"]) - min(entry["seeds"])) / 2)
+            xs.append(int(split.split("_")[0]))
+            ys.append(mean)
+            lows.append(half)
+            highs.append(half)
+        ax.errorbar(
+            xs, ys, yerr=[lows, highs], fmt="o-", color="tab:blue", capsize=3,
+            label=f"{recipe} recipe, 10 epochs (mean of seeds)",
+        )  # fmt: skip
+        ax.set_xlabel("seen classes (of 100)")
+        ax.set_ylabel("accuracy on unseen classes (%)")
+        ax.set_title(title)
+        ax.set_xticks(range(10, 100, 10))
+        ax.set_ylim(0, 100)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    try:
+        files.write_atomic(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
+    finally:
+        plt.close(fig)
+
+
+def write_table(runs_dir: str, out_dir: str) -> list[str]:
+    """Writes table.json, table.md and the one-shot figure from the records in `runs_dir`.
+
+    Returns:
+        The paths written; none when `runs_dir` holds no record.
+    """
+    records = find_records(runs_dir)
+    if not records:
+        return []
+    table = build_table(records)
+    os.makedirs(out_dir, exist_ok=True)
+    paths = [os.path.join(out_dir, name) for name in (TABLE_JSON, TABLE_MARKDOWN)]
+    plot_oneshot_by_split(table, os.path.join(out_dir, ONESHOT_BY_SPLIT_FIGURE))
+    files.write_text_atomic(paths[1], markdown_table(table))
+    files.write_json_atomic(paths[0], table)
+    return [*paths, os.path.join(out_dir, ONESHOT_BY_SPLIT_FIGURE)]
+
+
+# Markers around the generated tables in markdown files (docs/results.md, README.md).
+BLOCKS = {
+    "results-table": markdown_table,
+    "headline-table": headline_markdown,
+}
+
+
+def splice(text: str, table: dict) -> str:
+    """`text` with each block between `<!-- NAME -->` and `<!-- /NAME -->` redrawn from `table`."""
+    for name, render in BLOCKS.items():
+        start, end = f"<!-- {name} -->\n", f"<!-- /{name} -->"
+        first = text.find(start)
+        if first < 0:
+            continue
+        last = text.find(end, first)
+        if last < 0:
+            raise UserError(f"The block <!-- {name} --> has no closing <!-- /{name} -->.")
+        text = text[: first + len(start)] + render(table) + text[last:]
+    return text
+
+
+def main(argv: list[str]) -> int:
+    """`python -m keras_siamese.evaluation.table TABLE_JSON FILE...`: redraws FILEs' blocks."""
+    if len(argv) < 2:
+        print("usage: python -m keras_siamese.evaluation.table TABLE_JSON FILE...", file=sys.stderr)
+        return 2
+    try:
+        with open(argv[0], encoding="utf-8") as f:
+            table = json.load(f)
+        for path in argv[1:]:
+            with open(path, encoding="utf-8") as f:
+                text = f.read()
+            new = splice(text, table)
+            if new != text:
+                files.write_text_atomic(path, new)
+                print(f"Updated {path}")
+    except (OSError, ValueError, KeyError, UserError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
