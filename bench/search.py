@@ -1,9 +1,16 @@
 """Speed and recall of the gallery search backends (figures, not a test).
 
     python bench/search.py [--sizes=100000,1000000] [--dim=64] [--clusters=0]
-        [--queries=1000] [--k=10] [--backends=exact,hnsw,ivf]
+        [--queries=1000] [--k=10] [--backends=exact,hnsw,ivf,milvus,qdrant]
         [--hnsw_ef_search=32,64,128] [--ivf_probes=16,32,64]
-        [--export=runs/90_10/export --data_dir=DIR]
+        [--export=runs/90_10/export --data_dir=DIR] [--db_dir=DIR]
+
+Backends: this process's exact search and FAISS's HNSW and IVF; `milvus`, a
+Milvus Lite file through the index's own store (pip install
+'keras-siamese[milvus]'); `qdrant`, Qdrant's local mode (pip install
+qdrant-client; measured for the comparison only, not a backend of the index).
+The databases' files go to --db_dir (default: a temporary folder), and their
+`index_mib` is the size of those files.
 
 Prints one JSON line per gallery, backend and search setting: build seconds,
 the memory the index added (resident set growth), queries per second with all
@@ -23,6 +30,7 @@ import json
 import os
 import statistics
 import sys
+import tempfile
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -46,6 +54,7 @@ _QUERIES = flags.DEFINE_integer("queries", 1000, "Queries searched in one call."
 _LATENCY_QUERIES = flags.DEFINE_integer("latency_queries", 200, "Queries searched one by one.")
 _K = flags.DEFINE_integer("k", 10, "Neighbours per query.")
 _BACKENDS = flags.DEFINE_list("backends", list(vector_search.BACKENDS), "Backends to measure.")
+_DB_DIR = flags.DEFINE_string("db_dir", None, "Folder of the databases' files.")
 _EF_SEARCH = flags.DEFINE_list("hnsw_ef_search", ["32", "64", "128"], "HNSW search lists.")
 _PROBES = flags.DEFINE_list("ivf_probes", ["16", "32", "64"], "IVF cells visited per query.")
 _REPEATS = flags.DEFINE_integer("repeats", 3, "Timed repeats of the batched search (median).")
@@ -71,11 +80,105 @@ def _median_seconds(call, repeats: int) -> float:
 
 
 def _settings(backend: str) -> list[tuple[str, SearchOptions]]:
-    if backend == "hnsw":
+    if backend in ("hnsw", "milvus", "qdrant"):
         return [(f"ef_search={v}", SearchOptions(hnsw_ef_search=int(v))) for v in _EF_SEARCH.value]
     if backend == "ivf":
         return [(f"probes={v}", SearchOptions(ivf_probes=int(v))) for v in _PROBES.value]
     return [("", SearchOptions())]
+
+
+def _folder_mib(path: str) -> float:
+    sizes = [os.path.getsize(os.path.join(d, f)) for d, _, names in os.walk(path) for f in names]
+    return sum(sizes) / 2**20
+
+
+class _Milvus:
+    """A Milvus Lite collection through the index's store; ids are gallery positions."""
+
+    def __init__(self, dim: int, distance: str, folder: str):
+        from keras_siamese.serving.backends.milvus import MilvusStore
+
+        self.folder = folder
+        os.makedirs(folder, exist_ok=True)
+        location = os.path.join(folder, "gallery.db")
+        self.store = MilvusStore.create(location, dim, distance, SearchOptions(), {})
+        self.distance = distance
+
+    def add(self, vectors: np.ndarray) -> None:
+        prepared = vector_search.prepared(vectors, self.distance)
+        self.store.add(prepared, np.arange(len(prepared), dtype=np.int64))
+
+    def set_options(self, options: SearchOptions) -> None:
+        self.store.options = options
+
+    def search(self, queries: np.ndarray, k: int) -> np.ndarray:
+        return self.store.search(vector_search.prepared(queries, self.distance), k)[0]
+
+    def close(self) -> None:
+        self.store.drop()
+        self.store.close()
+
+
+class _Qdrant:
+    """Qdrant's local mode (the client's own implementation of the server's calls)."""
+
+    def __init__(self, dim: int, distance: str, folder: str):
+        from qdrant_client import QdrantClient, models
+
+        self.models = models
+        self.folder = folder
+        self.client = QdrantClient(path=folder)
+        metric = models.Distance.COSINE if distance == "cosine" else models.Distance.EUCLID
+        self.client.create_collection(
+            "gallery",
+            vectors_config=models.VectorParams(size=dim, distance=metric),
+            hnsw_config=models.HnswConfigDiff(m=32, ef_construct=80),
+        )
+        self.ef = 64
+
+    def add(self, vectors: np.ndarray) -> None:
+        self.client.upload_collection("gallery", vectors, ids=range(len(vectors)), batch_size=1000)
+
+    def set_options(self, options: SearchOptions) -> None:
+        self.ef = options.hnsw_ef_search
+
+    def search(self, queries: np.ndarray, k: int) -> np.ndarray:
+        params = self.models.SearchParams(hnsw_ef=max(self.ef, k))
+        requests = [
+            self.models.QueryRequest(query=q.tolist(), limit=k, params=params) for q in queries
+        ]
+        found = self.client.query_batch_points("gallery", requests)
+        return np.array([[p.id for p in r.points] for r in found], np.int64)
+
+    def close(self) -> None:
+        self.client.close()
+
+
+class _InProcess:
+    """This process's exact search or FAISS index."""
+
+    def __init__(self, dim: int, distance: str, backend: str):
+        self.search_ = VectorSearch(dim, distance, backend)
+        self.folder = None
+
+    def add(self, vectors: np.ndarray) -> None:
+        self.search_.add(vectors)
+
+    def set_options(self, options: SearchOptions) -> None:
+        self.search_.options = options
+
+    def search(self, queries: np.ndarray, k: int) -> np.ndarray:
+        return self.search_.search(queries, k)[0]
+
+    def close(self) -> None:
+        pass
+
+
+def _searcher(backend: str, dim: int, distance: str, name: str):
+    if backend in vector_search.BACKENDS:
+        return _InProcess(dim, distance, backend)
+    folder = os.path.join(_DB_DIR.value or tempfile.mkdtemp(), f"{backend}_{name}")
+    return {"milvus": _Milvus, "qdrant": _Qdrant}[backend](dim, distance, folder)
 
 
 def _measure(gallery_name: str, gallery: np.ndarray, queries: np.ndarray, distance: str) -> None:
@@ -92,17 +195,17 @@ def _measure(gallery_name: str, gallery: np.ndarray, queries: np.ndarray, distan
         gc.collect()
         before = _rss_mib()
         start = time.perf_counter()
-        search = VectorSearch(gallery.shape[1], distance, backend)
+        search = _searcher(backend, gallery.shape[1], distance, gallery_name)
         search.add(gallery)
         build_seconds = time.perf_counter() - start
         gc.collect()
-        added_mib = _rss_mib() - before
+        added_mib = _folder_mib(search.folder) if search.folder else _rss_mib() - before
         for setting, options in _settings(backend):
-            search.options = options
+            search.set_options(options)
             found = {}
 
             def batched(search=search, found=found):
-                found["positions"] = search.search(queries, k)[0]
+                found["positions"] = search.search(queries, k)
 
             seconds = _median_seconds(batched, _REPEATS.value)
             latencies = []
@@ -142,6 +245,7 @@ def _measure(gallery_name: str, gallery: np.ndarray, queries: np.ndarray, distan
                 ]
                 line[f"recall_at_{k}"] = round(sum(hits) / (k * len(queries)), 4)
             print(json.dumps(line), flush=True)
+        search.close()
         del search
 
 

@@ -11,15 +11,15 @@ import pytest
 
 from keras_siamese import files
 from keras_siamese.errors import UserError
+from keras_siamese.serving.backends.memory import MemoryStore
 from keras_siamese.serving.index import EmbeddingIndex
-from keras_siamese.serving.vector_search import VectorSearch
 
 GALLERY = np.array([[1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 1, 0]], np.float32)
 IDS = ["cat", "dog", "ship", "catdog"]
 
 
 def _index(backend: str = "exact", ids=IDS, fingerprint: str = "abc") -> EmbeddingIndex:
-    index = EmbeddingIndex(VectorSearch(3, "cosine", backend), np.zeros(0, np.int64), fingerprint)
+    index = EmbeddingIndex(MemoryStore.new(3, "cosine", backend), fingerprint)
     index.add_vectors(GALLERY, ids)
     return index
 

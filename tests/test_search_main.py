@@ -35,10 +35,13 @@ def _build(smoke_run, photos, out, *extra):
     )
 
 
-def test_build_query_and_add(smoke_run, photos, tmp_path, capsys):
+@pytest.mark.parametrize("backend", ["exact", "milvus"])
+def test_build_query_and_add(smoke_run, photos, tmp_path, capsys, backend):
     folder, npz = photos
-    index = tmp_path / "gallery"
-    assert _build(smoke_run, photos, index) == 0
+    if backend == "milvus":
+        pytest.importorskip("milvus_lite")
+    index = tmp_path / ("gallery.db" if backend == "milvus" else "gallery")
+    assert _build(smoke_run, photos, index, f"--backend={backend}") == 0
     assert "Indexed 6 images" in capsys.readouterr().out
     assert (
         program_run(
@@ -71,6 +74,11 @@ def test_build_query_and_add(smoke_run, photos, tmp_path, capsys):
         (["build", "--export=nowhere", "--images=x", "--out=o"], "not an export"),
         (["search", "--index=i"], "give one command of build, add, query (given: search)"),
         (["--index=i"], "give one command of build, add, query (given: none)"),
+        (
+            ["build", "--export=e", "--images=x", "--out=o", "--backend=milvus"],
+            "--backend=milvus writes to a Milvus database: --out=gallery.db",
+        ),
+        (["build", "--export=e", "--images=x", "--out=g.db"], "add --backend=milvus"),
     ],
 )
 def test_bad_commands_are_one_line(capsys, tmp_path, monkeypatch, args, message):

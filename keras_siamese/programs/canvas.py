@@ -30,8 +30,9 @@ def define_flags(flag_values: flags.FlagValues) -> None:
     flags.DEFINE_string(
         "index",
         None,
-        "A gallery index built with this export (search_main.py build): the page can then "
-        "search it for the nearest items to a drawing.",
+        "A gallery index built with this export (search_main.py build): its folder, or its "
+        "Milvus collection (gallery.db or http://HOST:PORT, optionally #COLLECTION); the "
+        "page can then search it for the nearest items to a drawing.",
         flag_values=flag_values,
     )
     flags.DEFINE_float(

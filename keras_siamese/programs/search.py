@@ -4,6 +4,13 @@ keras-siamese search build --export=runs/90_10/export --images=DIR|FILE.npz --ou
 keras-siamese search add   --index=gallery --images=MORE
 keras-siamese search query --index=gallery --images=QUERIES [--k=10]
 
+With --backend=milvus the index is a Milvus collection, not a folder: --out and
+--index name a Milvus Lite file (gallery.db, one process at a time) or a Milvus
+server (http://HOST:PORT; `milvus-lite server --data-dir DIR --port N` serves a
+file to several processes), optionally followed by #COLLECTION (default
+gallery). Each addition is stored as it is made. Needs
+`pip install 'keras-siamese[milvus]'`.
+
 Images are a folder of PNG/JPEG files (ids: their paths), one image file, or
 an .npz file with a uint8 `images` array `[N, H, W, C]` of the export's input
 shape (ids: its `ids` array if it has one, else FILE.npz[i]).
@@ -17,7 +24,7 @@ from absl import flags
 
 from keras_siamese import cli
 from keras_siamese.errors import UserError
-from keras_siamese.serving.vector_search import BACKENDS
+from keras_siamese.serving.index import BACKENDS
 
 COMMANDS = ("build", "add", "query")
 
@@ -33,13 +40,18 @@ def define_flags(flag_values: flags.FlagValues) -> None:
         **where,
     )
     flags.DEFINE_string("images", None, "Images: a folder, an image file or an .npz file.", **where)
-    flags.DEFINE_string("out", None, "build: the index folder to write.", **where)
-    flags.DEFINE_string("index", None, "add, query: the index folder.", **where)
+    flags.DEFINE_string(
+        "out", None, "build: the index folder to write, or the Milvus collection.", **where
+    )
+    flags.DEFINE_string(
+        "index", None, "add, query: the index folder, or the Milvus collection.", **where
+    )
     flags.DEFINE_enum(
         "backend",
         "exact",
         list(BACKENDS),
-        "build: exact search, or FAISS's HNSW graph or IVF cells (approximate; need faiss-cpu).",
+        "build: exact search, FAISS's HNSW graph or IVF cells (approximate; need faiss-cpu), "
+        "or a Milvus collection (HNSW; needs pymilvus).",
         **where,
     )
     flags.DEFINE_integer("k", 10, "query: neighbours shown per query image.", **where)
@@ -67,13 +79,24 @@ def run(flag_values: flags.FlagValues, command: str) -> int:
 
 
 def _build(fv: flags.FlagValues) -> int:
+    from keras_siamese.serving.backends import is_database
     from keras_siamese.serving.index import EmbeddingIndex
     from keras_siamese.serving.similarity import Similarity
 
+    database = fv.backend == "milvus"
+    if database != is_database(fv.out):
+        raise UserError(
+            f"--backend=milvus writes to a Milvus database: --out=gallery.db or "
+            f"http://HOST:PORT, not {fv.out}."
+            if database
+            else f"--out={fv.out} names a Milvus database: add --backend=milvus, or name a folder."
+        )
     sim = Similarity.load(fv.export)
     images, ids = _images(fv.images)
-    index = EmbeddingIndex.build(sim, images, ids, backend=fv.backend)
-    index.save(fv.out)
+    location = fv.out if database else None
+    index = EmbeddingIndex.build(sim, images, ids, backend=fv.backend, location=location)
+    if not index.stored_as_added:
+        index.save(fv.out)
     print(
         f"Indexed {len(index)} images of {fv.images} with {fv.export} ({fv.backend} search, "
         f"{index.distance} distance) in {fv.out}."
@@ -95,7 +118,8 @@ def _add(fv: flags.FlagValues) -> int:
     images, ids = _images(fv.images)
     before = len(index)
     index.add(images, ids)
-    index.save(fv.index)
+    if not index.stored_as_added:
+        index.save(fv.index)
     print(f"Added {len(index) - before} images of {fv.images} to {fv.index} ({len(index)} in all).")
     return 0
 

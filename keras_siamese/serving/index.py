@@ -6,12 +6,17 @@
     index.save("gallery/")
     index = EmbeddingIndex.load("gallery/", sim)
 
-An index folder holds index.json (format, backend, distance, size and the
-fingerprint of the export that embedded the gallery), ids.npy, and the
-backend's data (vectors.npy, or FAISS's faiss.index). It is written to a
-staging folder and renamed into place, so a killed save leaves the previous
-index whole. Loading it with another export is refused: its vectors would not
-be comparable with the new export's embeddings.
+The vectors live in a store (`keras_siamese.serving.backends`): in this
+process (exact search, FAISS's HNSW or IVF), saved as an index folder, or in
+a Milvus collection (`backend="milvus"`, the location a Milvus Lite file
+`gallery.db` or a server `http://HOST:PORT`, optionally `#COLLECTION`),
+where every addition is stored as it is made. An index folder holds
+index.json (format, backend, distance, size and the fingerprint of the export
+that embedded the gallery), ids.npy and the backend's data; it is written to
+a staging folder and renamed into place, so a killed save leaves the previous
+index whole. A collection keeps the same description as a property. Opening
+an index with another export is refused: its vectors would not be comparable
+with the new export's embeddings.
 """
 
 from __future__ import annotations
@@ -25,15 +30,17 @@ import numpy as np
 
 from keras_siamese import files
 from keras_siamese.errors import UserError
-from keras_siamese.serving.vector_search import BACKENDS, SearchOptions, VectorSearch
+from keras_siamese.serving.backends import Store, is_database
+from keras_siamese.serving.backends.memory import MemoryStore
+from keras_siamese.serving.vector_search import BACKENDS as MEMORY_BACKENDS
+from keras_siamese.serving.vector_search import SearchOptions, VectorSearch, prepared
 
 if TYPE_CHECKING:
     from keras_siamese.serving.similarity import Images, Similarity
 
 FORMAT = "keras_siamese.index/1"
 INDEX_FILE = "index.json"
-IDS_FILE = "ids.npy"
-DATA_FILES = {"exact": "vectors.npy", "hnsw": "faiss.index", "ivf": "faiss.index"}
+BACKENDS = (*MEMORY_BACKENDS, "milvus")
 
 __all__ = ["BACKENDS", "EmbeddingIndex", "SearchOptions"]
 
@@ -63,27 +70,18 @@ def _id_array(ids: Sequence | np.ndarray, count: int) -> np.ndarray:
 class EmbeddingIndex:
     """Embeddings of gallery images, searched for the nearest ones to a query.
 
-    Build one with `Similarity.index` or `EmbeddingIndex.build`; `load` reads a
+    Build one with `Similarity.index` or `EmbeddingIndex.build`; `load` opens a
     saved one. Searching by image needs the `Similarity` of the export that
     embedded the gallery; `search_vectors` works on embeddings directly.
 
     Args:
-        search: the vectors and their backend.
-        ids: one id per vector (integers or strings; repeats allowed, e.g.
-            class names).
+        store: the vectors, their ids and their backend.
         fingerprint: `export.fingerprint` of the export behind the vectors.
         similarity: that export, loaded; needed to search or add by image.
     """
 
-    def __init__(
-        self,
-        search: VectorSearch,
-        ids: np.ndarray,
-        fingerprint: str,
-        similarity: Similarity | None = None,
-    ):
-        self._search = search
-        self.ids = ids
+    def __init__(self, store: Store, fingerprint: str, similarity: Similarity | None = None):
+        self._store = store
         self.fingerprint = fingerprint
         self.similarity = similarity
 
@@ -96,6 +94,7 @@ class EmbeddingIndex:
         backend: str = "exact",
         options: SearchOptions | None = None,
         progress: bool | None = None,
+        location: str | None = None,
     ) -> EmbeddingIndex:
         """Embeds `gallery` with `similarity` and indexes it.
 
@@ -104,28 +103,62 @@ class EmbeddingIndex:
             gallery: images (see `Similarity.images`).
             ids: one per image; default: the file paths for files, else
                 positions 0..N-1.
-            backend: "exact", "hnsw" or "ivf" (the last two need faiss-cpu).
+            backend: "exact", "hnsw" or "ivf" (the last two need faiss-cpu), or
+                "milvus" (needs pymilvus).
             options: settings of the approximate backends.
             progress: show a progress bar (default: on a terminal, for long inputs).
+            location: with "milvus", the new collection: `gallery.db` or
+                `http://HOST:PORT`, optionally `#COLLECTION`.
         """
+        if backend not in BACKENDS:
+            raise UserError(f"backend={backend!r} must be one of {', '.join(BACKENDS)}.")
+        if (backend == "milvus") != bool(location):
+            raise UserError("The milvus backend, and only it, takes a location (gallery.db).")
         vectors = similarity.embed(gallery, progress=progress)
-        search = VectorSearch(vectors.shape[1], similarity.distance_name, backend, options)
-        index = cls(search, np.zeros(0, np.int64), similarity.fingerprint, similarity)
-        index.add_vectors(vectors, _default_ids(similarity, gallery, 0, len(vectors), ids))
+        ids = _id_array(_default_ids(similarity, gallery, 0, len(vectors), ids), len(vectors))
+        dim, distance = vectors.shape[1], similarity.distance_name
+        if backend == "milvus":
+            from keras_siamese.serving.backends.milvus import MilvusStore
+
+            options = options or SearchOptions()
+            options.check()
+            description = _description(backend, similarity.fingerprint, similarity)
+            store = MilvusStore.create(location, dim, distance, options, description)
+        else:
+            store = MemoryStore.new(dim, distance, backend, options)
+        index = cls(store, similarity.fingerprint, similarity)
+        try:
+            index.add_vectors(vectors, ids)
+        except UserError:
+            if backend == "milvus":
+                store.drop()  # a collection is made whole or not at all
+            raise
         return index
 
     def __len__(self) -> int:
-        return len(self.ids)
+        return len(self._store)
 
     @property
     def backend(self) -> str:
-        """ "exact", "hnsw" or "ivf"."""
-        return self._search.backend
+        """ "exact", "hnsw", "ivf" or "milvus"."""
+        return self._store.backend
 
     @property
     def distance(self) -> str:
         """ "cosine" or "euclidean" (squared), the export's distance."""
-        return self._search.distance
+        return self._store.distance
+
+    @property
+    def stored_as_added(self) -> bool:
+        """Whether additions are stored as they are made (a database), with nothing to save."""
+        return not isinstance(self._store, MemoryStore)
+
+    @property
+    def ids(self) -> np.ndarray:
+        """The ids of an in-memory index, in the order added."""
+        if not isinstance(self._store, MemoryStore):
+            raise UserError("A database index does not list its ids: search it.")
+        return self._store.ids
 
     # ------------------------------------------------------------- adding
 
@@ -137,15 +170,15 @@ class EmbeddingIndex:
 
     def add_vectors(self, vectors: np.ndarray, ids: Sequence | np.ndarray) -> None:
         """Appends embeddings `[N, D]` with their ids."""
-        new_ids = _id_array(ids, len(np.asarray(vectors)))
-        if len(self.ids) and (new_ids.dtype.kind == "U") != (self.ids.dtype.kind == "U"):
+        vectors = _checked(vectors, self._store.dim, self.distance)
+        new_ids = _id_array(ids, len(vectors))
+        kind = self._store.id_kind
+        if kind is not None and (new_ids.dtype.kind == "U") != (kind == "str"):
             raise UserError(
-                "This index's ids are "
-                + ("strings" if self.ids.dtype.kind == "U" else "integers")
-                + "; give new ids of the same kind."
+                f"This index's ids are {'strings' if kind == 'str' else 'integers'}; "
+                "give new ids of the same kind."
             )
-        self._search.add(vectors)
-        self.ids = np.concatenate([self.ids, new_ids]) if len(self.ids) else new_ids
+        self._store.add(vectors, new_ids)
 
     # ---------------------------------------------------------- searching
 
@@ -161,36 +194,34 @@ class EmbeddingIndex:
         """`search` for query embeddings `[Q, D]`."""
         if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
             raise UserError(f"k={k!r} must be a whole number of at least 1.")
-        positions, distances = self._search.search(vectors, min(int(k), len(self)))
-        found = positions >= 0  # an approximate backend may find fewer than k
-        ids = self.ids[np.where(found, positions, 0)]
-        if not found.all():
-            ids = ids.astype(object)
-            ids[~found] = None
-            distances = np.where(found, distances, np.inf).astype(np.float32)
-        return ids, distances
+        queries = _checked(vectors, self._store.dim, self.distance)
+        count = len(self)
+        if not count:
+            raise UserError("The index is empty: add images before searching.")
+        return self._store.search(queries, min(int(k), count))
 
     # -------------------------------------------------------------- files
 
     def save(self, folder: str) -> None:
-        """Writes the index to `folder`, replacing a previous one only when complete."""
+        """Writes an in-memory index to `folder`, replacing a previous one only when complete.
+
+        A database index stores each addition as it is made: there is nothing to save.
+        """
+        if not isinstance(self._store, MemoryStore):
+            raise UserError("A database index is stored as it is added to: there is no folder.")
+        store = self._store
         if os.path.exists(folder) and not os.path.isdir(folder):
             raise UserError(f"{folder} is a file, not an index folder.")
 
         def fill(staging: str) -> None:
-            with open(os.path.join(staging, IDS_FILE), "wb") as f:
-                np.save(f, self.ids, allow_pickle=False)
-            self._search.write(os.path.join(staging, DATA_FILES[self.backend]))
-            description = {
-                "format": FORMAT,
-                "backend": self.backend,
-                "distance": self.distance,
-                "dim": self._search.dim,
-                "count": len(self),
-                "fingerprint": self.fingerprint,
-                "export": os.path.abspath(self.similarity.export_dir) if self.similarity else None,
-                "options": vars(self._search.options),
-            }
+            store.write(staging)
+            description = _description(self.backend, self.fingerprint, self.similarity)
+            description.update(
+                distance=self.distance,
+                dim=store.dim,
+                count=len(self),
+                options=vars(store.options),
+            )
             files.write_json_atomic(os.path.join(staging, INDEX_FILE), description)
 
         try:
@@ -200,48 +231,47 @@ class EmbeddingIndex:
 
     @classmethod
     def load(
-        cls, folder: str, similarity: Similarity | None = None, options: SearchOptions | None = None
+        cls,
+        location: str,
+        similarity: Similarity | None = None,
+        options: SearchOptions | None = None,
     ) -> EmbeddingIndex:
-        """Reads an index saved by `save`.
+        """Opens an index saved by `save`, or a collection built with the milvus backend.
 
         Args:
-            folder: the index folder.
+            location: the index folder, or the collection (`gallery.db`,
+                `http://HOST:PORT`, optionally `#COLLECTION`).
             similarity: the export that built it (checked by fingerprint);
-                None loads the vectors alone, for `search_vectors`.
+                None opens the vectors alone, for `search_vectors`.
             options: search settings to use instead of the saved ones.
 
         Raises:
-            UserError: for a folder that is not a complete index, or an index
+            UserError: for a location that is not a complete index, or an index
                 of another export.
         """
-        description = _read_description(folder)
+        if is_database(location):
+            from keras_siamese.serving.backends.milvus import MilvusStore
+
+            store = MilvusStore.open(location)
+            if options is not None:
+                options.check()
+                store.options = options
+            description = store.description
+        else:
+            description = _read_description(location)
         try:
-            backend, distance = description["backend"], description["distance"]
-            dim, count = int(description["dim"]), int(description["count"])
-            saved_options = SearchOptions(**description.get("options", {}))
             fingerprint = str(description["fingerprint"])
-        except (KeyError, TypeError, ValueError) as e:
-            raise UserError(f"{folder} is a damaged index ({INDEX_FILE}: {e}).") from None
-        if backend not in BACKENDS:
-            raise UserError(f"{folder} is a damaged index (unknown backend {backend!r}).")
+        except KeyError as e:
+            raise UserError(f"{location} is a damaged index (no {e}).") from None
         if similarity is not None and similarity.fingerprint != fingerprint:
             raise UserError(
-                f"{folder} was built with another export ({description.get('export')}) "
+                f"{location} was built with another export ({description.get('export')}) "
                 f"than {similarity.export_dir}: search it with that export, or build the "
                 "index again with this one."
             )
-        search = VectorSearch(dim, distance, backend, options or saved_options)
-        try:
-            search.read(os.path.join(folder, DATA_FILES[backend]))
-            ids = np.load(os.path.join(folder, IDS_FILE), allow_pickle=False)
-        except (OSError, ValueError, EOFError) as e:
-            raise UserError(f"{folder} is a damaged index ({e}): build it again.") from None
-        if ids.ndim != 1 or len(ids) != count or len(search) != count:
-            raise UserError(
-                f"{folder} is a damaged index ({len(ids)} ids and {len(search)} vectors for "
-                f"{count} images): build it again."
-            )
-        return cls(search, ids, fingerprint, similarity)
+        if not is_database(location):
+            store = _read_folder(location, description, options)
+        return cls(store, fingerprint, similarity)
 
     def _require_similarity(self) -> Similarity:
         if self.similarity is None:
@@ -252,11 +282,52 @@ class EmbeddingIndex:
         return self.similarity
 
 
-def recorded_export(folder: str) -> str:
-    """The export folder that built the index in `folder`, as recorded when it was saved."""
-    export = _read_description(folder).get("export")
+def _description(backend: str, fingerprint: str, similarity: Similarity | None) -> dict:
+    export = os.path.abspath(similarity.export_dir) if similarity else None
+    return {"format": FORMAT, "backend": backend, "fingerprint": fingerprint, "export": export}
+
+
+def _checked(vectors: np.ndarray, dim: int, distance: str) -> np.ndarray:
+    """`vectors` as float32 `[N, dim]`, unit-length for cosine distance."""
+    vectors = np.asarray(vectors)
+    if vectors.ndim != 2 or vectors.shape[1] != dim or not len(vectors):
+        raise UserError(
+            f"Vectors of shape {list(vectors.shape)} were given; this index holds "
+            f"[N, {dim}] with N at least 1."
+        )
+    if not np.isfinite(vectors).all():
+        raise UserError("Vectors with NaN or infinite values were given.")
+    return prepared(vectors, distance)
+
+
+def _read_folder(folder: str, description: dict, options: SearchOptions | None) -> MemoryStore:
+    try:
+        backend, distance = description["backend"], description["distance"]
+        dim, count = int(description["dim"]), int(description["count"])
+        saved_options = SearchOptions(**description.get("options", {}))
+    except (KeyError, TypeError, ValueError) as e:
+        raise UserError(f"{folder} is a damaged index ({INDEX_FILE}: {e}).") from None
+    if backend not in MEMORY_BACKENDS:
+        raise UserError(f"{folder} is a damaged index (unknown backend {backend!r}).")
+    search = VectorSearch(dim, distance, backend, options or saved_options)
+    try:
+        return MemoryStore.read(folder, search, count)
+    except (OSError, ValueError, EOFError) as e:
+        raise UserError(f"{folder} is a damaged index ({e}): build it again.") from None
+
+
+def recorded_export(location: str) -> str:
+    """The export folder that built the index at `location`, as recorded when it was made."""
+    if is_database(location):
+        from keras_siamese.serving.backends.milvus import MilvusStore
+
+        store = MilvusStore.open(location)
+        export = store.description.get("export")
+        store.close()
+    else:
+        export = _read_description(location).get("export")
     if not export:
-        raise UserError(f"{folder} does not record the export that built it: name it.")
+        raise UserError(f"{location} does not record the export that built it: name it.")
     return str(export)
 
 

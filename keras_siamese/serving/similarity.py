@@ -210,6 +210,7 @@ class Similarity:
         backend: str = "exact",
         options: SearchOptions | None = None,
         progress: bool | None = None,
+        location: str | None = None,
     ) -> EmbeddingIndex:
         """A searchable index of the `gallery` images (see `EmbeddingIndex.build`)."""
-        return EmbeddingIndex.build(self, gallery, ids, backend, options, progress)
+        return EmbeddingIndex.build(self, gallery, ids, backend, options, progress, location)
