@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import re
+import time
 
 import numpy as np
 
@@ -33,6 +34,7 @@ ITEM_LENGTH = 1024  # longest id, in bytes of UTF-8
 _INSERT_ROWS = 5000
 _QUERY_ROWS = 1000
 _CONNECT_SECONDS = 10.0
+_INDEX_WAIT_SECONDS = 600.0
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,254}")
 
 
@@ -213,6 +215,17 @@ class MilvusStore(Store):
             # Sealed, the new rows are indexed in the background; left growing, each
             # search scans them one by one (a query's 250 ms against 15 ms at 10,000 rows).
             self._client.flush(self.collection)
+            self._wait_until_indexed()
+
+    def _wait_until_indexed(self) -> None:
+        """Returns once the index covers every sealed row (or after _INDEX_WAIT_SECONDS):
+        an add is done when its rows are searched as fast as the others."""
+        deadline = time.monotonic() + _INDEX_WAIT_SECONDS
+        while time.monotonic() < deadline:
+            state = self._client.describe_index(self.collection, "vector")
+            if not state.get("pending_index_rows") and state.get("state") == "Finished":
+                return
+            time.sleep(0.2)
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         params = {"metric_type": _metric(self.distance)}
