@@ -25,7 +25,7 @@ import time
 import numpy as np
 
 from keras_siamese.errors import UserError
-from keras_siamese.serving.backends import Store
+from keras_siamese.serving.backends import DATABASE_SCHEMES, Store
 from keras_siamese.serving.vector_search import SearchOptions
 
 DEFAULT_COLLECTION = "gallery"
@@ -79,7 +79,7 @@ def _failing_as(what: str):
 
 def _connect(uri: str):
     pymilvus = _pymilvus()
-    if not uri.startswith(("http://", "https://", "tcp://", "grpc://")):
+    if not uri.startswith(DATABASE_SCHEMES):
         folder = os.path.dirname(os.path.abspath(uri))
         if not os.path.isdir(folder):
             raise UserError(f"Cannot create the Milvus Lite file {uri}: {folder} is not a folder.")
@@ -216,6 +216,13 @@ class MilvusStore(Store):
             # search scans them one by one (a query's 250 ms against 15 ms at 10,000 rows).
             self._client.flush(self.collection)
             self._wait_until_indexed()
+            if not self.uri.startswith(DATABASE_SCHEMES):
+                # Milvus Lite attaches the new segments' indexes when the collection is
+                # loaded again (until then it scans them). The file is this process's
+                # alone, so nobody searches while it reloads; a server's collection is
+                # left loaded for the processes searching it.
+                self._client.release_collection(self.collection)
+                self._client.load_collection(self.collection)
 
     def _wait_until_indexed(self) -> None:
         """Returns once the index covers every sealed row (or after _INDEX_WAIT_SECONDS):
