@@ -3,7 +3,7 @@
     python bench/throughput.py [--objectives=triplet] [--depth=56] [--batch_size=128]
         [--precision=float32|mixed_float16|mixed_bfloat16] [--jit_compile] [--concat_tower]
         [--classifier_weight=W] [--rotation_weight=W] [--ema_decay=D]
-        [--steps=5] [--synthetic] [--inter_op_threads=N]
+        [--steps=5] [--synthetic] [--inter_op_threads=N] [--nofused_batch_norm]
 
 Builds each objective's training model with the code training uses and times
 `train_on_batch` on random uint8 CIFAR-sized arrays (no tf.data). Prints one
@@ -68,6 +68,9 @@ _INFERENCE_BATCH = flags.DEFINE_integer("inference_batch", 1000, "Images per inf
 _PIPELINE_BATCHES = flags.DEFINE_integer("pipeline_batches", 20, "Batches timed from tf.data.")
 _SYNTHETIC = flags.DEFINE_boolean(
     "synthetic", False, "Random arrays only: skip the tf.data measurement (any Keras backend)."
+)
+_FUSED_BN = flags.DEFINE_boolean(
+    "fused_batch_norm", True, "Batch norm in TensorFlow's fused kernel (off: Keras's ops)."
 )
 _MATMUL_SIZE = flags.DEFINE_integer("matmul_size", 2048, "Side of the reference matmul.")
 _INTER_OP = flags.DEFINE_integer(
@@ -171,6 +174,7 @@ def main(argv: list[str]) -> None:
             classifier_weight=_CLASSIFIER_WEIGHT.value if objective.startswith("batch_") else 0.0,
             rotation_weight=_ROTATION_WEIGHT.value if objective.endswith("softmax") else 0.0,
             ema_decay=_EMA_DECAY.value,
+            fused_batch_norm=_FUSED_BN.value,
         )
         keras.utils.set_random_seed(0)
         with build.precision_policy(config.precision):
@@ -191,6 +195,7 @@ def main(argv: list[str]) -> None:
             "precision": config.precision,
             "jit_compile": _JIT.value,
             "concat_tower": config.concat_tower,
+            "fused_batch_norm": config.fused_batch_norm,
             "classifier_weight": config.classifier_weight,
             "rotation_weight": config.rotation_weight,
             "ema_decay": config.ema_decay,

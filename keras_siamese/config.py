@@ -376,6 +376,12 @@ class TrainConfig:
         "start, kept by a resumed run.",
         PRECISION_CHOICES,
     )
+    fused_batch_norm: bool = setting(
+        True,
+        "Batch normalisation in TensorFlow's fused kernel: the same math as Keras's layer in "
+        "one pass (a shorter step on CPUs); off: Keras's element-wise ops. Other Keras "
+        "backends always use Keras's.",
+    )
     concat_tower: bool = setting(
         False,
         "--objective=triplet: run the tower once on the stacked anchors, positives and "

@@ -78,7 +78,10 @@ TRAIN_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
         ("flip", "crop", "mixup", "cutmix", "rotation_weight", "ema_decay"),
     ),
     ("Export options", ("tta", "center")),
-    ("Speed and devices", ("precision", "concat_tower", "jit_compile", "strategy")),
+    (
+        "Speed and devices",
+        ("precision", "fused_batch_norm", "concat_tower", "jit_compile", "strategy"),
+    ),
 )
 TUNE_GROUPS = (
     (

@@ -45,6 +45,7 @@ def build_tower(config: TrainConfig, info: DatasetInfo) -> keras.Model:
         l2_normalize=config.l2_normalize,
         neck=config.neck,
         pool_grid=config.pool_grid,
+        fused_batch_norm=config.fused_batch_norm,
     )
 
 

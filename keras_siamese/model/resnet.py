@@ -15,6 +15,7 @@ from keras import layers, ops
 
 from keras_siamese.config import EMBEDDINGS, NECKS, check_depth, check_pool_grid
 from keras_siamese.errors import ConfigError
+from keras_siamese.model.fused_norm import FusedBatchNormalization
 
 # PyTorch's kaiming_normal_ (fan_in, gain sqrt(2), not truncated).
 _KAIMING_NORMAL = {
@@ -65,18 +66,18 @@ def _conv(channels: int, stride: int, name: str):
     )
 
 
-def _conv_bn(x, channels: int, stride: int, name: str):
+def _conv_bn(x, channels: int, stride: int, name: str, norm: type):
     if stride > 1:
         # Symmetric padding, as PyTorch's padding=1 (Keras "same" pads unevenly).
         x = layers.ZeroPadding2D(1, name=f"{name}_pad")(x)
     x = _conv(channels, stride, f"{name}_conv")(x)
-    return layers.BatchNormalization(**_BN, name=f"{name}_bn")(x)
+    return norm(**_BN, name=f"{name}_bn")(x)
 
 
-def _basic_block(x, channels: int, stride: int, name: str):
-    y = _conv_bn(x, channels, stride, f"{name}_1")
+def _basic_block(x, channels: int, stride: int, name: str, norm: type):
+    y = _conv_bn(x, channels, stride, f"{name}_1", norm)
     y = layers.ReLU(name=f"{name}_1_relu")(y)
-    y = _conv_bn(y, channels, 1, f"{name}_2")
+    y = _conv_bn(y, channels, 1, f"{name}_2", norm)
     shortcut = x
     if stride != 1 or x.shape[-1] != channels:
         shortcut = ShortcutA(channels, stride, name=f"{name}_shortcut")(x)
@@ -95,6 +96,7 @@ def resnet_tower(
     neck: str = "none",
     pool_grid: int = 1,
     name: str | None = None,
+    fused_batch_norm: bool = True,
 ) -> keras.Model:
     """Builds the embedding tower: uint8 images in, float32 embeddings out.
 
@@ -112,6 +114,8 @@ def resnet_tower(
         pool_grid: average the last feature map over a `pool_grid` x
             `pool_grid` grid of cells and concatenate them (1: global pool).
         name: model name; defaults to `resnet{depth}`.
+        fused_batch_norm: batch normalisation in TensorFlow's fused kernel (the same
+            math; see `fused_norm`); False: Keras's element-wise ops.
 
     Returns:
         A functional `keras.Model` mapping `[N, H, W, C]` uint8 to `[N, D]` float32.
@@ -133,12 +137,13 @@ def resnet_tower(
     x = layers.Normalization(
         mean=list(mean), variance=[s * s for s in std], dtype="float32", name="normalize"
     )(x)
-    x = _conv_bn(x, 16, 1, "stem")
+    norm = FusedBatchNormalization if fused_batch_norm else layers.BatchNormalization
+    x = _conv_bn(x, 16, 1, "stem", norm)
     x = layers.ReLU(name="stem_relu")(x)
     for stage, channels in enumerate((16, 32, 64)):
         for block in range(blocks_per_stage):
             stride = 2 if stage > 0 and block == 0 else 1
-            x = _basic_block(x, channels, stride, f"stage{stage + 1}_block{block + 1}")
+            x = _basic_block(x, channels, stride, f"stage{stage + 1}_block{block + 1}", norm)
     if pool_grid == 1:
         x = layers.GlobalAveragePooling2D(name="pool")(x)
     else:
