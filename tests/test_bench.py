@@ -189,3 +189,14 @@ def test_folder_bench_prints_the_first_and_cached_read_and_an_epoch(tmp_path):
         # The seconds are rounded to 0.01 (first read) and 0.001 (cached read).
         assert rate > 0 and abs(rate * seconds - line["images"]) <= rate * 0.005 + 1
     assert line["epoch_images_per_second"] > 0
+
+
+def test_step_profile_sums_the_traced_ops_by_kind():
+    result = run_main("bench/profile_step.py", "--depth=8", "--steps=1", "--batch_size=4")
+    assert result.returncode == 0, result.stderr[-2000:]
+    (line,) = _json_lines(result.stdout)
+    kinds = line["kinds_ms_per_step"]
+    assert kinds["convolution forward"] > 0 and kinds["convolution filter gradient"] > 0
+    assert kinds["batch norm forward"] > 0 and kinds["batch norm gradient"] > 0  # fused
+    assert sum(kinds.values()) == pytest.approx(line["ops_ms_per_step"], abs=0.1 * len(kinds))
+    assert line["busy_share"] > 0 and line["fused_batch_norm"] is True
