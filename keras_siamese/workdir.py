@@ -112,6 +112,12 @@ def _same_run(old_text: str, new_text: str) -> bool:
     ]
 
 
+def same_settings(a_text: str, b_text: str) -> bool:
+    """Whether two config.flags describe one run, either of them perhaps written before
+    a setting existed (it then counts as at its default)."""
+    return _same_run(a_text, b_text) or _same_run(b_text, a_text)
+
+
 def check(workdir: str, flagfile_text: str, overwrite: bool = False) -> None:
     """Raises ConfigError if `workdir` cannot hold the run of `flagfile_text`.
 

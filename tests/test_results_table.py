@@ -72,6 +72,10 @@ def test_records_of_one_split_that_differ_beyond_their_seed_are_refused(tmp_path
     _record(tmp_path / "fast" / "b", 1, (0.7, 0.03), extra=("--crop",))
     with pytest.raises(UserError, match=r"differ in more than their seed: --crop"):
         table.build_table(table.find_records(str(tmp_path)))
+    # A setting written only by a later version counts as at its default.
+    shutil.rmtree(tmp_path / "fast" / "b")
+    _record(tmp_path / "fast" / "b", 1, (0.7, 0.03), extra=("--fused_batch_norm",))
+    assert table.build_table(table.find_records(str(tmp_path)))["recipes"]["fast"]["90_10"]
     shutil.rmtree(tmp_path / "fast" / "b")
     _record(tmp_path / "fast" / "b", 0, (0.7, 0.03))
     with pytest.raises(UserError, match="are both seed 0 of one run"):

@@ -242,7 +242,7 @@ def _check_seeds_of_one_run(group: list[RunRecord]) -> None:
             raise UserError(
                 f"{first.path} and {other.path} are both seed {first.seed} of one run: keep one."
             )
-        if other.config != first.config:
+        if not wd.same_settings("\n".join(first.config), "\n".join(other.config)):
             differs = sorted(set(other.config) ^ set(first.config))
             raise UserError(
                 f"{first.path} and {other.path} (recipe {first.recipe or '.'}, split "

@@ -38,8 +38,13 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
             return super().call(inputs, training=training, mask=mask)
         import tensorflow as tf
 
-        # As Keras's layer: the statistics in float32 whatever the inputs' dtype.
-        x = tf.cast(inputs, tf.float32)
+        # The kernel takes 16-bit inputs as they are and keeps its statistics in float32,
+        # as Keras's layer does after casting the inputs up (two casts a layer saved).
+        x = (
+            inputs
+            if inputs.dtype in (tf.float32, tf.bfloat16, tf.float16)
+            else tf.cast(inputs, tf.float32)
+        )
         gamma = tf.cast(self.gamma, tf.float32)
         beta = tf.cast(self.beta, tf.float32)
         if training and self.trainable:
