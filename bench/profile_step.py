@@ -61,7 +61,7 @@ KINDS = (
     ("casts", ("Cast",)),
     ("activations", ("Relu", "ReluGrad")),
     (
-        "batch norm as separate ops (moments, normalisation, their gradients)",
+        "element-wise ops (Keras's batch norm, residual sums, gradient sums)",
         (
             "Mul",
             "SquaredDifference",
