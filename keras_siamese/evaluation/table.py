@@ -382,7 +382,7 @@ def plot_oneshot_by_split(table: dict, path: str, recipe: str = MAIN_RECIPE) -> 
     runs = table["recipes"].get(recipe, {})
     panels = (
         ("5way_1shot", "5-way 1-shot"),
-        ("oneshot_random", "N-way one-shot (N = unseen classes), random supports"),
+        ("oneshot_random", "N-way one-shot, random supports (N: unseen classes)"),
     )
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for ax, (key, title) in zip(axes, panels, strict=True):
