@@ -33,7 +33,7 @@ from keras_siamese.errors import UserError
 from keras_siamese.serving.backends import Store, is_database
 from keras_siamese.serving.backends.memory import MemoryStore
 from keras_siamese.serving.vector_search import BACKENDS as MEMORY_BACKENDS
-from keras_siamese.serving.vector_search import SearchOptions, VectorSearch, prepared
+from keras_siamese.serving.vector_search import SearchOptions, VectorSearch, checked
 
 if TYPE_CHECKING:
     from keras_siamese.serving.similarity import Images, Similarity
@@ -170,7 +170,7 @@ class EmbeddingIndex:
 
     def add_vectors(self, vectors: np.ndarray, ids: Sequence | np.ndarray) -> None:
         """Appends embeddings `[N, D]` with their ids."""
-        vectors = _checked(vectors, self._store.dim, self.distance)
+        vectors = checked(vectors, self._store.dim, self.distance)
         new_ids = _id_array(ids, len(vectors))
         kind = self._store.id_kind
         if kind is not None and (new_ids.dtype.kind == "U") != (kind == "str"):
@@ -194,7 +194,7 @@ class EmbeddingIndex:
         """`search` for query embeddings `[Q, D]`."""
         if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
             raise UserError(f"k={k!r} must be a whole number of at least 1.")
-        queries = _checked(vectors, self._store.dim, self.distance)
+        queries = checked(vectors, self._store.dim, self.distance)
         count = len(self)
         if not count:
             raise UserError("The index is empty: add images before searching.")
@@ -249,7 +249,8 @@ class EmbeddingIndex:
             UserError: for a location that is not a complete index, or an index
                 of another export.
         """
-        if is_database(location):
+        database = is_database(location)
+        if database:
             from keras_siamese.serving.backends.milvus import MilvusStore
 
             store = MilvusStore.open(location)
@@ -269,7 +270,7 @@ class EmbeddingIndex:
                 f"than {similarity.export_dir}: search it with that export, or build the "
                 "index again with this one."
             )
-        if not is_database(location):
+        if not database:
             store = _read_folder(location, description, options)
         return cls(store, fingerprint, similarity)
 
@@ -285,19 +286,6 @@ class EmbeddingIndex:
 def _description(backend: str, fingerprint: str, similarity: Similarity | None) -> dict:
     export = os.path.abspath(similarity.export_dir) if similarity else None
     return {"format": FORMAT, "backend": backend, "fingerprint": fingerprint, "export": export}
-
-
-def _checked(vectors: np.ndarray, dim: int, distance: str) -> np.ndarray:
-    """`vectors` as float32 `[N, dim]`, unit-length for cosine distance."""
-    vectors = np.asarray(vectors)
-    if vectors.ndim != 2 or vectors.shape[1] != dim or not len(vectors):
-        raise UserError(
-            f"Vectors of shape {list(vectors.shape)} were given; this index holds "
-            f"[N, {dim}] with N at least 1."
-        )
-    if not np.isfinite(vectors).all():
-        raise UserError("Vectors with NaN or infinite values were given.")
-    return prepared(vectors, distance)
 
 
 def _read_folder(folder: str, description: dict, options: SearchOptions | None) -> MemoryStore:

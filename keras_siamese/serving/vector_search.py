@@ -75,6 +75,23 @@ def prepared(vectors: np.ndarray, distance: str) -> np.ndarray:
     return np.ascontiguousarray(vectors, dtype=np.float32)
 
 
+def checked(vectors: np.ndarray, dim: int, distance: str) -> np.ndarray:
+    """`vectors` prepared (see `prepared`) after checking they are finite `[N, dim]`, N >= 1.
+
+    Raises:
+        UserError: for another shape, no vector, or NaN or infinite values.
+    """
+    vectors = np.asarray(vectors)
+    if vectors.ndim != 2 or vectors.shape[1] != dim or not len(vectors):
+        raise UserError(
+            f"Vectors of shape {list(vectors.shape)} were given; this index holds "
+            f"[N, {dim}] with N at least 1."
+        )
+    if not np.isfinite(vectors).all():
+        raise UserError("Vectors with NaN or infinite values were given.")
+    return prepared(vectors, distance)
+
+
 def ivf_cells(count: int) -> int:
     """The default number of IVF cells for `count` vectors (at least 39 per cell)."""
     return max(1, min(int(4 * math.sqrt(count)), count // 39))
@@ -215,15 +232,7 @@ class VectorSearch:
         return positions.astype(np.int64), distances.astype(np.float32)
 
     def _checked(self, vectors: np.ndarray) -> np.ndarray:
-        vectors = np.asarray(vectors)
-        if vectors.ndim != 2 or vectors.shape[1] != self.dim or not len(vectors):
-            raise UserError(
-                f"Vectors of shape {list(vectors.shape)} were given; this index holds "
-                f"[N, {self.dim}] with N at least 1."
-            )
-        if not np.isfinite(vectors).all():
-            raise UserError("Vectors with NaN or infinite values were given.")
-        return prepared(vectors, self.distance)
+        return checked(vectors, self.dim, self.distance)
 
     def _new_faiss_index(self, first: np.ndarray):
         faiss = _faiss()
