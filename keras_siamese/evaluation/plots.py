@@ -30,7 +30,8 @@ from keras_siamese.model import losses  # noqa: E402
 _DISTANCE_LABELS = {"cosine": "cosine distance (1 - cos)", "euclidean": "squared L2 distance"}
 
 
-def _save(fig: plt.Figure, path: str) -> None:
+def save_figure(fig: plt.Figure, path: str) -> None:
+    """Writes `fig` to `path` as a PNG (whole or not at all) and closes it."""
     try:
         files.write_atomic(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
     finally:
@@ -57,7 +58,7 @@ def plot_distances(
     ax.set_title("Seen-class test pairs")
     ax.legend()
     fig.tight_layout()
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_roc(scores: PairScores, path: str) -> None:
@@ -74,7 +75,7 @@ def plot_roc(scores: PairScores, path: str) -> None:
     ax.set_title("Seen-class test pairs")
     ax.legend(loc="lower right")
     fig.tight_layout()
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def _show(ax: plt.Axes, image: np.ndarray, title: str = "", colour: str | None = None) -> None:
@@ -131,7 +132,7 @@ def plot_nearest_supports(
             )
     fig.suptitle("Unseen-class queries and their nearest one-shot supports", fontsize=9)
     fig.tight_layout()
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def principal_components(embeddings: np.ndarray, count: int = 2) -> np.ndarray:
@@ -165,7 +166,7 @@ def plot_embedding_map(
     ax.set_ylabel("principal component 2")
     ax.set_title(f"Unseen-class embeddings ({len(classes)} classes, PCA)")
     fig.tight_layout()
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def curve_series(points: list[CurvePoint]) -> dict[str, list]:
@@ -239,7 +240,7 @@ def plot_learning_curves(
         row[0].set_ylabel("accuracy (%)")
         row[-1].legend(fontsize=8)
     fig.tight_layout()
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_accuracy_against_images(
@@ -257,7 +258,7 @@ def plot_accuracy_against_images(
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_learning_curve(

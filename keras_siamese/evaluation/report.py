@@ -16,7 +16,7 @@ import os
 from keras_siamese import files
 from keras_siamese import workdir as wd
 from keras_siamese.errors import UserError
-from keras_siamese.evaluation import reference
+from keras_siamese.evaluation import reference, table
 from keras_siamese.evaluation.results import (
     Accuracy,
     CurvePoint,
@@ -88,14 +88,7 @@ def find_evaluations(runs_dir: str) -> list[RunEvaluation]:
             except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
                 raise UserError(f"{curve_path} is unreadable ({e}).") from None
         found.append(RunEvaluation(os.path.relpath(folder, runs_dir), content, curve))
-    return sorted(found, key=lambda e: (_seen_count(e.split), e.name))
-
-
-def _seen_count(split: str) -> int:
-    try:
-        return int(split.split("_")[0])
-    except (ValueError, AttributeError):
-        return 0
+    return sorted(found, key=lambda e: (table.seen_classes(e.split), e.name))
 
 
 def _pct(acc: Accuracy | None) -> str:
@@ -230,13 +223,12 @@ def results_markdown(evaluations: list[RunEvaluation], with_curves: bool = False
 
 
 def _bar_chart(groups: list[str], series: dict[str, list], title: str, path: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import numpy as np
 
+    from keras_siamese.evaluation import plots  # matplotlib only when a figure is drawn
+
     width = 0.8 / len(series)
+    plt = plots.plt
     fig, ax = plt.subplots(figsize=(max(6.0, 1.1 * len(groups) + 2), 4.2))
     x = np.arange(len(groups))
     for i, (label, values) in enumerate(series.items()):
@@ -248,10 +240,7 @@ def _bar_chart(groups: list[str], series: dict[str, list], title: str, path: str
     ax.set_title(title)
     ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=2)
     fig.tight_layout()
-    try:
-        files.write_atomic(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
-    finally:
-        plt.close(fig)
+    plots.save_figure(fig, path)
 
 
 def plot_fewshot_by_split(evaluations: list[RunEvaluation], path: str) -> None:
@@ -302,8 +291,6 @@ def write_report(runs_dir: str, out_dir: str) -> list[str]:
     Raises:
         UserError: when `runs_dir` holds neither, or a file of it is unreadable.
     """
-    from keras_siamese.evaluation import table
-
     evaluations = find_evaluations(runs_dir)
     written = table.write_table(runs_dir, out_dir)
     if evaluations:
@@ -331,6 +318,6 @@ def _write_run_report(evaluations: list[RunEvaluation], out_dir: str) -> list[st
         written.append(os.path.join(out_dir, CURVES_FIGURE))
         per_epoch = {e.name: e.images_per_epoch for e in evaluations if e.curve}
         plots.plot_learning_curves(curves, written[-1], per_epoch)
-    table = os.path.join(out_dir, REPORT_FILE)
-    files.write_text_atomic(table, results_markdown(evaluations, with_curves=bool(curves)))
-    return [table, *written]
+    markdown = os.path.join(out_dir, REPORT_FILE)
+    files.write_text_atomic(markdown, results_markdown(evaluations, with_curves=bool(curves)))
+    return [markdown, *written]

@@ -229,10 +229,15 @@ def build_table(records: list[RunRecord]) -> dict:
     }
 
 
+def seen_classes(split: str) -> int:
+    """The seen classes a split's name gives (`90_10`: 90); 0 for another name."""
+    seen = split.split("_")[0]
+    return int(seen) if seen.isdigit() else 0
+
+
 def _split_order(key: tuple[str, str]) -> tuple:
     recipe, split = key
-    seen = split.split("_")[0]
-    return (recipe, int(seen) if seen.isdigit() else 0, split)
+    return (recipe, seen_classes(split), split)
 
 
 def _check_seeds_of_one_run(group: list[RunRecord]) -> None:
@@ -374,11 +379,9 @@ def _pair_head(columns: list[Column]) -> str:
 def plot_oneshot_by_split(table: dict, path: str, recipe: str = MAIN_RECIPE) -> None:
     """5-way 1-shot and N-way one-shot against the number of seen classes, ours and the
     reference's models; our bars span the seeds' CI of the mean, or their range if wider."""
-    import matplotlib
+    from keras_siamese.evaluation import plots  # matplotlib only when a figure is drawn
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = plots.plt
     runs = table["recipes"].get(recipe, {})
     panels = (
         ("5way_1shot", "5-way 1-shot"),
@@ -390,7 +393,7 @@ def plot_oneshot_by_split(table: dict, path: str, recipe: str = MAIN_RECIPE) -> 
         for split in SPLITS:
             value = table["reference"][split]["reference_models"].get(key)
             if value is not None:
-                ref_x.append(int(split.split("_")[0]))
+                ref_x.append(seen_classes(split))
                 ref_y.append(100 * value)
         ax.plot(ref_x, ref_y, "s--", color="tab:gray", label="reference's models, 150 epochs")
         xs, ys, lows, highs = [], [], [], []
@@ -400,7 +403,7 @@ def plot_oneshot_by_split(table: dict, path: str, recipe: str = MAIN_RECIPE) -> 
                 continue
             mean = 100 * entry["value"]
             half = 100 * max(entry["ci95"] or 0.0, (max(entry["seeds"]) - min(entry["seeds"])) / 2)
-            xs.append(int(split.split("_")[0]))
+            xs.append(seen_classes(split))
             ys.append(mean)
             lows.append(half)
             highs.append(half)
@@ -416,10 +419,7 @@ def plot_oneshot_by_split(table: dict, path: str, recipe: str = MAIN_RECIPE) -> 
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.tight_layout()
-    try:
-        files.write_atomic(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
-    finally:
-        plt.close(fig)
+    plots.save_figure(fig, path)
 
 
 def write_table(runs_dir: str, out_dir: str) -> list[str]:
