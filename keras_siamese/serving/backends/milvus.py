@@ -254,8 +254,8 @@ class MilvusStore(Store):
                         distances[row, rank] = hit["distance"]
         found = np.isfinite(distances)
         if self.distance == "cosine":  # Milvus scores inner products; the index serves 1 - cos
-            distances = np.where(found, 1.0 - distances, np.inf).astype(np.float32)
-        distances = np.where(found, np.maximum(distances, 0.0), np.inf).astype(np.float32)
+            distances[found] = 1.0 - distances[found]
+        np.maximum(distances, 0.0, out=distances)
         if not found.all():
             return items, distances
         if self.id_kind == "int":
@@ -268,7 +268,7 @@ class MilvusStore(Store):
             self._client.drop_collection(self.collection)
 
     def close(self) -> None:
-        """Closes the connection (a Milvus Lite file is then free for another process)."""
+        """Closes the connection. (Milvus Lite keeps its file until this process ends.)"""
         self._client.close()
 
 
