@@ -46,6 +46,8 @@ class Column:
     published: str | None = None  # key in reference.PUBLISHED (percent)
     digits: int = 1
     percent: bool = True
+    # The pair table's heading of the reference models' column; None: no such column.
+    reference_title: str | None = "ref."
 
 
 def _unseen(read):
@@ -98,6 +100,7 @@ COLUMNS = (
         _calibrated,
         "pair_fixed",
         published="binary",
+        reference_title="ref. at similarity 0.2",
     ),
     Column(
         "unseen_pairs_calibrated",
@@ -109,7 +112,8 @@ COLUMNS = (
         "always_different",
         "the reference's few-shot pair test: answering 'different'",
         _unseen(lambda u: u.fewshot_pairs.reference.always_different),
-        "always_different",
+        "always_different",  # the split's share of 'different' pairs, the same for any model
+        reference_title=None,
     ),
 )
 
@@ -314,7 +318,8 @@ def markdown_table(table: dict, recipe: str = MAIN_RECIPE, splits=SPLITS) -> str
             cells += [_cell(ours.get(c.key), c), _percent(models.get(c.key), c)]
         lines.append("| " + " | ".join(cells) + " |")
     pairs = _columns(_PAIRS)
-    lines += ["", _pair_head(pairs), "|" + " --- |" * (1 + sum(_pair_width(c) for c in pairs))]
+    head = _pair_head(pairs)
+    lines += ["", head, "|" + " --- |" * (head.count("|") - 1)]
     for split in splits:
         row = runs.get(split)
         ours = row["metrics"] if row else {}
@@ -326,7 +331,7 @@ def markdown_table(table: dict, recipe: str = MAIN_RECIPE, splits=SPLITS) -> str
                 cells.append(_percent(models.get(c.key), c))  # the split's, not a model's
                 continue
             cells.append(_cell(ours.get(c.key), c))
-            if c.reevaluated and c.key != "always_different":
+            if c.reevaluated and c.reference_title:
                 cells.append(_percent(models.get(c.key), c))
             if c.published:
                 cells.append(_percent(published.get(c.key), c))
@@ -359,18 +364,12 @@ def headline_markdown(table: dict, recipe: str = MAIN_RECIPE) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _pair_width(column: Column) -> int:
-    return (
-        1 + bool(column.reevaluated and column.key != "always_different") + bool(column.published)
-    )
-
-
 def _pair_head(columns: list[Column]) -> str:
     titles = ["split"]
     for c in columns:
         titles.append(c.title)
-        if c.reevaluated and c.key != "always_different":
-            titles.append("ref." if c.key != "pair_calibrated" else "ref. at similarity 0.2")
+        if c.reevaluated and c.reference_title:
+            titles.append(c.reference_title)
         if c.published:
             titles.append("pub.")
     return "| " + " | ".join(titles) + " |"
