@@ -17,17 +17,14 @@ from collections.abc import Sequence
 import numpy as np
 import tensorflow as tf
 
+from keras_siamese.data.sampling import (  # noqa: F401  (part of this module's API)
+    CROP_PADDING,
+    Augmentation,
+    PKSampler,
+    TripletIndex,
+    shuffled_indices,
+)
 from keras_siamese.errors import ConfigError
-
-CROP_PADDING = 4
-
-
-@dataclasses.dataclass(frozen=True)
-class Augmentation:
-    """Per-sample augmentation settings."""
-
-    flip: bool = True
-    crop: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,21 +130,12 @@ class TripletSampler:
     """
 
     def __init__(self, labels: np.ndarray, seed: int = 0):
-        labels = np.asarray(labels)
-        classes, counts = np.unique(labels, return_counts=True)
-        if len(classes) < 2:
-            raise ConfigError("Triplets need at least two classes in the training data.")
-        small = classes[counts < 2]
-        if len(small):
-            raise ConfigError(
-                f"Class {int(small[0])} has fewer than two train images: no positive pair "
-                "can be drawn from it."
-            )
-        self.order = np.argsort(labels, kind="stable")
-        self.classes = classes
-        self._counts = tf.constant(counts, tf.int64)
-        self._offsets = tf.constant(np.concatenate([[0], np.cumsum(counts)[:-1]]), tf.int64)
-        self._order = tf.constant(self.order, tf.int64)
+        index = TripletIndex(labels)
+        self.order = index.order
+        self.classes = index.classes
+        self._counts = tf.constant(index.counts, tf.int64)
+        self._offsets = tf.constant(index.offsets, tf.int64)
+        self._order = tf.constant(index.order, tf.int64)
         self.seed = seed
 
     def epoch_seed(self, epoch) -> tf.Tensor:
@@ -308,81 +296,6 @@ def fixed_triplet_dataset(
     )
 
 
-class PKSampler:
-    """Batches of P classes x K images, every image used about once per epoch.
-
-    Each epoch, every class's images are shuffled and cut into groups of K
-    (the last group topped up with other images of the class). Each batch
-    takes one group from each of P distinct classes, drawn with probability
-    proportional to the groups a class has left, so classes run out together;
-    when fewer than P classes have groups left, a new pass begins. Everything
-    is a function of `(seed, epoch)`.
-
-    Args:
-        labels: int array `[N]`.
-        classes_per_batch: P, at least 2 and at most the number of classes.
-        images_per_class: K, at least 2, and no class may have fewer images.
-        seed: base seed.
-
-    Raises:
-        ConfigError: when P or K cannot be satisfied by `labels`.
-    """
-
-    def __init__(
-        self, labels: np.ndarray, classes_per_batch: int, images_per_class: int, seed: int = 0
-    ):
-        labels = np.asarray(labels)
-        classes, counts = np.unique(labels, return_counts=True)
-        if classes_per_batch < 2 or images_per_class < 2:
-            raise ConfigError(
-                f"--classes_per_batch={classes_per_batch} and --images_per_class="
-                f"{images_per_class} must both be at least 2: a batch needs positives and "
-                "negatives."
-            )
-        if classes_per_batch > len(classes):
-            raise ConfigError(
-                f"--classes_per_batch={classes_per_batch} exceeds the {len(classes)} classes "
-                "available for training."
-            )
-        if counts.min() < images_per_class:
-            raise ConfigError(
-                f"--images_per_class={images_per_class} exceeds the {counts.min()} train images "
-                f"of class {int(classes[np.argmin(counts)])}."
-            )
-        self.classes = classes
-        self.members = [np.flatnonzero(labels == c) for c in classes]
-        self.p, self.k, self.seed = classes_per_batch, images_per_class, seed
-
-    @property
-    def batch_size(self) -> int:
-        return self.p * self.k
-
-    def _groups(self, rng: np.random.Generator) -> list[list[np.ndarray]]:
-        groups = []
-        for members in self.members:
-            order = rng.permutation(members)
-            short = -len(order) % self.k
-            if short:
-                extra = rng.choice(order[: len(order) - (self.k - short)], short, replace=False)
-                order = np.concatenate([order, extra])
-            groups.append(list(order.reshape(-1, self.k)))
-        return groups
-
-    def epoch_indices(self, epoch: int, steps: int) -> np.ndarray:
-        """Image indices of one epoch, int64 `[steps, P * K]`, grouped by class."""
-        rng = np.random.default_rng([self.seed, 0x9C, int(epoch)])
-        groups = self._groups(rng)
-        batches = np.empty((steps, self.batch_size), np.int64)
-        for step in range(steps):
-            left = np.array([len(g) for g in groups], np.float64)
-            if np.count_nonzero(left) < self.p:
-                groups = self._groups(rng)
-                left = np.array([len(g) for g in groups], np.float64)
-            chosen = rng.choice(len(groups), self.p, replace=False, p=left / left.sum())
-            batches[step] = np.concatenate([groups[c].pop() for c in chosen])
-        return batches
-
-
 def _augmented_images(images_t, indices, seed_pair, augmentation: Augmentation):
     seeds = tf.random.experimental.stateless_split(seed_pair, num=tf.size(indices))
     return tf.map_fn(
@@ -475,18 +388,6 @@ def _indexed_batches(
         .map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         .prefetch(tf.data.AUTOTUNE)
     )
-
-
-def shuffled_indices(num_images: int, batch_size: int, steps: int, seed: int, epoch: int):
-    """Epoch `epoch`'s image indices `[steps, batch_size]`: seeded shuffles of all images.
-
-    One epoch of `num_images // batch_size` steps visits each image at most once;
-    longer epochs continue with a new shuffle.
-    """
-    rng = np.random.default_rng([seed, 0xC1A55, epoch])
-    needed = steps * batch_size
-    shuffles = [rng.permutation(num_images) for _ in range(-(-needed // num_images))]
-    return np.concatenate(shuffles)[:needed].reshape(steps, batch_size).astype(np.int64)
 
 
 def class_dataset(
