@@ -236,6 +236,7 @@ HEAVY_FIRST = (
     "test_tuning",
     "test_objectives",
     "test_faults",
+    "test_jax_backend",
     "test_multi_worker",
     "test_bench",
     "test_folder",

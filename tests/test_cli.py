@@ -247,4 +247,4 @@ def test_keras_siamese_runs_a_subcommand_and_refuses_an_unknown_one():
         bad = subprocess.run([*command, *args], capture_output=True, text=True, cwd=ROOT)
         assert bad.returncode == 2 and bad.stdout == ""
         lines = bad.stderr.strip().splitlines()
-        assert len(lines) == 1 and "train,eval,search,canvas,demo" in lines[0]
+        assert len(lines) == 1 and "train,eval,search,canvas,export,demo" in lines[0]

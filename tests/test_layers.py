@@ -15,7 +15,16 @@ PACKAGE = os.path.join(ROOT, "keras_siamese")
 # Each layer may import, at module level, the core modules and the layers (or single
 # modules) listed for it. The model sees only the data sets' descriptions; serving
 # reads typed evaluation results, while evaluation loads exports to measure them.
-CORE = {"config", "cli", "errors", "files", "workdir", "flag_help", "native_logs"}
+CORE = {
+    "config",
+    "cli",
+    "errors",
+    "files",
+    "workdir",
+    "flag_help",
+    "native_logs",
+    "keras_backend",
+}
 ALLOWED = {
     "data": set(),
     "model": {"data.datasets"},

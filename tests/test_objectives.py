@@ -102,13 +102,13 @@ def _assert_the_export_holds_the_tower_alone(tower, model, images, objective, tm
 
 def test_classification_batches_carry_seen_class_indices(cifar_subset):
     from keras_siamese.data import splits
-    from keras_siamese.training import trainer
+    from keras_siamese.training import numpy_inputs, tf_inputs
 
     dataset, _, _ = cifar_subset
     config = _config("normsoftmax", split="50_50", split_order="random", split_seed=3)
     split = splits.make_split("50_50", 100, "random", 3)
     part = splits.partition(dataset, split, 0.1, seed=3)
-    train_ds, val_ds = trainer.make_datasets(config, part, steps=2, first_epoch=0)
+    train_ds, val_ds = tf_inputs.make_datasets(config, part, steps=2, first_epoch=0)
     seen = sorted(split.seen)
     for ds in (train_ds.take(2), val_ds.take(2)):
         for _, y in ds:
@@ -117,6 +117,11 @@ def test_classification_batches_carry_seen_class_indices(cifar_subset):
     # Index k is the k-th seen class: the first validation image's class, mapped back.
     ((_, y),) = val_ds.take(1)
     assert seen[int(y.numpy()[0])] == int(part.val_labels[0])
+    # The numpy batches of the other backends number the classes alike.
+    train, (_, val_labels), _ = numpy_inputs.make_inputs(config, part, steps=2, first_epoch=0)
+    for images, labels in (next(train), next(train)):
+        assert images.shape == (16, 32, 32, 3) and labels.min() >= 0 and labels.max() < 50
+    np.testing.assert_array_equal([seen[i] for i in val_labels], part.val_labels)
 
 
 def test_batch_hard_warm_up_ends_with_the_optimizers_step_count(cifar_subset):
@@ -189,7 +194,7 @@ def test_mining_beside_a_classifier_adds_its_weighted_loss(cifar_subset):
 
 def test_mining_batches_under_a_classifier_label_both_outputs(cifar_subset):
     from keras_siamese.data import splits
-    from keras_siamese.training import trainer
+    from keras_siamese.training import tf_inputs, trainer
 
     dataset, _, _ = cifar_subset
     config = _config(
@@ -198,7 +203,7 @@ def test_mining_batches_under_a_classifier_label_both_outputs(cifar_subset):
     assert trainer.best_weights_monitor(config, True) == "val_embeddings_violating_fraction"
     split = splits.make_split("50_50", 100, "random", 3)
     part = splits.partition(dataset, split, 0.1, seed=3)
-    train_ds, val_ds = trainer.make_datasets(config, part, steps=2, first_epoch=0)
+    train_ds, val_ds = tf_inputs.make_datasets(config, part, steps=2, first_epoch=0)
     seen = sorted(split.seen)
     ((_, y),) = val_ds.take(1)
     assert set(y) == {"embeddings", "class_scores"}

@@ -64,6 +64,24 @@ def test_auto_precision_follows_the_cpus_bfloat16_instructions():
     assert precision == "mixed_bfloat16" and "amx_bf16" in reason
     assert devices.resolve_precision("auto", {"avx2", "fma"})[0] == "float32"
     assert devices.resolve_precision("mixed_float16", set()) == ("mixed_float16", "as given")
+    # Flags that cannot be read fall back to float32 and say so.
+    assert devices.resolve_precision("auto", set()) == (
+        "float32",
+        "auto: the CPU's instruction flags could not be read",
+    )
+
+
+def test_float16_on_a_machine_without_a_gpu_is_one_warning_line():
+    import tensorflow as tf
+
+    from keras_siamese.training import devices
+
+    if tf.config.list_physical_devices("GPU"):
+        pytest.skip("float16 is what a GPU is for")
+    warning = devices.precision_warning("mixed_float16")
+    assert warning.startswith("--precision=mixed_float16 is meant for GPUs") and "\n" not in warning
+    assert devices.precision_warning("mixed_bfloat16") is None
+    assert devices.precision_warning("float32") is None
 
 
 def test_cpu_flags_are_read_from_cpuinfo(tmp_path):

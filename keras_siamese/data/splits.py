@@ -221,3 +221,8 @@ def partition(
         test_unseen_images=dataset.test_images[unseen_test],
         test_unseen_labels=dataset.test_labels[unseen_test],
     )
+
+
+def seen_class_indices(split: ClassSplit, labels: np.ndarray) -> np.ndarray:
+    """`labels` as a classifier's outputs number them: the seen classes in order, from 0."""
+    return np.searchsorted(np.asarray(sorted(split.seen)), labels)

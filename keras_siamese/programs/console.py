@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import sys
 
-from keras_siamese.programs import canvas, evaluate, search, train
+from keras_siamese.programs import canvas, evaluate, export, search, train
 
 # Subcommand name -> program module, in the order the command lists them; `demo` runs
 # `train` then `eval` on the package's demo settings.
-PROGRAMS = {"train": train, "eval": evaluate, "search": search, "canvas": canvas}
+PROGRAMS = {
+    "train": train,
+    "eval": evaluate,
+    "search": search,
+    "canvas": canvas,
+    "export": export,
+}
 SUBCOMMANDS = (*PROGRAMS, "demo")
 
 

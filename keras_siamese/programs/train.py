@@ -19,7 +19,7 @@ import sys
 
 from absl import flags, logging
 
-from keras_siamese import cli, workdir
+from keras_siamese import cli, keras_backend, workdir
 from keras_siamese.config import TrainConfig, TuneConfig
 from keras_siamese.data.datasets import load_dataset
 from keras_siamese.errors import UserError
@@ -91,6 +91,7 @@ def run(flag_values: flags.FlagValues, summary: bool = True) -> int:
         return tune(config, flag_values)
     try:
         # Settings and data are checked before TensorFlow loads: a typo fails at once.
+        keras_backend.check_training_backend()
         config.validate()
         workdir.check(config.workdir, config.to_flagfile(), overwrite=overwrite)
         if not overwrite and workdir.finished(config.workdir, config.to_flagfile()):

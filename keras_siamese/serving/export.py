@@ -4,21 +4,25 @@ The SavedModel's `serving_default` signature takes uint8 images `[N, H, W, C]`
 (named `images`) and returns float32 embeddings; preprocessing is inside, so
 clients never need the normalisation constants. The export is assembled in a
 temporary folder and renamed into place, metadata.json last, so a crash never
-leaves half an export that looks complete.
+leaves half an export that looks complete. Writing the SavedModel takes
+TensorFlow; a run trained without it (Keras's JAX backend) exports the .keras
+file and metadata.json alone.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
 import platform
+import shutil
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 import keras_siamese
 from keras_siamese import files
+from keras_siamese.errors import UserError
 from keras_siamese.serving import metadata as export_metadata
 
 SAVED_MODEL_ENDPOINT = "serve"
@@ -28,38 +32,87 @@ METADATA_FILE = export_metadata.FILE
 
 def package_versions() -> dict[str, str]:
     """Versions of the packages that a run's results depend on."""
-    return {
-        "keras_siamese": keras_siamese.__version__,
-        "tensorflow": tf.__version__,
-        "keras": keras.__version__,
-        "numpy": np.__version__,
-        "python": platform.python_version(),
-    }
+    versions = {"keras_siamese": keras_siamese.__version__}
+    if tensorflow_installed():
+        import tensorflow as tf
+
+        versions["tensorflow"] = tf.__version__
+    backend = keras.backend.backend()
+    if backend != "tensorflow":
+        versions["keras_backend"] = backend
+        versions[backend] = importlib.import_module(backend).__version__
+    versions.update(keras=keras.__version__, numpy=np.__version__, python=platform.python_version())
+    return versions
+
+
+def tensorflow_installed() -> bool:
+    """Whether TensorFlow can be imported here (it writes and loads SavedModels)."""
+    try:
+        return importlib.util.find_spec("tensorflow") is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def export_tower(
     tower: keras.Model, export_dir: str, metadata: export_metadata.ExportMetadata
-) -> None:
+) -> bool:
     """Writes the tower's SavedModel, its .keras file and metadata.json to `export_dir`.
 
     Any previous export at `export_dir` stays intact until the new one is
-    complete.
+    complete. Returns whether the SavedModel was written: without TensorFlow
+    the export holds the .keras file and metadata.json alone.
     """
+    with_saved_model = tensorflow_installed()
 
     def fill(staging: str) -> None:
-        archive = keras.export.ExportArchive()
-        archive.track(tower)
-        spec = tf.TensorSpec([None, *tower.input_shape[1:]], tf.uint8, name="images")
-        archive.add_endpoint(
-            SAVED_MODEL_ENDPOINT,
-            lambda images: tower(images, training=False),
-            input_signature=[spec],
-        )
-        archive.write_out(staging, verbose=False)
+        if with_saved_model:
+            _write_saved_model(tower, staging)
         tower.save(os.path.join(staging, KERAS_FILE))
         export_metadata.write(staging, metadata)
 
     files.write_directory(export_dir, fill)
+    return with_saved_model
+
+
+def _write_saved_model(tower: keras.Model, staging: str) -> None:
+    import tensorflow as tf
+
+    archive = keras.export.ExportArchive()
+    archive.track(tower)
+    spec = tf.TensorSpec([None, *tower.input_shape[1:]], tf.uint8, name="images")
+    archive.add_endpoint(
+        SAVED_MODEL_ENDPOINT,
+        lambda images: tower(images, training=False),
+        input_signature=[spec],
+    )
+    archive.write_out(staging, verbose=False)
+
+
+def add_saved_model(export_dir: str) -> bool:
+    """Writes the SavedModel of an export that lacks one (a run trained without TensorFlow).
+
+    The export is rewritten whole, as `export_tower` writes it. Returns False,
+    changing nothing, when the export has its SavedModel already.
+
+    Raises:
+        UserError: when `export_dir` holds no .keras file, or TensorFlow is not installed.
+    """
+    if os.path.exists(os.path.join(export_dir, "saved_model.pb")):
+        return False
+    for name in (KERAS_FILE, METADATA_FILE):
+        if not os.path.isfile(os.path.join(export_dir, name)):
+            raise UserError(f"{export_dir} is not an export: it has no {name}.")
+    if not tensorflow_installed():
+        raise UserError("Writing a SavedModel takes TensorFlow: pip install tensorflow.")
+    tower = load_tower(export_dir)
+
+    def fill(staging: str) -> None:
+        _write_saved_model(tower, staging)
+        for name in (KERAS_FILE, METADATA_FILE):
+            shutil.copy2(os.path.join(export_dir, name), os.path.join(staging, name))
+
+    files.write_directory(export_dir, fill)
+    return True
 
 
 def load_tower(export_dir: str) -> keras.Model:
@@ -71,6 +124,8 @@ def load_tower(export_dir: str) -> keras.Model:
 
 def load_saved_model(export_dir: str):
     """Loads an exported SavedModel; call `.serve(uint8_images)` for embeddings."""
+    import tensorflow as tf
+
     return tf.saved_model.load(export_dir)
 
 

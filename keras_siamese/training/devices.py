@@ -1,22 +1,55 @@
-"""Where the model runs: the tf.distribute strategy and XLA."""
+"""Where the model runs: the tf.distribute strategy, XLA and the arithmetic's precision.
+
+TensorFlow is imported only where its backend asks: under Keras's JAX backend
+a run trains on a machine without it.
+"""
 
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
-import tensorflow as tf
+import keras
 
 from keras_siamese.errors import ConfigError
 
+if TYPE_CHECKING:
+    import tensorflow as tf
+
 
 def resolve_jit_compile(choice: str) -> bool:
-    """XLA on or off: `auto` means on with a GPU, off on CPU.
+    """XLA on or off: `auto` means on with a GPU, off on CPU (on for JAX, which compiles
+    every step).
 
-    On a 2-core CPU, XLA made the ResNet56 training step 1.4 times slower.
+    On a 2-core CPU, XLA made TensorFlow's ResNet56 training step 1.4 times slower.
     """
     if choice == "auto":
-        return bool(tf.config.list_physical_devices("GPU"))
+        return keras.backend.backend() != "tensorflow" or bool(gpu_capabilities())
     return choice == "true"
+
+
+def gpu_capabilities() -> list[tuple[int, int] | None]:
+    """The compute capability of each GPU the Keras backend sees (None where unknown)."""
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        found = []
+        for gpu in tf.config.list_physical_devices("GPU"):
+            capability = tf.config.experimental.get_device_details(gpu).get("compute_capability")
+            found.append(tuple(capability) if capability else None)
+        return found
+    if backend == "jax":
+        import jax
+
+        found = []
+        for device in jax.devices():
+            if device.platform != "gpu":
+                continue
+            capability = getattr(device, "compute_capability", None)  # "9.0" on CUDA
+            found.append(tuple(int(x) for x in capability.split(".")) if capability else None)
+        return found
+    return []
 
 
 # CPU flags (as /proc/cpuinfo names them) of native bfloat16 arithmetic.
@@ -47,17 +80,30 @@ def resolve_precision(choice: str, flags: set[str] | None = None) -> tuple[str, 
     """
     if choice != "auto":
         return choice, "as given"
-    for gpu in tf.config.list_physical_devices("GPU"):
-        capability = tf.config.experimental.get_device_details(gpu).get("compute_capability")
-        if capability and tuple(capability) >= (7, 0):
+    for capability in gpu_capabilities():
+        if capability and capability >= (7, 0):
             return (
                 "mixed_float16",
                 f"auto: a GPU of compute capability {capability[0]}.{capability[1]}",
             )
-    found = sorted(set(BF16_CPU_FLAGS) & (cpu_flags() if flags is None else flags))
+    flags = cpu_flags() if flags is None else flags
+    if not flags:
+        return "float32", "auto: the CPU's instruction flags could not be read"
+    found = sorted(set(BF16_CPU_FLAGS) & flags)
     if found:
         return "mixed_bfloat16", f"auto: this CPU has {' and '.join(found)}"
     return "float32", "auto: no bfloat16 instructions or float16 tensor cores found"
+
+
+def precision_warning(precision: str) -> str | None:
+    """A line for a precision that will run slowly here (float16 on a machine without a GPU)."""
+    if precision == "mixed_float16" and not gpu_capabilities():
+        return (
+            "--precision=mixed_float16 is meant for GPUs: this machine has none, and a CPU "
+            "emulates float16, slower than float32 (--precision=auto picks for the machine). "
+            "Going on."
+        )
+    return None
 
 
 def make_strategy(name: str) -> tf.distribute.Strategy:
@@ -70,6 +116,8 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
     tpu: the TPU that TensorFlow's TPUClusterResolver finds (TPU_NAME, or a
     TPU VM's own).
     """
+    import tensorflow as tf
+
     if name == "multi_worker":
         # Before anything that starts TensorFlow's runtime, listing devices included.
         if not os.environ.get("TF_CONFIG"):
@@ -90,6 +138,8 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
 
 
 def _tpu_strategy() -> tf.distribute.Strategy:
+    import tensorflow as tf
+
     try:
         resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
         tf.config.experimental_connect_to_cluster(resolver)

@@ -5,35 +5,38 @@ The run folder's layout is described in `keras_siamese.workdir`.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import os
 import shutil
 import sys
 import time
+from typing import TYPE_CHECKING
 
 import keras
-import numpy as np
-import tensorflow as tf
 
 from keras_siamese import files
 from keras_siamese import workdir as wd
 from keras_siamese.config import TrainConfig
-from keras_siamese.data import pipeline, splits
+from keras_siamese.data import splits
 from keras_siamese.data.datasets import ImageDataset, load_dataset
 from keras_siamese.errors import ConfigError, UserError
 from keras_siamese.evaluation import protocol
 from keras_siamese.evaluation.results import Budget, Metrics
-from keras_siamese.model import build, classifier, siamese, test_time
+from keras_siamese.model import build, classifier, test_time
 from keras_siamese.serving import export
 from keras_siamese.serving.metadata import ExportMetadata
-from keras_siamese.training import devices, multi_worker, warm_start
+from keras_siamese.training import devices, numpy_inputs, warm_start
 from keras_siamese.training.callbacks import (
     BestWeights,
     EpochSnapshots,
     RunEstimate,
     TimeBudget,
 )
+
+if TYPE_CHECKING:
+    import tensorflow as tf
 
 
 class TrainingDiverged(UserError):
@@ -49,103 +52,6 @@ class RunResult:
     is_chief: bool = True  # a multi-worker run's other workers evaluate and export nothing
 
 
-def make_datasets(
-    config: TrainConfig, part: splits.Partition, steps: int, first_epoch: int
-) -> tuple[tf.data.Dataset, tf.data.Dataset | None]:
-    """The training and (if there are validation images) validation datasets.
-
-    The training batches of epoch `first_epoch` onwards are those an
-    uninterrupted run would draw.
-    """
-    augmentation = pipeline.Augmentation(flip=config.flip, crop=config.crop)
-    has_validation = len(part.val_labels) > 0
-    val_ds = None
-    if config.uses_class_batches:
-        train_ds = pipeline.class_dataset(
-            part.train_images,
-            _seen_class_indices(part, part.train_labels),
-            config.batch_size,
-            steps,
-            config.seed,
-            augmentation,
-            first_epoch=first_epoch,
-            mixing=pipeline.Mixing(len(part.split.seen), config.mixup, config.cutmix),
-            rotations=bool(config.rotation_weight),
-        )
-        if has_validation:
-            val_ds = pipeline.fixed_class_dataset(
-                part.val_images, _seen_class_indices(part, part.val_labels), config.batch_size
-            )
-        if config.rotation_weight:
-            train_ds = train_ds.map(_label_rotation_outputs)
-            if val_ds is not None:
-                val_ds = val_ds.map(_label_upright)
-    elif config.uses_pk_batches:
-        train_labels, val_labels = part.train_labels, part.val_labels
-        if config.classifier_weight:
-            train_labels = _seen_class_indices(part, train_labels)
-            val_labels = _seen_class_indices(part, val_labels)
-        train_ds = pipeline.pk_dataset(
-            part.train_images,
-            train_labels,
-            config.classes_per_batch,
-            config.images_per_class,
-            steps,
-            config.seed,
-            augmentation,
-            first_epoch=first_epoch,
-        )
-        # Validation classes may hold fewer than K images: take what they all have.
-        val_k = (
-            min(
-                config.images_per_class,
-                int(np.unique(part.val_labels, return_counts=True)[1].min()),
-            )
-            if has_validation
-            else 0
-        )
-        if val_k >= 2:
-            val_ds = pipeline.fixed_pk_dataset(
-                part.val_images,
-                val_labels,
-                config.classes_per_batch,
-                val_k,
-                config.seed + 1,
-            )
-        if config.classifier_weight:
-            train_ds, val_ds = (
-                ds if ds is None else ds.map(_label_both_outputs) for ds in (train_ds, val_ds)
-            )
-    else:
-        # Triplets and pairs are drawn alike; only their grouping differs.
-        if config.objective == "contrastive":
-            make, make_fixed = pipeline.pair_dataset, pipeline.fixed_pair_dataset
-            names = siamese.PAIR_INPUT_NAMES
-        else:
-            make, make_fixed = pipeline.triplet_dataset, pipeline.fixed_triplet_dataset
-            names = siamese.INPUT_NAMES
-        train_ds = make(
-            part.train_images,
-            part.train_labels,
-            config.batch_size,
-            steps,
-            names=names,
-            seed=config.seed,
-            augmentation=augmentation,
-            first_epoch=first_epoch,
-        )
-        if has_validation:
-            val_ds = make_fixed(
-                part.val_images,
-                part.val_labels,
-                len(part.val_labels),
-                config.batch_size,
-                names=names,
-                seed=config.seed + 1,
-            )
-    return train_ds, val_ds
-
-
 def _run_precision(config: TrainConfig) -> tuple[str, str]:
     """The dtype policy of this run and why: a resumed `auto` run keeps its first choice."""
     if config.precision == "auto":
@@ -153,27 +59,6 @@ def _run_precision(config: TrainConfig) -> tuple[str, str]:
         if recorded:
             return recorded, "auto, as this run chose when it started"
     return devices.resolve_precision(config.precision)
-
-
-def _seen_class_indices(part: splits.Partition, labels: np.ndarray) -> np.ndarray:
-    """`labels` as a classifier's outputs number them: the seen classes in order, from 0."""
-    return np.searchsorted(np.asarray(sorted(part.split.seen)), labels)
-
-
-def _label_rotation_outputs(images, labels):
-    """A rotation batch's `(class labels, turns)` for the two outputs of its model."""
-    class_labels, turns = labels
-    return images, {classifier.CLASS_SCORES: class_labels, classifier.ROTATION_SCORES: turns}
-
-
-def _label_upright(images, labels):
-    """Validation images are upright: turn 0 for the rotation head."""
-    return _label_rotation_outputs(images, (labels, tf.zeros_like(labels)))
-
-
-def _label_both_outputs(images, labels):
-    """One P x K batch's labels for both outputs of the mining-and-classifier model."""
-    return images, classifier.labels_of_both_outputs(labels)
 
 
 def steps_per_epoch(config: TrainConfig, num_train_images: int) -> int:
@@ -214,8 +99,11 @@ def _callbacks(
         RunEstimate(steps_left, config.images_per_batch),
         keras.callbacks.TerminateOnNaN(),
         keras.callbacks.CSVLogger(os.path.join(workdir, wd.HISTORY_FILE), append=True),
-        keras.callbacks.TensorBoard(os.path.join(workdir, wd.LOGS_DIR), write_graph=False),
     ]
+    if _on_tensorflow():  # TensorBoard's event files are written by TensorFlow
+        callbacks.append(
+            keras.callbacks.TensorBoard(os.path.join(workdir, wd.LOGS_DIR), write_graph=False)
+        )
     if not config.ema_decay:
         # With a weight average, the average at the end is what the run keeps.
         callbacks.append(
@@ -247,19 +135,37 @@ def _fit_keras(
 ) -> list[float]:
     """model.fit on one machine (default or mirrored strategy); the epochs' losses."""
     # A resumed run continues with the batches of the epoch it stopped at.
-    train_ds, val_ds = make_datasets(config, part, steps, first_epoch)
+    validation_batch_size = None
+    if _on_tensorflow():
+        from keras_siamese.training import tf_inputs
+
+        train, validation = tf_inputs.make_datasets(config, part, steps, first_epoch)
+    else:
+        train, validation, validation_batch_size = numpy_inputs.make_inputs(
+            config, part, steps, first_epoch
+        )
     history = model.fit(
-        train_ds,
+        train,
         epochs=config.epochs,
         steps_per_epoch=steps,
-        validation_data=val_ds,
+        validation_data=validation,
+        validation_batch_size=validation_batch_size,
         callbacks=_callbacks(
-            config, tower, val_ds is not None, (config.epochs - first_epoch) * steps
+            config, tower, validation is not None, (config.epochs - first_epoch) * steps
         ),
-        shuffle=False,  # the pipeline draws its own random batches
+        shuffle=False,  # the batches are drawn at random already
         verbose=verbose,
     )
     return history.history.get("loss", [])
+
+
+def _on_tensorflow() -> bool:
+    return keras.backend.backend() == "tensorflow"
+
+
+def _backend_note() -> str:
+    """`, with Keras's jax backend` where it is not TensorFlow; else nothing."""
+    return "" if _on_tensorflow() else f", with Keras's {keras.backend.backend()} backend"
 
 
 def _check_replica_split(config: TrainConfig, replicas: int) -> None:
@@ -286,6 +192,8 @@ def _fit_multi_worker(
     verbose: int,
 ) -> tuple[int, list[float]]:
     """The multi-worker loop; each input pipeline draws its own seeded batches."""
+    from keras_siamese.training import multi_worker, tf_inputs
+
     workdir = config.workdir
     replicas = strategy.num_replicas_in_sync
 
@@ -296,7 +204,7 @@ def _fit_multi_worker(
             classes_per_batch=config.classes_per_batch // replicas,
             seed=config.seed + 1_000_003 * context.input_pipeline_id,
         )
-        return make_datasets(share, part, steps, first_epoch)[0].skip(skip)
+        return tf_inputs.make_datasets(share, part, steps, first_epoch)[0].skip(skip)
 
     def log_epoch(epoch: int, loss: float) -> None:
         if chief:
@@ -347,6 +255,8 @@ def _train_and_evaluate(
     config: TrainConfig, dataset: ImageDataset | None, overwrite: bool, verbose: int | None
 ) -> RunResult:
     config.validate()
+    if not _on_tensorflow():
+        numpy_inputs.check_supported(config, keras.backend.backend())
     if verbose is None:
         verbose = 1 if sys.stdout.isatty() else 2
     if dataset is None:
@@ -365,11 +275,15 @@ def _train_and_evaluate(
     steps = steps_per_epoch(config, len(part.train_labels))
 
     # Created before any other TensorFlow work: a multi-worker strategy must come first.
-    strategy = devices.make_strategy(config.strategy)
+    strategy = devices.make_strategy(config.strategy) if _on_tensorflow() else None
+    replicas = strategy.num_replicas_in_sync if strategy else 1
     multi = config.strategy == "multi_worker"
+    chief = True
     if multi:
-        _check_replica_split(config, strategy.num_replicas_in_sync)
-    chief = multi_worker.is_chief(strategy) if multi else True
+        from keras_siamese.training import multi_worker
+
+        _check_replica_split(config, replicas)
+        chief = multi_worker.is_chief(strategy)
 
     source = None
     if config.init_from:
@@ -378,7 +292,8 @@ def _train_and_evaluate(
     precision, reason = _run_precision(config)
     keras.utils.set_random_seed(config.seed)
     # The batch is global: each replica trains on its share.
-    with strategy.scope(), build.precision_policy(precision):
+    scope = strategy.scope() if strategy else contextlib.nullcontext()
+    with scope, build.precision_policy(precision):
         tower = build.build_tower(config, dataset.info)
         model = build.build_training_model(
             config,
@@ -415,13 +330,16 @@ def _train_and_evaluate(
         )
     if config.precision == "auto":
         print(f"Precision: {precision} ({reason}).", flush=True)
+    warning = devices.precision_warning(precision)
+    if warning:
+        print(warning, flush=True)
     resuming = f", resuming at epoch {first_epoch + 1}" if first_epoch else ""
     print(
         f"Training {tower.name} ({tower.count_params():,} parameters) on {config.dataset} "
         f"split {split.name}: {len(part.train_labels)} train images of {len(split.seen)} seen "
         f"classes with --objective={config.objective}, {config.epochs} epoch(s) x {steps} "
-        f"step(s) of {config.images_per_batch} images on {strategy.num_replicas_in_sync} "
-        f"replica(s){resuming}.",
+        f"step(s) of {config.images_per_batch} images on {replicas} replica(s)"
+        f"{_backend_note()}{resuming}.",
         flush=True,
     )
     start = time.time()
@@ -483,7 +401,14 @@ def _train_and_evaluate(
     )
     files.write_json_atomic(os.path.join(workdir, wd.METRICS_FILE), metrics.to_json())
     export_dir = os.path.join(workdir, wd.EXPORT_DIR)
-    export.export_tower(served, export_dir, _metadata(config, dataset, part, tower, metrics))
+    metadata = _metadata(config, dataset, part, tower, metrics)
+    if not export.export_tower(served, export_dir, metadata):
+        print(
+            f"The export in {export_dir} holds the tower's .keras file and metadata.json: "
+            "its SavedModel, which the other programs serve, takes TensorFlow: where it is "
+            f"installed, keras-siamese export --export_dir={export_dir} writes it.",
+            flush=True,
+        )
     return RunResult(metrics=metrics, export_dir=export_dir)
 
 
