@@ -341,6 +341,19 @@ class TrainConfig:
         "min(D, (1 + step) / (10 + step))) and evaluate and export the average instead of the "
         "best epoch's weights; snapshots hold the average too. 0: off.",
     )
+    distill_from: str = setting(
+        "",
+        "softmax, normsoftmax: a finished classification run of this split (its folder W) "
+        "whose frozen tower and classifier give soft targets: this run, a second generation, "
+        "learns (1 - --distill_weight) of the label loss plus --distill_weight of the "
+        "distillation loss (born-again networks). Empty: off.",
+    )
+    distill_weight: float = setting(
+        0.5, "--distill_from: the distillation loss's share of the loss, in (0, 1]."
+    )
+    distill_temperature: float = setting(
+        4.0, "--distill_from: the temperature that softens both generations' predictions, > 0."
+    )
     seed: int = setting(0, "Seed of weights, triplets and augmentation.")
     init_from: str = setting(
         "",
@@ -601,6 +614,22 @@ class TrainConfig:
             )
         if not 0.0 <= self.ema_decay < 1.0:
             raise ConfigError(f"--ema_decay={self.ema_decay} must be in [0, 1).")
+        if not 0.0 < self.distill_weight <= 1.0:
+            raise ConfigError(f"--distill_weight={self.distill_weight} must be in (0, 1].")
+        if not 0.0 < self.distill_temperature < math.inf:
+            raise ConfigError(
+                f"--distill_temperature={self.distill_temperature} must be a positive number."
+            )
+        if self.distill_from and self.rotation_weight:
+            raise ConfigError(
+                "--distill_from and --rotation_weight together are not supported: "
+                "the teacher scores upright images only."
+            )
+        if self.distill_from and not self.uses_class_batches:
+            raise ConfigError(
+                "--distill_from learns a teacher's class predictions: it is for --objective="
+                f"softmax or normsoftmax, not --objective={self.objective}."
+            )
 
     def _validate_objective(self, num_seen: int | None) -> None:
         if self.soft_margin and self.objective != "batch_hard":
@@ -725,6 +754,10 @@ class TuneConfig:
         if train.init_from:
             raise ConfigError(
                 "--mode=tune searches from random weights: --init_from is for training runs."
+            )
+        if train.distill_from:
+            raise ConfigError(
+                "--mode=tune searches without a teacher: --distill_from is for training runs."
             )
         if train.strategy == "multi_worker":
             raise ConfigError(

@@ -75,7 +75,17 @@ TRAIN_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ),
     (
         "Augmentation and regularisation",
-        ("flip", "crop", "mixup", "cutmix", "rotation_weight", "ema_decay"),
+        (
+            "flip",
+            "crop",
+            "mixup",
+            "cutmix",
+            "rotation_weight",
+            "ema_decay",
+            "distill_from",
+            "distill_weight",
+            "distill_temperature",
+        ),
     ),
     ("Export options", ("tta", "center")),
     (

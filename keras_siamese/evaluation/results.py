@@ -208,6 +208,8 @@ class Budget(JsonRecord):
     init_from: str | None = None  # the export it started from, whose images are not counted
     classifier_weight: float = 0.0  # a batch_* run's classifier beside its mining loss
     precision: str | None = None  # the dtype policy it trained with (--precision=auto resolved)
+    # --distill_from: the images its teacher's training spent, not counted in `images`
+    teacher_images: int | None = None
 
     @property
     def tower_images_per_step(self) -> int:

@@ -14,7 +14,7 @@ from keras import ops
 
 from keras_siamese.config import TrainConfig
 from keras_siamese.data.datasets import DatasetInfo
-from keras_siamese.model import classifier, losses, resnet, siamese
+from keras_siamese.model import classifier, distillation, losses, resnet, siamese
 
 
 @contextlib.contextmanager
@@ -154,6 +154,8 @@ def build_training_model(
     jit_compile: bool = False,
     num_classes: int | None = None,
     steps_per_epoch: int | None = None,
+    teacher: keras.Model | None = None,
+    teacher_scale: float = 1.0,
 ) -> keras.Model:
     """The compiled training model of `config.objective` around `tower`.
 
@@ -163,6 +165,8 @@ def build_training_model(
     contrastive: the two-input pair model; softmax and normsoftmax: the tower
     under a classifier of `num_classes` classes (the classes trained on).
     A learning-rate schedule or a mining warm-up needs the run's `steps_per_epoch`.
+    With `--distill_from`, `teacher` (a frozen classifier of the same classes, whose
+    scores times `teacher_scale` are logits) gives the soft targets.
     """
     margin = config.resolved_margin
     train_optimizer = optimizer(config, steps_per_epoch)
@@ -192,6 +196,20 @@ def build_training_model(
                 classifier.ROTATION_SCORES: config.rotation_weight,
             }
             metrics = {classifier.CLASS_SCORES: metrics}
+        elif config.distill_from:
+            if teacher is None:
+                raise ValueError("--distill_from needs the teacher's model")
+            soft_targets = distillation.SoftTargets(
+                config.distill_weight,
+                config.distill_temperature,
+                student_scale=config.logit_scale if cosine else 1.0,
+                teacher_scale=teacher_scale,
+                name="soft_targets",
+            )
+            model = distillation.distilled_classifier_model(
+                tower, teacher, num_classes, cosine, soft_targets
+            )
+            loss_weights = [1.0 - config.distill_weight]
         else:
             model = classifier.classifier_model(tower, num_classes, cosine=cosine)
     elif config.objective == "triplet":

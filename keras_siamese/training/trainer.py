@@ -27,7 +27,7 @@ from keras_siamese.evaluation.results import Budget, Metrics
 from keras_siamese.model import build, classifier, test_time
 from keras_siamese.serving import export
 from keras_siamese.serving.metadata import ExportMetadata
-from keras_siamese.training import devices, numpy_inputs, warm_start
+from keras_siamese.training import devices, numpy_inputs, teacher, warm_start
 from keras_siamese.training.callbacks import (
     BestWeights,
     EpochSnapshots,
@@ -294,6 +294,12 @@ def _train_and_evaluate(
     # The batch is global: each replica trains on its share.
     scope = strategy.scope() if strategy else contextlib.nullcontext()
     with scope, build.precision_policy(precision):
+        # The teacher's variables, like the model's, belong to the strategy.
+        first_generation = (
+            teacher.load_teacher(config.distill_from, config.dataset, split)
+            if config.distill_from
+            else None
+        )
         tower = build.build_tower(config, dataset.info)
         model = build.build_training_model(
             config,
@@ -301,6 +307,8 @@ def _train_and_evaluate(
             devices.resolve_jit_compile(config.jit_compile),
             num_classes=len(split.seen),
             steps_per_epoch=steps,
+            teacher=first_generation.model if first_generation else None,
+            teacher_scale=first_generation.logit_scale if first_generation else 1.0,
         )
     fresh = []
     if source is not None:  # a resumed run's backup replaces these weights again
@@ -326,6 +334,13 @@ def _train_and_evaluate(
         print(
             f"The tower starts from the weights of {config.init_from}"
             + (f", except {', '.join(fresh)} (new)." if fresh else "."),
+            flush=True,
+        )
+    if first_generation:
+        print(
+            f"Distilling from {config.distill_from} (its training spent "
+            f"{first_generation.images:,} images): weight {config.distill_weight}, "
+            f"temperature {config.distill_temperature}.",
             flush=True,
         )
     if config.precision == "auto":
@@ -390,6 +405,7 @@ def _train_and_evaluate(
         init_from=config.init_from or None,
         classifier_weight=config.classifier_weight,
         precision=precision,
+        teacher_images=first_generation.images if first_generation else None,
     )
     metrics = dataclasses.replace(
         protocol.evaluate(embeddings, config.distance).metrics, budget=budget
