@@ -76,10 +76,23 @@ def test_records_of_one_split_that_differ_beyond_their_seed_are_refused(tmp_path
     shutil.rmtree(tmp_path / "fast" / "b")
     _record(tmp_path / "fast" / "b", 1, (0.7, 0.03), extra=("--fused_batch_norm",))
     assert table.build_table(table.find_records(str(tmp_path)))["recipes"]["fast"]["90_10"]
-    shutil.rmtree(tmp_path / "fast" / "b")
-    _record(tmp_path / "fast" / "b", 0, (0.7, 0.03))
-    with pytest.raises(UserError, match="are both seed 0 of one run"):
-        table.build_table(table.find_records(str(tmp_path)))
+
+
+def test_two_runs_of_one_seed_are_rows_of_their_own_never_averaged(tmp_path):
+    _record(tmp_path / "fast" / "a", 0, (0.6, 0.03))
+    _record(tmp_path / "fast" / "again", 0, (0.7, 0.02))
+    _record(tmp_path / "fast" / "c", 1, (0.5, 0.01))
+    result = table.build_table(table.find_records(str(tmp_path)))
+    runs = result["recipes"]["fast"]
+    assert sorted(runs) == ["90_10 (a)", "90_10 (again)", "90_10 (c)"]
+    assert runs["90_10 (again)"]["metrics"]["5way_1shot"]["value"] == pytest.approx(0.7)
+    assert runs["90_10 (a)"]["seeds"] == [0] and runs["90_10 (c)"]["seeds"] == [1]
+    lines = table.markdown_table(result)
+    rows = [x for x in lines.splitlines() if x.startswith("| 90_10 (")]
+    assert len(rows) == 6  # three in each of the two tables
+    assert rows[0].startswith("| 90_10 (a) | 132,096 | 0 | ") and "| 60.0 ± 3.0 | 62.9 |" in rows[0]
+    assert "| 70.0 ± 2.0 | 62.9 |" in rows[1]
+    assert "| 90_10 |" not in lines  # no averaged row beside them
 
 
 def test_an_unreadable_record_is_one_line(capsys, tmp_path):

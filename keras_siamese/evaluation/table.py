@@ -205,32 +205,53 @@ def _reference_row(split: str) -> dict:
 def build_table(records: list[RunRecord]) -> dict:
     """table.json's content: recipe → split → metric → mean, CI and each seed's value.
 
+    Records of one recipe and split that share a seed are not averaged: each is a row of
+    its own, keyed `SPLIT (FOLDER)`.
+
     Raises:
-        UserError: when two records of one recipe and split differ in more than their seed,
-            or share a seed.
+        UserError: when two records of one recipe and split differ in more than their seed.
     """
     groups: dict[tuple[str, str], list[RunRecord]] = {}
     for record in records:
         groups.setdefault((record.recipe, record.split), []).append(record)
     recipes: dict[str, dict] = {}
     for (recipe, split), group in sorted(groups.items(), key=lambda kv: _split_order(kv[0])):
-        group.sort(key=lambda r: r.seed)
+        group.sort(key=lambda r: (r.seed, r.path))
         _check_seeds_of_one_run(group)
-        metrics = {}
-        for column in COLUMNS:
-            values = [column.read(r.metrics) for r in group]
-            if all(v is not None for v in values):
-                metrics[column.key] = _mean_of_seeds(values)
-        recipes.setdefault(recipe, {})[split] = {
-            "seeds": [r.seed for r in group],
-            "runs": [os.path.basename(r.path) for r in group],
-            "images": group[0].images,
-            "metrics": metrics,
-        }
+        if len({r.seed for r in group}) == len(group):
+            rows = [(split, group)]
+        else:
+            rows = [(f"{split} ({os.path.basename(r.path)})", [r]) for r in group]
+        for key, runs in rows:
+            recipes.setdefault(recipe, {})[key] = _row(runs)
     return {
         "recipes": recipes,
         "reference": {split: _reference_row(split) for split in SPLITS},
     }
+
+
+def _row(group: list[RunRecord]) -> dict:
+    metrics = {}
+    for column in COLUMNS:
+        values = [column.read(r.metrics) for r in group]
+        if all(v is not None for v in values):
+            metrics[column.key] = _mean_of_seeds(values)
+    return {
+        "seeds": [r.seed for r in group],
+        "runs": [os.path.basename(r.path) for r in group],
+        "images": group[0].images,
+        "metrics": metrics,
+    }
+
+
+def row_keys(runs: dict, splits) -> list[str]:
+    """The rows to draw for `splits`: each split, or where its runs share a seed, each of
+    those runs' rows (`SPLIT (FOLDER)`)."""
+    keys = []
+    for split in splits:
+        apart = sorted(k for k in runs if k.startswith(f"{split} ("))
+        keys += apart or [split]
+    return keys
 
 
 def seen_classes(split: str) -> int:
@@ -247,10 +268,6 @@ def _split_order(key: tuple[str, str]) -> tuple:
 def _check_seeds_of_one_run(group: list[RunRecord]) -> None:
     first = group[0]
     for other in group[1:]:
-        if other.seed == first.seed:
-            raise UserError(
-                f"{first.path} and {other.path} are both seed {first.seed} of one run: keep one."
-            )
         if not wd.same_settings("\n".join(first.config), "\n".join(other.config)):
             differs = sorted(set(other.config) ^ set(first.config))
             raise UserError(
@@ -305,12 +322,12 @@ def markdown_table(table: dict, recipe: str = MAIN_RECIPE, splits=SPLITS) -> str
     oneshot = _columns(_ONESHOT)
     head = "| split | images | seeds | " + " | ".join(f"{c.title} | ref." for c in oneshot) + " |"
     lines = [head, "|" + " --- |" * (3 + 2 * len(oneshot))]
-    for split in splits:
-        row = runs.get(split)
+    for key in row_keys(runs, splits):
+        row, split = runs.get(key), key.split(" ")[0]
         ours = row["metrics"] if row else {}
         models = refs.get(split, {}).get("reference_models", {})
         cells = [
-            split,
+            key,
             _images(row["images"]) if row else "not trained yet",
             ", ".join(str(s) for s in row["seeds"]) if row else _DASH,
         ]
@@ -320,12 +337,12 @@ def markdown_table(table: dict, recipe: str = MAIN_RECIPE, splits=SPLITS) -> str
     pairs = _columns(_PAIRS)
     head = _pair_head(pairs)
     lines += ["", head, "|" + " --- |" * (head.count("|") - 1)]
-    for split in splits:
-        row = runs.get(split)
+    for key in row_keys(runs, splits):
+        row, split = runs.get(key), key.split(" ")[0]
         ours = row["metrics"] if row else {}
         models = refs.get(split, {}).get("reference_models", {})
         published = refs.get(split, {}).get("published", {})
-        cells = [split]
+        cells = [key]
         for c in pairs:
             if c.key == "always_different" and c.key not in ours:
                 cells.append(_percent(models.get(c.key), c))  # the split's, not a model's
@@ -349,11 +366,11 @@ def headline_markdown(table: dict, recipe: str = MAIN_RECIPE) -> str:
     runs = table["recipes"].get(recipe, {})
     titles = ["split", "images", "seeds"] + [t for c in columns for t in (c.title, "ref.")]
     lines = ["| " + " | ".join(titles) + " |", "|" + " --- |" * len(titles)]
-    for split in HEADLINE_SPLITS:
-        row = runs.get(split)
+    for key in row_keys(runs, HEADLINE_SPLITS):
+        row, split = runs.get(key), key.split(" ")[0]
         models = table["reference"][split]["reference_models"]
         cells = [
-            split,
+            key,
             _images(row["images"]) if row else "not trained yet",
             ", ".join(str(s) for s in row["seeds"]) if row else _DASH,
         ]
