@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import pathlib
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 
 import numpy as np
@@ -226,6 +229,30 @@ def program_error(capsys, program: str, *args: str) -> str:
 def train_error(capsys, *args: str) -> str:
     """train_main's one error line; the data folder is absent unless `args` name one."""
     return program_error(capsys, "train_main", "--data_dir=/nonexistent", *args)
+
+
+def backup_epoch(workdir: str) -> int:
+    """The epochs a run's backup holds (0 before its first)."""
+    try:
+        with open(os.path.join(workdir, "backup", "training_metadata.json")) as f:
+            return json.load(f)["epoch"]
+    except (OSError, ValueError):
+        return 0
+
+
+def kill_after_first_epoch(proc: subprocess.Popen, workdir: str) -> int:
+    """SIGKILLs the training process `proc` once its backup holds an epoch; returns the
+    epochs the backup holds then."""
+    try:
+        deadline = time.time() + 300
+        while backup_epoch(workdir) < 1 and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.05)
+        assert proc.poll() is None, "training ended before it could be killed"
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.wait()
+    return backup_epoch(workdir)
 
 
 # The heaviest files first (by their measured seconds), so that `pytest -n 2 --dist

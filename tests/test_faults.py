@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 
 import numpy as np
 import pytest
@@ -18,6 +17,7 @@ from keras_siamese import files
 from keras_siamese.serving import export
 from tests.conftest import (
     ROOT,
+    kill_after_first_epoch,
     program_error,
     program_output,
     sample_metadata,
@@ -35,14 +35,6 @@ def _train_args(cifar_dir, workdir):
     ]
 
 
-def _backup_epoch(workdir):
-    try:
-        with open(os.path.join(workdir, "backup", "training_metadata.json")) as f:
-            return json.load(f)["epoch"]
-    except (OSError, ValueError):
-        return 0
-
-
 def test_killed_training_resumes_and_logs_each_epoch_once(smoke_run, cifar_dir, tmp_path):
     workdir = str(tmp_path / "run")
     args = _train_args(cifar_dir, workdir)
@@ -52,16 +44,7 @@ def test_killed_training_resumes_and_logs_each_epoch_once(smoke_run, cifar_dir, 
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    try:
-        deadline = time.time() + 300
-        while _backup_epoch(workdir) < 1 and proc.poll() is None and time.time() < deadline:
-            time.sleep(0.05)
-        assert proc.poll() is None, "training ended before it could be killed"
-        os.kill(proc.pid, signal.SIGKILL)
-    finally:
-        proc.kill()
-        proc.wait()
-    killed_at = _backup_epoch(workdir)
+    killed_at = kill_after_first_epoch(proc, workdir)
     assert 1 <= killed_at < 3
     assert not os.path.exists(os.path.join(workdir, "export"))
 

@@ -8,10 +8,8 @@ where TensorFlow is installed.
 import csv
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -19,7 +17,7 @@ import pytest
 from keras_siamese.config import TrainConfig
 from keras_siamese.errors import ConfigError
 from keras_siamese.training import numpy_inputs
-from tests.conftest import ROOT
+from tests.conftest import ROOT, kill_after_first_epoch
 
 pytest.importorskip("jax")
 
@@ -60,27 +58,10 @@ def _train(workdir, *args, wait=True):
     return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
 
 
-def _backup_epoch(workdir):
-    try:
-        with open(os.path.join(workdir, "backup", "training_metadata.json")) as f:
-            return json.load(f)["epoch"]
-    except (OSError, ValueError):
-        return 0
-
-
 def test_fast_recipe_trains_resumes_and_exports_without_tensorflow(tmp_path):
     workdir = str(tmp_path / "run")
     proc = _train(workdir, *FAST, wait=False)
-    try:
-        deadline = time.time() + 300
-        while _backup_epoch(workdir) < 1 and proc.poll() is None and time.time() < deadline:
-            time.sleep(0.05)
-        assert proc.poll() is None, "training ended before it could be killed"
-        os.kill(proc.pid, signal.SIGKILL)
-    finally:
-        proc.kill()
-        proc.wait()
-    assert _backup_epoch(workdir) == 1
+    assert kill_after_first_epoch(proc, workdir) == 1
 
     result = _train(workdir, *FAST)
     assert result.returncode == 0, result.stderr[-3000:]
