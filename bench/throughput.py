@@ -58,6 +58,11 @@ _ROTATION_WEIGHT = flags.DEFINE_float(
     "a step).",
 )
 _EMA_DECAY = flags.DEFINE_float("ema_decay", 0.0, "Keep a moving average of the weights.")
+_DISTILL = flags.DEFINE_boolean(
+    "distill",
+    False,
+    "softmax, normsoftmax: train against a frozen teacher of the same tower (--distill_from).",
+)
 _STEPS = flags.DEFINE_integer("steps", 5, "Timed steps (after two warm-up steps).")
 _JIT = flags.DEFINE_boolean("jit_compile", False, "Compile the step with XLA.")
 _PRECISION = flags.DEFINE_enum("precision", "float32", list(PRECISIONS), "Keras dtype policy.")
@@ -175,12 +180,20 @@ def main(argv: list[str]) -> None:
             rotation_weight=_ROTATION_WEIGHT.value if objective.endswith("softmax") else 0.0,
             ema_decay=_EMA_DECAY.value,
             fused_batch_norm=_FUSED_BN.value,
+            distill_from="teacher" if _DISTILL.value and objective.endswith("softmax") else "",
         )
         keras.utils.set_random_seed(0)
         with build.precision_policy(config.precision):
             tower = build.build_tower(config, DATASETS["cifar100"])
+            teacher = None
+            if config.distill_from:  # a teacher of random weights costs what a trained one does
+                teacher_tower = build.build_tower(config, DATASETS["cifar100"])
+                teacher = classifier.classifier_model(
+                    teacher_tower, NUM_CLASSES, cosine=objective == "normsoftmax"
+                )
+                teacher = keras.Model(teacher.inputs[0], teacher.outputs[0], name="teacher")
             model = build.build_training_model(
-                config, tower, jit_compile=_JIT.value, num_classes=NUM_CLASSES
+                config, tower, jit_compile=_JIT.value, num_classes=NUM_CLASSES, teacher=teacher
             )
         x, y = _batch(config, np.random.default_rng(0))
         for _ in range(2):
@@ -199,6 +212,7 @@ def main(argv: list[str]) -> None:
             "classifier_weight": config.classifier_weight,
             "rotation_weight": config.rotation_weight,
             "ema_decay": config.ema_decay,
+            "distill": bool(config.distill_from),
             "batch_size": config.batch_size,
             "images_per_step": config.images_per_batch,
             "median_step_seconds": round(step, 4),

@@ -84,6 +84,25 @@ def test_throughput_bench_synthetic_mode_skips_the_pipeline_and_times_every_leve
     assert abs(rotation["tower_images_per_second"] - 16 / seconds) <= 0.01 * 16 / seconds + 0.1
 
 
+def test_throughput_bench_times_a_step_beside_a_frozen_teacher():
+    result = run_main(
+        "bench/throughput.py",
+        "--objectives=triplet,normsoftmax",
+        "--depth=8",
+        "--steps=1",
+        "--batch_size=4",
+        "--inference_batch=8",
+        "--matmul_size=256",
+        "--synthetic",
+        "--distill",
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    triplet, distilled = _json_lines(result.stdout)
+    assert triplet["distill"] is False  # a teacher's scores are for the classifiers only
+    assert distilled["distill"] is True and distilled["images_per_step"] == 4
+    assert distilled["median_step_seconds"] > 0
+
+
 def test_evaluation_bench_prints_embedding_and_metric_figures():
     result = run_main(
         "bench/evaluation.py",
