@@ -55,3 +55,13 @@ def check_training_backend() -> str:
             f"KERAS_BACKEND={name} needs {package}, which is not installed: {install}."
         )
     return name
+
+
+def check_search_backend() -> None:
+    """Raises ConfigError unless the search (`--mode=tune`) can run: on TensorFlow only."""
+    name = configured_backend()
+    if name != "tensorflow":
+        raise ConfigError(
+            f"--mode=tune runs on Keras's TensorFlow backend (its trials train on tf.data), "
+            f"not KERAS_BACKEND={name}."
+        )

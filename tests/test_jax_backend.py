@@ -150,3 +150,19 @@ def test_a_backend_it_cannot_train_on_is_one_line(tmp_path, backend, message):
     assert result.returncode == 1
     assert result.stderr.strip() == f"error: {message} (for jax: pip install 'keras-siamese[jax]')."
     assert not (tmp_path / "run").exists()
+
+
+def test_the_search_refuses_another_backend_in_one_line(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "train_main.py", "--mode=tune", *TINY, f"--workdir={tmp_path / 'run'}"],
+        cwd=ROOT,
+        env={**os.environ, "KERAS_BACKEND": "jax"},
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        "error: --mode=tune runs on Keras's TensorFlow backend (its trials train on tf.data), "
+        "not KERAS_BACKEND=jax."
+    )
+    assert not (tmp_path / "run").exists()

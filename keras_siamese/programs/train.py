@@ -50,6 +50,7 @@ def tune(config: TrainConfig, flag_values: flags.FlagValues) -> int:
     overwrite = flag_values.overwrite
     try:
         tune_config = cli.config_from_flags(TuneConfig, flag_values)
+        keras_backend.check_search_backend()
         config.validate()
         tune_config.validate(config)
         flagfile = config.to_flagfile() + tune_config.to_flagfile()

@@ -30,7 +30,7 @@ from keras_siamese.data import splits
 from keras_siamese.data.datasets import ImageDataset, load_dataset
 from keras_siamese.model import build, test_time
 from keras_siamese.serving import export
-from keras_siamese.training import callbacks, devices, trainer
+from keras_siamese.training import callbacks, devices, tf_inputs, trainer
 
 OBJECTIVE = callbacks.ONESHOT_LOG
 MARGIN_RANGES = {"cosine": (0.05, 1.0), "euclidean": (0.1, 2.0)}
@@ -324,7 +324,7 @@ def run_search(
         centring_images=part.train_images[test_time.centring_sample(part.train_labels)],
     )
     tuner = make_tuner(hypermodel, base, tune, directory)
-    train_ds, val_ds = trainer.make_datasets(base, part, steps, first_epoch=0)
+    train_ds, val_ds = tf_inputs.make_datasets(base, part, steps, first_epoch=0)
     fit_callbacks: list[keras.callbacks.Callback] = [keras.callbacks.TerminateOnNaN()]
     if base.time_budget_minutes:
         fit_callbacks.append(callbacks.TimeBudget(base.time_budget_minutes))
