@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -15,6 +16,15 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
+
+# pymilvus configures logging when first imported (logging.config.dictConfig), which
+# closes every existing handler: absl's closes its stream unless that stream is the
+# sys.stderr of the moment. Under pytest, absl's handler writes to the worker's capture
+# file, so a first import inside a capsys test (where sys.stderr is capsys's) closed the
+# capture file and failed every later test of that process. Imported here, before any
+# test, its configuration meets absl's handler while sys.stderr is still that file.
+with contextlib.suppress(ImportError):
+    import pymilvus  # noqa: F401
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
