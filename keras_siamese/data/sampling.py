@@ -152,6 +152,14 @@ class PKSampler:
         return batches
 
 
+def validation_images_per_class(images_per_class: int, labels: np.ndarray) -> int:
+    """K for validation P x K batches: `images_per_class`, or fewer where a validation
+    class holds fewer images (every class must fill its K). Under 2: no such batches."""
+    if len(labels) == 0:
+        return 0
+    return min(images_per_class, int(np.unique(labels, return_counts=True)[1].min()))
+
+
 def shuffled_indices(num_images: int, batch_size: int, steps: int, seed: int, epoch: int):
     """Epoch `epoch`'s image indices `[steps, batch_size]`: seeded shuffles of all images.
 

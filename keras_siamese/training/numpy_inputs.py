@@ -16,7 +16,7 @@ import numpy as np
 
 from keras_siamese.config import TrainConfig
 from keras_siamese.data import numpy_batches, splits
-from keras_siamese.data.sampling import Augmentation, PKSampler
+from keras_siamese.data.sampling import Augmentation, PKSampler, validation_images_per_class
 from keras_siamese.errors import ConfigError
 from keras_siamese.model import siamese
 
@@ -116,8 +116,7 @@ def make_inputs(
 def _fixed_pk(config: TrainConfig, part: splits.Partition) -> tuple[tuple | None, int]:
     """The validation images in P x K batches, as `tf_inputs` draws them, and P x K
     (None and 0 when a class has fewer than two)."""
-    # Validation classes may hold fewer than K images: take what they all have.
-    k = min(config.images_per_class, int(np.unique(part.val_labels, return_counts=True)[1].min()))
+    k = validation_images_per_class(config.images_per_class, part.val_labels)
     if k < 2:
         return None, 0
     sampler = PKSampler(part.val_labels, config.classes_per_batch, k, config.seed + 1)

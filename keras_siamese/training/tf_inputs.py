@@ -7,11 +7,10 @@ targets its model's outputs need. The other Keras backends take numpy batches
 
 from __future__ import annotations
 
-import numpy as np
 import tensorflow as tf
 
 from keras_siamese.config import TrainConfig
-from keras_siamese.data import pipeline, splits
+from keras_siamese.data import pipeline, sampling, splits
 from keras_siamese.model import classifier, siamese
 
 
@@ -63,15 +62,7 @@ def make_datasets(
             augmentation,
             first_epoch=first_epoch,
         )
-        # Validation classes may hold fewer than K images: take what they all have.
-        val_k = (
-            min(
-                config.images_per_class,
-                int(np.unique(part.val_labels, return_counts=True)[1].min()),
-            )
-            if has_validation
-            else 0
-        )
+        val_k = sampling.validation_images_per_class(config.images_per_class, part.val_labels)
         if val_k >= 2:
             val_ds = pipeline.fixed_pk_dataset(
                 part.val_images,
