@@ -63,6 +63,11 @@ def test_auto_precision_follows_the_cpus_bfloat16_instructions():
     precision, reason = devices.resolve_precision("auto", {"avx2", "amx_bf16", "amx_tile"})
     assert precision == "mixed_bfloat16" and "amx_bf16" in reason
     assert devices.resolve_precision("auto", {"avx2", "fma"})[0] == "float32"
+    # Under JAX, bfloat16 on a CPU gains nothing: float32 whatever the flags.
+    assert devices.resolve_precision("auto", {"avx512_bf16"}, backend="jax") == (
+        "float32",
+        "auto: bfloat16 gains nothing under JAX on a CPU",
+    )
     assert devices.resolve_precision("mixed_float16", set()) == ("mixed_float16", "as given")
     # Flags that cannot be read fall back to float32 and say so.
     assert devices.resolve_precision("auto", set()) == (

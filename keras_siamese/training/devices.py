@@ -68,15 +68,18 @@ def cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> set[str]:
     return set()
 
 
-def resolve_precision(choice: str, flags: set[str] | None = None) -> tuple[str, str]:
+def resolve_precision(
+    choice: str, flags: set[str] | None = None, backend: str | None = None
+) -> tuple[str, str]:
     """The dtype policy for `choice`, and why: `auto` looks at the machine.
 
     A GPU with float16 tensor cores (compute capability 7.0 or newer) gets
-    mixed_float16; else a CPU with bfloat16 instructions (`BF16_CPU_FLAGS`)
-    mixed_bfloat16, which measured 1.16 to 1.38 times float32's step there
-    (docs/benchmarks.md); else float32, 16 bits being emulated (7.5 times
-    slower on an AVX2 CPU). `flags`: the CPU's flags, read from /proc/cpuinfo
-    when None.
+    mixed_float16; else, under TensorFlow, a CPU with bfloat16 instructions
+    (`BF16_CPU_FLAGS`) mixed_bfloat16, which measured 1.16 to 1.38 times
+    float32's step there (docs/benchmarks.md); else float32, 16 bits being
+    emulated (7.5 times slower on an AVX2 CPU) or, under JAX on a CPU, gaining
+    nothing (48 against 47 images/s on that same CPU). `flags`: the CPU's
+    flags, read from /proc/cpuinfo when None; `backend`: Keras's, when None.
     """
     if choice != "auto":
         return choice, "as given"
@@ -86,6 +89,8 @@ def resolve_precision(choice: str, flags: set[str] | None = None) -> tuple[str, 
                 "mixed_float16",
                 f"auto: a GPU of compute capability {capability[0]}.{capability[1]}",
             )
+    if (backend or keras.backend.backend()) != "tensorflow":
+        return "float32", "auto: bfloat16 gains nothing under JAX on a CPU"
     flags = cpu_flags() if flags is None else flags
     if not flags:
         return "float32", "auto: the CPU's instruction flags could not be read"
