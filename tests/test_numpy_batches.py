@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 
 from keras_siamese.data import numpy_batches
-from keras_siamese.data.sampling import CROP_PADDING, Augmentation, PKSampler, TripletIndex
+from keras_siamese.data.sampling import (
+    CROP_PADDING,
+    Augmentation,
+    PKSampler,
+    TripletIndex,
+    fixed_pk_indices,
+)
 from keras_siamese.errors import ConfigError
 
 LABELS = np.repeat(np.arange(5), 6)[np.random.default_rng(0).permutation(30)]
@@ -105,3 +111,14 @@ def test_fixed_triplets_are_the_same_every_time():
     for n in ("a", "p", "n"):
         np.testing.assert_array_equal(first[0][n], again[0][n])
     assert first[0]["a"].shape == (12, 8, 8, 3)
+
+
+def test_fixed_pk_validation_batches_are_the_same_every_time_and_never_repeat_an_image():
+    # 30 images, P x K = 3 x 2: five batches, each three classes of two images.
+    first = fixed_pk_indices(LABELS, 3, 2, seed=4)
+    np.testing.assert_array_equal(first, fixed_pk_indices(LABELS, 3, 2, seed=4))
+    assert first.shape == (5, 6)
+    assert len(np.unique(first)) == 30
+    for row in first:
+        classes, counts = np.unique(LABELS[row], return_counts=True)
+        assert len(classes) == 3 and set(counts) == {2}

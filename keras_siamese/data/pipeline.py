@@ -22,6 +22,7 @@ from keras_siamese.data.sampling import (  # noqa: F401  (part of this module's 
     Augmentation,
     PKSampler,
     TripletIndex,
+    fixed_pk_indices,
     shuffled_indices,
 )
 from keras_siamese.errors import ConfigError
@@ -437,9 +438,7 @@ def fixed_pk_dataset(
     seed: int = 0,
 ) -> tf.data.Dataset:
     """The same P x K batches every time, covering `images` about once (validation)."""
-    sampler = PKSampler(labels, classes_per_batch, images_per_class, seed)
-    steps = max(len(labels) // sampler.batch_size, 1)
-    indices = sampler.epoch_indices(0, steps)
+    indices = fixed_pk_indices(labels, classes_per_batch, images_per_class, seed)
     return tf.data.Dataset.from_tensor_slices(
         (images[indices], np.asarray(labels, np.int32)[indices])
     )

@@ -160,6 +160,16 @@ def validation_images_per_class(images_per_class: int, labels: np.ndarray) -> in
     return min(images_per_class, int(np.unique(labels, return_counts=True)[1].min()))
 
 
+def fixed_pk_indices(
+    labels: np.ndarray, classes_per_batch: int, images_per_class: int, seed: int
+) -> np.ndarray:
+    """The same P x K batches every time, covering the images about once (validation):
+    image indices, int64 `[steps, P * K]`."""
+    sampler = PKSampler(labels, classes_per_batch, images_per_class, seed)
+    steps = max(len(labels) // sampler.batch_size, 1)
+    return sampler.epoch_indices(0, steps)
+
+
 def shuffled_indices(num_images: int, batch_size: int, steps: int, seed: int, epoch: int):
     """Epoch `epoch`'s image indices `[steps, batch_size]`: seeded shuffles of all images.
 

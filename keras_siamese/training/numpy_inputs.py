@@ -16,7 +16,11 @@ import numpy as np
 
 from keras_siamese.config import TrainConfig
 from keras_siamese.data import numpy_batches, splits
-from keras_siamese.data.sampling import Augmentation, PKSampler, validation_images_per_class
+from keras_siamese.data.sampling import (
+    Augmentation,
+    fixed_pk_indices,
+    validation_images_per_class,
+)
 from keras_siamese.errors import ConfigError
 from keras_siamese.model import siamese
 
@@ -119,8 +123,7 @@ def _fixed_pk(config: TrainConfig, part: splits.Partition) -> tuple[tuple | None
     k = validation_images_per_class(config.images_per_class, part.val_labels)
     if k < 2:
         return None, 0
-    sampler = PKSampler(part.val_labels, config.classes_per_batch, k, config.seed + 1)
-    steps = max(len(part.val_labels) // sampler.batch_size, 1)
-    indices = sampler.epoch_indices(0, steps).reshape(-1)
+    indices = fixed_pk_indices(part.val_labels, config.classes_per_batch, k, config.seed + 1)
+    indices = indices.reshape(-1)
     labels = np.asarray(part.val_labels, np.int32)[indices]
-    return (part.val_images[indices], labels), sampler.batch_size
+    return (part.val_images[indices], labels), config.classes_per_batch * k
