@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint format results clean
+.PHONY: install demo test test-slow lint format results clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,8 +34,14 @@ format: $(STAMP)
 # Test files run in two processes (a file's tests stay together and share its fixtures),
 # handed out in the order tests/conftest.py gives them (xdist would otherwise start with
 # the files of most tests, not the slowest); plain `pytest` runs them in one, for debugging.
+# `make test` leaves out the end-to-end runs marked slow (a distributed search and training
+# killed and resumed, training under JAX): `make test-slow` runs them, and CI runs both.
+PYTEST := $(BIN)/python -m pytest -n 2 --dist loadfile --no-loadscope-reorder
 test: lint
-	$(BIN)/python -m pytest -n 2 --dist loadfile --no-loadscope-reorder
+	$(PYTEST) -m "not slow"
+
+test-slow: $(STAMP)
+	$(PYTEST) -m slow
 
 # The results table from the committed run records: table.json, its figure, and the
 # tables drawn from it in docs/results.md and the README.

@@ -270,17 +270,21 @@ def kill_after_first_epoch(proc: subprocess.Popen, workdir: str) -> int:
 # ends with short ones on both processes.
 HEAVY_FIRST = (
     "test_eval_main",
-    "test_tuning",
-    "test_objectives",
-    "test_faults",
-    "test_jax_backend",
-    "test_multi_worker",
     "test_bench",
-    "test_folder",
+    "test_faults",
+    "test_objectives",
     "test_strategy",
+    "test_tuning",
+    "test_multi_worker",
+    "test_jax_backend",
     "test_canvas",
-    "test_native_logs",
+    "test_milvus",
     "test_package",
+    "test_precision",
+    "test_distillation",
+    "test_warm_start",
+    "test_folder",
+    "test_native_logs",
 )
 
 

@@ -58,6 +58,7 @@ def _train(workdir, *args, wait=True):
     return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
 
 
+@pytest.mark.slow
 def test_fast_recipe_trains_resumes_and_exports_without_tensorflow(tmp_path):
     workdir = str(tmp_path / "run")
     proc = _train(workdir, *FAST, wait=False)
@@ -94,6 +95,7 @@ def test_fast_recipe_trains_resumes_and_exports_without_tensorflow(tmp_path):
     np.testing.assert_allclose(served, np.asarray(tower(images, training=False)), atol=1e-4)
 
 
+@pytest.mark.slow
 def test_reference_protocol_trains_on_triplets_without_tensorflow(tmp_path):
     workdir = str(tmp_path / "run")
     result = _train(workdir, "--objective=triplet", "--epochs=1")

@@ -68,6 +68,7 @@ def _run_workers(command: list[str], logs) -> list[subprocess.Popen]:
     return procs
 
 
+@pytest.mark.slow
 def test_two_workers_train_two_steps_to_identical_weights(data_root, tmp_path):
     command = [
         sys.executable,
@@ -102,6 +103,7 @@ def test_two_workers_train_two_steps_to_identical_weights(data_root, tmp_path):
     assert sum(moved) > len(names) // 2
 
 
+@pytest.mark.slow
 def test_a_killed_multi_worker_run_resumes_and_the_chief_exports(cifar_dir, tmp_path):
     workdir = tmp_path / "run"
     command = [

@@ -126,6 +126,7 @@ def resumed_search(data_root, tmp_path_factory):
     return workdir, done_before, first_trial, _run_distributed(command)
 
 
+@pytest.mark.slow
 def test_a_resumed_search_runs_only_the_trials_left(resumed_search):
     workdir, done_before, first_trial, outputs = resumed_search
     assert 1 <= len(done_before) < 3
@@ -138,6 +139,7 @@ def test_a_resumed_search_runs_only_the_trials_left(resumed_search):
     assert float(kept["val_oneshot"]) == pytest.approx(first_trial["score"], abs=1e-4)
 
 
+@pytest.mark.slow
 def test_the_table_and_best_flags_name_the_best_trial(resumed_search, data_root, tmp_path):
     workdir, _, _, outputs = resumed_search
     stdout = outputs["chief"]
@@ -232,6 +234,7 @@ def test_tuning_a_distance_gives_each_its_own_margin_range():
     ]
 
 
+@pytest.mark.slow
 def test_the_chief_and_two_workers_share_the_trials_left(resumed_search):
     _, done_before, _, outputs = resumed_search
     # Each epoch of a trial logs its objective on the worker that trains it.
