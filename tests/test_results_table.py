@@ -95,6 +95,21 @@ def test_two_runs_of_one_seed_are_rows_of_their_own_never_averaged(tmp_path):
     assert "| 90_10 |" not in lines  # no averaged row beside them
 
 
+def test_the_recipes_table_holds_the_splits_where_both_recipes_ran(tmp_path):
+    _record(tmp_path / "fast" / "a", 0, (0.40, 0.02), split="10_90")
+    _record(tmp_path / "fast" / "b", 0, (0.70, 0.02))
+    _record(tmp_path / "reference_protocol" / "c", 0, (0.35, 0.03), split="10_90")
+    result = table.build_table(table.find_records(str(tmp_path)))
+    rows = table.recipes_markdown(result).splitlines()[2:]
+    assert [r.split(" | ")[:2] for r in rows] == [
+        ["| 10_90", "fast"],
+        ["| 10_90", "reference_protocol"],
+        ["| 10_90", "reference's models"],
+    ]  # 90_10: no run of the reference protocol, no rows
+    assert "| 40.0 ± 2.0 |" in rows[0] and "| 35.0 ± 3.0 |" in rows[1]
+    assert "| 22,500,000 | – | 31.2 |" in rows[2]  # 150 epochs of 50,000 triplets
+
+
 def test_an_unreadable_record_is_one_line(capsys, tmp_path):
     _record(tmp_path / "fast" / "a", 0, (0.6, 0.03))
     (tmp_path / "fast" / "a" / "metrics.json").write_text("{")

@@ -381,6 +381,43 @@ def headline_markdown(table: dict, recipe: str = MAIN_RECIPE) -> str:
     return "\n".join(lines) + "\n"
 
 
+# The reference's own protocol (flags/SPLIT.flags: triplets) trained at a split's fast budget.
+REFERENCE_PROTOCOL = "reference_protocol"
+_RECIPES = ("5way_1shot", "oneshot_random", "recall_at_1", "triplet", "roc_auc")
+
+
+def recipes_markdown(
+    table: dict, recipes: tuple[str, ...] = (MAIN_RECIPE, REFERENCE_PROTOCOL)
+) -> str:
+    """Both recipes at each split where the reference protocol has a run: a row a recipe,
+    with its images, beside the reference's 150-epoch models."""
+    columns = _columns(_RECIPES)
+    titles = ["split", "recipe", "images", "seeds"] + [c.title for c in columns]
+    lines = ["| " + " | ".join(titles) + " |", "|" + " --- |" * len(titles)]
+    compared = table["recipes"].get(recipes[-1], {})
+    for split in SPLITS:
+        keys = row_keys(compared, [split])
+        if not any(k in compared for k in keys):
+            continue
+        for recipe in recipes:
+            runs = table["recipes"].get(recipe, {})
+            for key in row_keys(runs, [split]):
+                row = runs.get(key)
+                cells = [key, recipe]
+                cells += (
+                    [_images(row["images"]), ", ".join(str(s) for s in row["seeds"])]
+                    if row
+                    else ["not trained yet", _DASH]
+                )
+                cells += [_cell(row["metrics"].get(c.key) if row else None, c) for c in columns]
+                lines.append("| " + " | ".join(cells) + " |")
+        models = table["reference"][split]["reference_models"]
+        cells = [split, "reference's models", f"{reference.REFERENCE_IMAGES:,}", _DASH]
+        cells += [_percent(models.get(c.key), c) for c in columns]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def _pair_head(columns: list[Column]) -> str:
     titles = ["split"]
     for c in columns:
@@ -460,6 +497,7 @@ def write_table(runs_dir: str, out_dir: str) -> list[str]:
 BLOCKS = {
     "results-table": markdown_table,
     "headline-table": headline_markdown,
+    "recipes-table": recipes_markdown,
 }
 
 
