@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from absl import app, flags
 
-from keras_siamese import flag_help, native_logs
+from keras_siamese import flag_help, flagfiles, native_logs
 from keras_siamese.errors import ConfigError
 
 
@@ -132,6 +132,11 @@ def run_program(
     """
     argv = list(sys.argv if argv is None else argv)
     native_logs.filter_stderr(argv)
+    try:
+        argv = flagfiles.resolve(argv)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
     define_flags(flag_values)
     flags.DEFINE_boolean(
         "verbose",

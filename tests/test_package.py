@@ -50,6 +50,9 @@ def test_the_wheel_holds_every_module_static_file_and_flagfile_of_the_package(wh
         entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
         commands = archive.read(entry_points).decode()
     expected = _package_files()
+    # The recipes: the checkout's flags/, which keras_siamese/flags links to.
+    expected |= {f"keras_siamese/flags/{n}" for n in os.listdir(os.path.join(ROOT, "flags"))}
+    assert "keras_siamese/flags/fast.flags" in expected
     assert "keras_siamese/serving/canvas/static/index.html" in expected
     assert "keras_siamese/programs/demo.flags" in expected
     assert expected <= names, sorted(expected - names)
@@ -92,3 +95,13 @@ def test_the_installed_package_imports_and_runs_from_outside_the_checkout(wheel,
     first, *rest = result.stdout.splitlines()
     assert first.startswith(str(target))
     assert any("--ways" in line for line in rest)
+    # The README's recipe, read from the installed package in a folder without flags/.
+    code = (
+        "from keras_siamese import flagfiles; "
+        "print(flagfiles.resolve(['p', '--flagfile=flags/fast.flags']))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=elsewhere, env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert "'--dataset=cifar100'" in result.stdout and "'--objective=normsoftmax'" in result.stdout
