@@ -3,8 +3,9 @@
 A checkout's `flags/` (the fast recipe, one flagfile a split, ...) ships inside the
 package as `keras_siamese/flags/`. A command given `--flagfile=flags/fast.flags`
 where no such file exists (a pip install, run from any folder) reads the packaged
-copy instead; so do the flagfiles it includes, which name their siblings by their
-checkout paths.
+copy instead, and so for the flagfiles it includes, which name their siblings by
+their checkout paths. The programs expand flagfiles here, before absl parses the
+rest, so that the same rule holds at every depth.
 """
 
 from __future__ import annotations
@@ -41,9 +42,10 @@ def recipe_names(package_dir: str = PACKAGE_DIR) -> list[str]:
 
 
 def resolve(argv: list[str], package_dir: str = PACKAGE_DIR) -> list[str]:
-    """`argv` with each `--flagfile=PATH` that does not exist replaced by the lines of the
-    package's copy of PATH, read as absl reads a flagfile (blank lines and `#` or `//`
-    comments skipped, included flagfiles read in place, a circular one once).
+    """`argv` with each `--flagfile=PATH` replaced by the flags it holds, read as absl
+    reads a flagfile (blank lines and `#` or `//` comments skipped, included flagfiles
+    read in place, a circular one once): PATH as given or, where no such file exists,
+    the package's copy of it.
 
     Raises:
         ConfigError: for a flagfile that is neither a file nor a packaged recipe.
@@ -57,13 +59,10 @@ def resolve(argv: list[str], package_dir: str = PACKAGE_DIR) -> list[str]:
         if arg in ("--flagfile", "-flagfile"):
             arg = f"--flagfile={next(rest, '')}"
         path = _directive_path(arg)
-        if path is None or not path or os.path.exists(path):
+        if path is None:
             resolved.append(arg)
-            continue
-        packaged = packaged_path(path, package_dir)
-        if packaged is None:
-            raise ConfigError(_missing(path, package_dir))
-        resolved += _packaged_lines(packaged, package_dir, [])
+        elif path:
+            resolved += _lines(_find(path, package_dir, "--flagfile="), package_dir, [])
     return resolved
 
 
@@ -74,29 +73,34 @@ def _directive_path(arg: str) -> str | None:
     return None
 
 
-def _packaged_lines(path: str, package_dir: str, stack: list[str]) -> list[str]:
+def _find(path: str, package_dir: str, named_by: str) -> str:
+    if os.path.exists(path):
+        return path
+    packaged = packaged_path(path, package_dir)
+    if packaged is None:
+        names = ", ".join(f"flags/{n}" for n in recipe_names(package_dir))
+        raise ConfigError(
+            f"{named_by}{path}: no such file here, and no recipe of that name ({names})."
+        )
+    return packaged
+
+
+def _lines(path: str, package_dir: str, stack: list[str]) -> list[str]:
     if path in stack:
         return []
     lines = []
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            if line.isspace() or line.startswith(("#", "//")):
-                continue
-            nested = _directive_path(line.strip())
-            if nested is None:
-                lines.append(line.strip())
-                continue
-            if not nested:
-                continue
-            # An included file is the package's copy: its sibling, not a file of the folder
-            # the command runs in.
-            found = packaged_path(nested, package_dir)
-            if found is None:
-                raise ConfigError(f"{path} includes {nested}, which the package does not hold.")
-            lines += _packaged_lines(found, package_dir, [*stack, path])
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.readlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"--flagfile={path} cannot be read: {e}.") from None
+    for line in text:
+        if line.isspace() or line.startswith(("#", "//")):
+            continue
+        nested = _directive_path(line.strip())
+        if nested is None:
+            lines.append(line.strip())
+        elif nested:
+            found = _find(nested, package_dir, f"{path} includes ")
+            lines += _lines(found, package_dir, [*stack, path])
     return lines
-
-
-def _missing(path: str, package_dir: str) -> str:
-    names = ", ".join(f"flags/{n}" for n in recipe_names(package_dir))
-    return f"--flagfile={path}: no such file here, and no recipe of that name ({names})."

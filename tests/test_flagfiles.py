@@ -25,11 +25,12 @@ def test_a_recipe_read_from_the_package_sets_what_absl_reads_from_the_checkout(
 ):
     argv = ["prog", "--flagfile=flags/fast.flags", "--split=80_20", "--epochs=3"]
     monkeypatch.chdir(ROOT)
-    assert flagfiles.resolve(argv) == argv  # the checkout's file: absl reads it itself
-    from_checkout = _train_flags(argv)
+    from_checkout = _train_flags(argv)  # absl reads the checkout's files itself
+    assert _train_flags(flagfiles.resolve(argv)) == from_checkout
 
     monkeypatch.chdir(tmp_path)  # no flags/ here
     resolved = flagfiles.resolve(argv)
+    assert flagfiles.resolve(argv) == resolved
     assert not any("flagfile" in a for a in resolved)
     # fast.flags includes common.flags (the reference's tower and data) first.
     assert resolved.index("--dataset=cifar100") < resolved.index("--objective=normsoftmax")
@@ -52,6 +53,16 @@ def test_an_included_file_is_read_once_and_comments_are_skipped(tmp_path, monkey
         "--seed=7",
         "--depth=20",
     ]
+
+
+def test_a_users_flagfile_may_include_a_recipe_from_the_package(tmp_path, monkeypatch):
+    (tmp_path / "mine.flags").write_text("--flagfile=flags/90_10.flags\n--epochs=5\n")
+    monkeypatch.chdir(tmp_path)
+    resolved = flagfiles.resolve(["p", "--flagfile=mine.flags"])
+    assert "--split=90_10" in resolved and resolved[-1] == "--epochs=5"
+    (tmp_path / "bad.flags").write_text("--flagfile=flags/nope.flags\n")
+    with pytest.raises(ConfigError, match="^bad.flags includes flags/nope.flags: no such file"):
+        flagfiles.resolve(["p", "--flagfile=bad.flags"])
 
 
 def test_a_flagfile_that_is_neither_here_nor_a_recipe_is_one_sentence(tmp_path, monkeypatch):
