@@ -120,6 +120,7 @@ def test_an_unreadable_record_is_one_line(capsys, tmp_path):
 
 def test_the_report_writes_the_table_and_its_figure(tmp_path):
     _record(tmp_path / "runs" / "fast" / "a", 0, (0.6, 0.03))
+    _record(tmp_path / "runs" / "reference_protocol" / "b", 0, (0.5, 0.03))  # a marker
     out = tmp_path / "out"
     output = program_output(
         "eval_main", "--report", f"--runs_dir={tmp_path / 'runs'}", f"--out={out}"

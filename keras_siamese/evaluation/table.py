@@ -464,6 +464,17 @@ def plot_oneshot_by_split(table: dict, path: str, recipe: str = MAIN_RECIPE) -> 
             xs, ys, yerr=[lows, highs], fmt="o-", color="tab:blue", capsize=3,
             label=f"{recipe} recipe, 10 epochs (mean of seeds)",
         )  # fmt: skip
+        protocol = table["recipes"].get(REFERENCE_PROTOCOL, {})
+        points = [
+            (seen_classes(split), 100 * protocol[split]["metrics"][key]["value"])
+            for split in SPLITS
+            if key in protocol.get(split, {}).get("metrics", {})
+        ]
+        if points:
+            ax.plot(
+                *zip(*points, strict=True), "^", color="tab:orange", markersize=8,
+                label="reference protocol at the fast recipe's images",
+            )  # fmt: skip
         ax.set_xlabel("seen classes (of 100)")
         ax.set_ylabel("accuracy on unseen classes (%)")
         ax.set_title(title)
