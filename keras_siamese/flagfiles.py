@@ -21,9 +21,9 @@ _DIRECTIVES = ("--flagfile=", "-flagfile=")
 
 def packaged_path(path: str, package_dir: str = PACKAGE_DIR) -> str | None:
     """The package's copy of the checkout file `path` (`flags/NAME`, a bare `NAME` of
-    `flags/`, or `keras_siamese/...`); None where the package holds no such file."""
+    `flags/`, or `keras_siamese/...`); None where the package holds no such flagfile."""
     parts = os.path.normpath(path).split(os.sep)
-    if os.path.isabs(path) or ".." in parts:
+    if os.path.isabs(path) or ".." in parts or not path.endswith(".flags"):
         return None
     if len(parts) == 1:
         parts = ["flags", *parts]

@@ -74,6 +74,7 @@ def test_a_flagfile_that_is_neither_here_nor_a_recipe_is_one_sentence(tmp_path, 
     assert "flags/fast.flags" in message and "flags/90_10.flags" in message
     # Paths that leave the package's folder are never looked up in it.
     assert flagfiles.packaged_path("../setup.cfg") is None
+    assert flagfiles.packaged_path("keras_siamese/flagfiles.py") is None  # flagfiles only
     assert flagfiles.packaged_path(os.path.join(ROOT, "flags", "nope.flags")) is None
     assert flagfiles.packaged_path("flags/fast.flags") == os.path.join(
         flagfiles.RECIPES_DIR, "fast.flags"
