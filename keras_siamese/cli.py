@@ -89,11 +89,13 @@ def parse_flags(
 ) -> list[str]:
     """Parses `argv` into `flag_values`; a bad flag or a stray argument exits 2 in one line.
 
-    With `commands`, exactly one of those words must be given, before or among the flags.
+    Flagfiles are read by `flagfiles.resolve` (the recipes from the package where the
+    folder has no such file). With `commands`, exactly one of those words must be given,
+    before or among the flags.
     """
     try:
-        rest = flag_values(argv)
-    except flags.Error as e:
+        rest = flag_values(flagfiles.resolve(argv))
+    except (flags.Error, ConfigError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     if commands and (len(rest) != 2 or rest[1] not in commands):
@@ -132,11 +134,6 @@ def run_program(
     """
     argv = list(sys.argv if argv is None else argv)
     native_logs.filter_stderr(argv)
-    try:
-        argv = flagfiles.resolve(argv)
-    except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
     define_flags(flag_values)
     flags.DEFINE_boolean(
         "verbose",
