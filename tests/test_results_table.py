@@ -110,6 +110,18 @@ def test_the_recipes_table_holds_the_splits_where_both_recipes_ran(tmp_path):
     assert "| 22,500,000 | – | 31.2 |" in rows[2]  # 150 epochs of 50,000 triplets
 
 
+def test_the_gains_table_subtracts_the_reference_models_figures(tmp_path):
+    _record(tmp_path / "fast" / "a", 0, (0.60, 0.03))
+    _record(tmp_path / "fast" / "b", 1, (0.70, 0.04))
+    result = table.build_table(table.find_records(str(tmp_path)))
+    rows = {r.split(" | ")[0]: r for r in table.gains_markdown(result).splitlines()[2:]}
+    # 5-way 1-shot: the mean 65.0 against the reference's 62.9; triplet accuracy 83.7
+    # (both seeds) against 88.1.
+    assert rows["| 90_10"].endswith("| 65.0 (60.0–70.0) | 62.9 | +2.1 | 83.7 | 88.1 | -4.4 |")
+    assert rows["| 50_50"] == "| 50_50 | not trained yet | – | – | 47.1 | – | – | 86.8 | – |"
+    assert rows["| 100_0"].endswith("| – | – | – | – | 88.9 | – |")
+
+
 def test_an_unreadable_record_is_one_line(capsys, tmp_path):
     _record(tmp_path / "fast" / "a", 0, (0.6, 0.03))
     (tmp_path / "fast" / "a" / "metrics.json").write_text("{")

@@ -381,6 +381,41 @@ def headline_markdown(table: dict, recipe: str = MAIN_RECIPE) -> str:
     return "\n".join(lines) + "\n"
 
 
+_GAINS = ("5way_1shot", "triplet")
+
+
+def _gain(entry: dict | None, reference_value: float | None, column: Column) -> str:
+    if entry is None or reference_value is None:
+        return _DASH
+    points = (100 if column.percent else 1) * (entry["value"] - reference_value)
+    return f"{points:+.{column.digits}f}"
+
+
+def gains_markdown(table: dict, recipe: str = MAIN_RECIPE, splits=SPLITS) -> str:
+    """Every split in one short table: 5-way 1-shot on the unseen classes and triplet
+    accuracy on the seen ones, ours beside the reference's models and the difference in
+    points."""
+    columns = _columns(_GAINS)
+    runs = table["recipes"].get(recipe, {})
+    titles = ["split", "images", "seeds"]
+    titles += [t for c in columns for t in (c.title, "ref.", "gain")]
+    lines = ["| " + " | ".join(titles) + " |", "|" + " --- |" * len(titles)]
+    for key in row_keys(runs, splits):
+        row, split = runs.get(key), key.split(" ")[0]
+        models = table["reference"][split]["reference_models"]
+        cells = [
+            key,
+            _images(row["images"]) if row else "not trained yet",
+            ", ".join(str(s) for s in row["seeds"]) if row else _DASH,
+        ]
+        for c in columns:
+            entry = row["metrics"].get(c.key) if row else None
+            cells += [_cell(entry, c), _percent(models.get(c.key), c)]
+            cells += [_gain(entry, models.get(c.key), c)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 # The reference's own protocol (flags/SPLIT.flags: triplets) trained at a split's fast budget.
 REFERENCE_PROTOCOL = "reference_protocol"
 _RECIPES = ("5way_1shot", "oneshot_random", "recall_at_1", "triplet", "roc_auc")
@@ -508,6 +543,7 @@ def write_table(runs_dir: str, out_dir: str) -> list[str]:
 BLOCKS = {
     "results-table": markdown_table,
     "headline-table": headline_markdown,
+    "gains-table": gains_markdown,
     "recipes-table": recipes_markdown,
 }
 
