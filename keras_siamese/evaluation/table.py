@@ -311,6 +311,13 @@ def _images(images: int | None) -> str:
     return _DASH if images is None else f"{images:,}"
 
 
+def _run_cells(key: str, row: dict | None) -> list[str]:
+    """A row's first cells: its split (or `SPLIT (FOLDER)`), images and seeds."""
+    if row is None:
+        return [key, "not trained yet", _DASH]
+    return [key, _images(row["images"]), ", ".join(str(s) for s in row["seeds"])]
+
+
 def markdown_table(table: dict, recipe: str = MAIN_RECIPE, splits=SPLITS) -> str:
     """The two markdown tables of `recipe`, a row per split, ours beside the reference's.
 
@@ -326,11 +333,7 @@ def markdown_table(table: dict, recipe: str = MAIN_RECIPE, splits=SPLITS) -> str
         row, split = runs.get(key), key.split(" ")[0]
         ours = row["metrics"] if row else {}
         models = refs.get(split, {}).get("reference_models", {})
-        cells = [
-            key,
-            _images(row["images"]) if row else "not trained yet",
-            ", ".join(str(s) for s in row["seeds"]) if row else _DASH,
-        ]
+        cells = _run_cells(key, row)
         for c in oneshot:
             cells += [_cell(ours.get(c.key), c), _percent(models.get(c.key), c)]
         lines.append("| " + " | ".join(cells) + " |")
@@ -369,11 +372,7 @@ def headline_markdown(table: dict, recipe: str = MAIN_RECIPE) -> str:
     for key in row_keys(runs, HEADLINE_SPLITS):
         row, split = runs.get(key), key.split(" ")[0]
         models = table["reference"][split]["reference_models"]
-        cells = [
-            key,
-            _images(row["images"]) if row else "not trained yet",
-            ", ".join(str(s) for s in row["seeds"]) if row else _DASH,
-        ]
+        cells = _run_cells(key, row)
         for c in columns:
             cells += [_cell(row["metrics"].get(c.key) if row else None, c)]
             cells += [_percent(models.get(c.key), c)]
@@ -403,11 +402,7 @@ def gains_markdown(table: dict, recipe: str = MAIN_RECIPE, splits=SPLITS) -> str
     for key in row_keys(runs, splits):
         row, split = runs.get(key), key.split(" ")[0]
         models = table["reference"][split]["reference_models"]
-        cells = [
-            key,
-            _images(row["images"]) if row else "not trained yet",
-            ", ".join(str(s) for s in row["seeds"]) if row else _DASH,
-        ]
+        cells = _run_cells(key, row)
         for c in columns:
             entry = row["metrics"].get(c.key) if row else None
             cells += [_cell(entry, c), _percent(models.get(c.key), c)]
