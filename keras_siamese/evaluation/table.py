@@ -365,39 +365,28 @@ _HEADLINE = ("5way_1shot", "oneshot_random", "recall_at_1")
 
 def headline_markdown(table: dict, recipe: str = MAIN_RECIPE) -> str:
     """The README's rows: the headline splits' one-shot metrics, ours beside the reference's."""
-    columns = _columns(_HEADLINE)
-    runs = table["recipes"].get(recipe, {})
-    titles = ["split", "images", "seeds"] + [t for c in columns for t in (c.title, "ref.")]
-    lines = ["| " + " | ".join(titles) + " |", "|" + " --- |" * len(titles)]
-    for key in row_keys(runs, HEADLINE_SPLITS):
-        row, split = runs.get(key), key.split(" ")[0]
-        models = table["reference"][split]["reference_models"]
-        cells = _run_cells(key, row)
-        for c in columns:
-            cells += [_cell(row["metrics"].get(c.key) if row else None, c)]
-            cells += [_percent(models.get(c.key), c)]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    return _beside_reference(table, recipe, HEADLINE_SPLITS, _HEADLINE, with_gain=False)
 
 
 _GAINS = ("5way_1shot", "triplet")
-
-
-def _gain(entry: dict | None, reference_value: float | None, column: Column) -> str:
-    if entry is None or reference_value is None:
-        return _DASH
-    points = (100 if column.percent else 1) * (entry["value"] - reference_value)
-    return f"{points:+.{column.digits}f}"
 
 
 def gains_markdown(table: dict, recipe: str = MAIN_RECIPE, splits=SPLITS) -> str:
     """Every split in one short table: 5-way 1-shot on the unseen classes and triplet
     accuracy on the seen ones, ours beside the reference's models and the difference in
     points."""
-    columns = _columns(_GAINS)
+    return _beside_reference(table, recipe, splits, _GAINS, with_gain=True)
+
+
+def _beside_reference(
+    table: dict, recipe: str, splits, keys: tuple[str, ...], with_gain: bool
+) -> str:
+    """A row per split: `recipe`'s metrics `keys`, each beside the reference's models'
+    figure and, `with_gain`, the difference in points."""
+    columns = _columns(keys)
     runs = table["recipes"].get(recipe, {})
-    titles = ["split", "images", "seeds"]
-    titles += [t for c in columns for t in (c.title, "ref.", "gain")]
+    extra = ("ref.", "gain") if with_gain else ("ref.",)
+    titles = ["split", "images", "seeds"] + [t for c in columns for t in (c.title, *extra)]
     lines = ["| " + " | ".join(titles) + " |", "|" + " --- |" * len(titles)]
     for key in row_keys(runs, splits):
         row, split = runs.get(key), key.split(" ")[0]
@@ -406,9 +395,17 @@ def gains_markdown(table: dict, recipe: str = MAIN_RECIPE, splits=SPLITS) -> str
         for c in columns:
             entry = row["metrics"].get(c.key) if row else None
             cells += [_cell(entry, c), _percent(models.get(c.key), c)]
-            cells += [_gain(entry, models.get(c.key), c)]
+            if with_gain:
+                cells += [_gain(entry, models.get(c.key), c)]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _gain(entry: dict | None, reference_value: float | None, column: Column) -> str:
+    if entry is None or reference_value is None:
+        return _DASH
+    points = (100 if column.percent else 1) * (entry["value"] - reference_value)
+    return f"{points:+.{column.digits}f}"
 
 
 # The reference's own protocol (flags/SPLIT.flags: triplets) trained at a split's fast budget.
