@@ -78,6 +78,18 @@ def test_records_of_one_split_that_differ_beyond_their_seed_are_refused(tmp_path
     assert table.build_table(table.find_records(str(tmp_path)))["recipes"]["fast"]["90_10"]
 
 
+def test_seeds_of_a_distilled_recipe_may_have_their_own_teachers(tmp_path):
+    _record(tmp_path / "distill" / "a", 0, (0.6, 0.03), extra=("--distill_from=/t/seed0",))
+    _record(tmp_path / "distill" / "b", 1, (0.7, 0.03), extra=("--distill_from=/t/seed1",))
+    row = table.build_table(table.find_records(str(tmp_path)))["recipes"]["distill"]["90_10"]
+    assert row["seeds"] == [0, 1]
+    # A teacher's temperature is a setting: seeds that differ in it are refused.
+    shutil.rmtree(tmp_path / "distill" / "b")
+    _record(tmp_path / "distill" / "b", 1, (0.7, 0.03), extra=("--distill_temperature=2",))
+    with pytest.raises(UserError, match=r"differ in more than their seed"):
+        table.build_table(table.find_records(str(tmp_path)))
+
+
 def test_two_runs_of_one_seed_are_rows_of_their_own_never_averaged(tmp_path):
     _record(tmp_path / "fast" / "a", 0, (0.6, 0.03))
     _record(tmp_path / "fast" / "again", 0, (0.7, 0.02))
