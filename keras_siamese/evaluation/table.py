@@ -31,7 +31,7 @@ MAIN_RECIPE = "fast"
 # The reference's splits, by number of seen classes.
 SPLITS = tuple(f"{seen}_{100 - seen}" for seen in range(10, 101, 10))
 # Flags that say where a run lives, not what it computes (each seed of a distilled
-# recipe learns from its own teacher folder, a run of the same recipe with that seed).
+# recipe learns from its own teacher, a folder trained with that seed).
 _NOT_CONFIG = ("--workdir=", "--data_dir=", "--seed=", "--distill_from=")
 _DASH = "–"
 
