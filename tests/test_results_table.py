@@ -85,7 +85,12 @@ def test_seeds_of_a_distilled_recipe_may_have_their_own_teachers(tmp_path):
     assert row["seeds"] == [0, 1]
     # A teacher's temperature is a setting: seeds that differ in it are refused.
     shutil.rmtree(tmp_path / "distill" / "b")
-    _record(tmp_path / "distill" / "b", 1, (0.7, 0.03), extra=("--distill_temperature=2",))
+    _record(
+        tmp_path / "distill" / "b",
+        1,
+        (0.7, 0.03),
+        extra=("--distill_from=/t/seed1", "--distill_temperature=2"),
+    )
     with pytest.raises(UserError, match=r"differ in more than their seed"):
         table.build_table(table.find_records(str(tmp_path)))
 
