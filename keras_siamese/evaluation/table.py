@@ -327,17 +327,7 @@ def markdown_table(table: dict, recipe: str = MAIN_RECIPE, splits=SPLITS) -> str
     """
     runs = table["recipes"].get(recipe, {})
     refs = table["reference"]
-    oneshot = _columns(_ONESHOT)
-    head = "| split | images | seeds | " + " | ".join(f"{c.title} | ref." for c in oneshot) + " |"
-    lines = [head, "|" + " --- |" * (3 + 2 * len(oneshot))]
-    for key in row_keys(runs, splits):
-        row, split = runs.get(key), key.split(" ")[0]
-        ours = row["metrics"] if row else {}
-        models = refs.get(split, {}).get("reference_models", {})
-        cells = _run_cells(key, row)
-        for c in oneshot:
-            cells += [_cell(ours.get(c.key), c), _percent(models.get(c.key), c)]
-        lines.append("| " + " | ".join(cells) + " |")
+    lines = _beside_reference(table, recipe, splits, _ONESHOT, with_gain=False).splitlines()
     pairs = _columns(_PAIRS)
     head = _pair_head(pairs)
     lines += ["", head, "|" + " --- |" * (head.count("|") - 1)]
@@ -391,7 +381,7 @@ def _beside_reference(
     lines = ["| " + " | ".join(titles) + " |", "|" + " --- |" * len(titles)]
     for key in row_keys(runs, splits):
         row, split = runs.get(key), key.split(" ")[0]
-        models = table["reference"][split]["reference_models"]
+        models = table["reference"].get(split, {}).get("reference_models", {})
         cells = _run_cells(key, row)
         for c in columns:
             entry = row["metrics"].get(c.key) if row else None
@@ -431,12 +421,8 @@ def recipes_markdown(
             runs = table["recipes"].get(recipe, {})
             for key in row_keys(runs, [split]):
                 row = runs.get(key)
-                cells = [key, recipe]
-                cells += (
-                    [_images(row["images"]), ", ".join(str(s) for s in row["seeds"])]
-                    if row
-                    else ["not trained yet", _DASH]
-                )
+                cells = _run_cells(key, row)
+                cells.insert(1, recipe)
                 cells += [_cell(row["metrics"].get(c.key) if row else None, c) for c in columns]
                 lines.append("| " + " | ".join(cells) + " |")
         models = table["reference"][split]["reference_models"]
