@@ -47,7 +47,7 @@ from throughput import (  # noqa: E402  (bench/throughput.py, with its flags)
 
 from keras_siamese.config import TrainConfig  # noqa: E402
 from keras_siamese.data.datasets import DATASETS  # noqa: E402
-from keras_siamese.model import build  # noqa: E402
+from keras_siamese.training import build  # noqa: E402
 
 _LOGDIR = flags.DEFINE_string("logdir", None, "Where the trace goes (default: a temp folder).")
 

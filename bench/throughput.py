@@ -39,9 +39,14 @@ import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
 from measure import matmul_gflops, training_gflop  # noqa: E402  (bench/measure.py)
 
-from keras_siamese.config import OBJECTIVES, PRECISIONS, TrainConfig  # noqa: E402
+from keras_siamese import objectives  # noqa: E402
+from keras_siamese.choices import PRECISIONS  # noqa: E402
+from keras_siamese.config import TrainConfig  # noqa: E402
 from keras_siamese.data.datasets import DATASETS  # noqa: E402
-from keras_siamese.model import build, classifier, siamese  # noqa: E402
+from keras_siamese.model import classifier, siamese  # noqa: E402
+from keras_siamese.objectives import OBJECTIVES  # noqa: E402
+from keras_siamese.training import build  # noqa: E402
+from keras_siamese.training.teacher import Teacher  # noqa: E402
 
 _OBJECTIVES = flags.DEFINE_list("objectives", ["triplet"], "Objectives to time.")
 _DEPTH = flags.DEFINE_integer("depth", 56, "ResNet depth.")
@@ -90,28 +95,8 @@ NUM_CLASSES = 90
 
 
 def _batch(config: TrainConfig, rng: np.random.Generator):
-    if config.uses_class_batches:
-        labels = rng.integers(0, NUM_CLASSES, config.batch_size).astype(np.int32)
-        images = rng.integers(0, 256, (config.batch_size, *SHAPE), dtype=np.uint8)
-        if config.rotation_weight:
-            # The batch and its quarter turns; only the upright images carry a class.
-            turned = [np.rot90(images, k, axes=(1, 2)) for k in range(4)]
-            return np.concatenate(turned), {
-                classifier.CLASS_SCORES: np.concatenate([labels, np.full(3 * len(labels), -1)]),
-                classifier.ROTATION_SCORES: np.repeat(np.arange(4), len(labels)),
-            }
-        return images, labels
-    if config.uses_pk_batches:
-        labels = np.repeat(np.arange(config.classes_per_batch), config.images_per_class)
-        images = rng.integers(0, 256, (len(labels), *SHAPE), dtype=np.uint8)
-        labels = labels.astype(np.int32)
-        if config.classifier_weight:
-            return images, classifier.labels_of_both_outputs(labels)
-        return images, labels
-    names = siamese.PAIR_INPUT_NAMES if config.objective == "contrastive" else siamese.INPUT_NAMES
-    x = {n: rng.integers(0, 256, (config.batch_size, *SHAPE), dtype=np.uint8) for n in names}
-    y = np.tile(np.array([1.0, 0.0], np.float32), config.batch_size // 2 + 1)[: config.batch_size]
-    return x, y
+    """One batch of random images for `config`'s objective."""
+    return objectives.objective_of(config).example_batch(config, rng, NUM_CLASSES, SHAPE)
 
 
 def _median_seconds(step, repeats: int) -> float:
@@ -176,11 +161,17 @@ def main(argv: list[str]) -> None:
             images_per_class=_K.value,
             precision=_PRECISION.value,
             concat_tower=_CONCAT.value,
-            classifier_weight=_CLASSIFIER_WEIGHT.value if objective.startswith("batch_") else 0.0,
-            rotation_weight=_ROTATION_WEIGHT.value if objective.endswith("softmax") else 0.0,
+            classifier_weight=_CLASSIFIER_WEIGHT.value
+            if objectives.takes(objective, "classifier_weight")
+            else 0.0,
+            rotation_weight=_ROTATION_WEIGHT.value
+            if objectives.takes(objective, "rotation_weight")
+            else 0.0,
             ema_decay=_EMA_DECAY.value,
             fused_batch_norm=_FUSED_BN.value,
-            distill_from="teacher" if _DISTILL.value and objective.endswith("softmax") else "",
+            distill_from="teacher"
+            if _DISTILL.value and objectives.takes(objective, "distill_from")
+            else "",
         )
         keras.utils.set_random_seed(0)
         with build.precision_policy(config.precision):
@@ -188,10 +179,13 @@ def main(argv: list[str]) -> None:
             teacher = None
             if config.distill_from:  # a teacher of random weights costs what a trained one does
                 teacher_tower = build.build_tower(config, DATASETS["cifar100"])
-                teacher = classifier.classifier_model(
-                    teacher_tower, NUM_CLASSES, cosine=objective == "normsoftmax"
+                scores = classifier.classifier_model(
+                    teacher_tower,
+                    NUM_CLASSES,
+                    cosine=objectives.CLASSIFICATION.is_cosine(objective),
                 )
-                teacher = keras.Model(teacher.inputs[0], teacher.outputs[0], name="teacher")
+                scores = keras.Model(scores.inputs[0], scores.outputs[0], name="teacher")
+                teacher = Teacher(model=scores, logit_scale=1.0, images=0)
             model = build.build_training_model(
                 config, tower, jit_compile=_JIT.value, num_classes=NUM_CLASSES, teacher=teacher
             )
@@ -199,9 +193,11 @@ def main(argv: list[str]) -> None:
         for _ in range(2):
             model.train_on_batch(x, y)
         step = _median_seconds(lambda: model.train_on_batch(x, y), _STEPS.value)  # noqa: B023
-        images_per_second = config.images_per_batch / step
+        family = objectives.objective_of(config)
+        images_per_step = family.images_per_step(config)
+        images_per_second = images_per_step / step
         gflop = training_gflop(tower)
-        samples = config.images_per_batch if config.uses_pk_batches else config.batch_size
+        samples = family.samples_per_step(config)
         line = {
             "objective": objective,
             "model": f"resnet{_DEPTH.value}",
@@ -214,7 +210,7 @@ def main(argv: list[str]) -> None:
             "ema_decay": config.ema_decay,
             "distill": bool(config.distill_from),
             "batch_size": config.batch_size,
-            "images_per_step": config.images_per_batch,
+            "images_per_step": images_per_step,
             "median_step_seconds": round(step, 4),
             "samples_per_second": round(samples / step, 2),
             "tower_images_per_second": round(images_per_second, 1),

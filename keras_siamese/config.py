@@ -14,6 +14,26 @@ import dataclasses
 import math
 from collections.abc import Sequence
 
+from keras_siamese import objectives
+from keras_siamese.choices import (
+    CENTERS,
+    DEFAULT_MARGINS,
+    DISTANCES,
+    EMBEDDINGS,
+    JIT_CHOICES,
+    LR_SCHEDULES,
+    NECKS,
+    OPTIMIZERS,
+    PAIR_HEADS,
+    PRECISION_CHOICES,
+    SEMIHARD_RULES,
+    STRATEGIES,
+    TTAS,
+    TUNERS,
+    check_depth,
+    check_margin,
+    check_pool_grid,
+)
 from keras_siamese.data import splits
 from keras_siamese.data.datasets import (
     DATASETS,
@@ -26,83 +46,11 @@ from keras_siamese.data.datasets import (
 from keras_siamese.data.folder import FolderOptions
 from keras_siamese.errors import ConfigError
 
-# The choices are defined here, with no Keras import, so that flags can be
-# checked in a fraction of a second before TensorFlow loads.
-DISTANCES = ("cosine", "euclidean")
-DEFAULT_MARGINS = {"cosine": 0.3, "euclidean": 1.0}
-EMBEDDINGS = ("gap", "dense")
-NECKS = ("none", "batchnorm")
-# Test-time options of the embedding (keras_siamese.model.test_time).
-TTAS = ("none", "flip")
-CENTERS = ("none", "seen")
-# triplet: the reference's three-input model; batch_*: mining over P x K batches;
-# contrastive: the two-input pair model; softmax, normsoftmax: a classifier over the
-# seen classes on the embedding, left out of the export.
-OBJECTIVES = (
-    "triplet",
-    "batch_all",
-    "batch_hard",
-    "batch_semihard",
-    "contrastive",
-    "softmax",
-    "normsoftmax",
-)
-CLASSIFICATION_OBJECTIVES = ("softmax", "normsoftmax")
-# batch_semihard's choice of negative: FaceNet's window, or TensorFlow's triplet_semihard_loss.
-SEMIHARD_RULES = ("window", "tensorflow")
-# Quarter turns of the rotation task (--rotation_weight): 0, 90, 180 and 270 degrees.
-ROTATIONS = (0, 1, 2, 3)
-PAIR_HEADS = ("contrastive", "bce")
-PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
-# auto: chosen by the machine (keras_siamese.training.devices.resolve_precision).
-PRECISION_CHOICES = (*PRECISIONS, "auto")
-JIT_CHOICES = ("auto", "true", "false")
-STRATEGIES = ("auto", "default", "mirrored", "multi_worker", "tpu")
-TUNERS = ("random", "bayesian", "hyperband")
-OPTIMIZERS = ("adam", "adamw", "sgd")
-LR_SCHEDULES = ("constant", "cosine", "onecycle")
 # `folder`: a folder of class subfolders of images (keras_siamese.data.folder); any
 # `tfds:NAME` is taken too (keras_siamese.data.tfds_source).
 DATASET_NAMES = (*DATASETS, FOLDER)
 # The settings of how a run reads its own images, which other data sets must leave alone.
 OWN_IMAGE_SETTINGS = ("image_size", "channels", "test_fraction", "skip_bad_images")
-
-
-def check_distance(distance: str) -> None:
-    """Raises ConfigError unless `distance` is a known distance."""
-    if distance not in DISTANCES:
-        raise ConfigError(
-            f"--distance={distance} is unknown: choose one of {', '.join(DISTANCES)}."
-        )
-
-
-def final_map_size(image_shape: Sequence[int]) -> int:
-    """Height of the tower's last feature map: two stride-2 stages, each rounding up."""
-    return -(-int(image_shape[0]) // 4)
-
-
-def check_pool_grid(pool_grid: int, image_shape: Sequence[int]) -> None:
-    """Raises ConfigError unless the grid has 1 to `final_map_size` cells a side."""
-    size = final_map_size(image_shape)
-    if not 1 <= pool_grid <= size:
-        raise ConfigError(
-            f"--pool_grid={pool_grid} must be from 1 to {size}, the size of the last "
-            f"feature map of {image_shape[0]}-pixel images."
-        )
-
-
-def check_margin(margin: float) -> None:
-    """Raises ConfigError unless `margin` is a positive number."""
-    if not margin > 0:
-        raise ConfigError(f"--margin={margin} must be greater than 0.")
-
-
-def check_depth(depth: int) -> None:
-    """Raises ConfigError unless `depth` is a CIFAR ResNet depth, 6n + 2 with n >= 1."""
-    if depth < 8 or (depth - 2) % 6:
-        raise ConfigError(
-            f"--depth={depth} is not a CIFAR ResNet depth: use 6n+2 (8, 20, 56, ...)."
-        )
 
 
 def setting(default, help_text: str, choices: Sequence[str] | None = None):
@@ -261,7 +209,7 @@ class TrainConfig:
         "batch_hard, batch_semihard: triplets mined inside P x K batches; contrastive: pairs; "
         "softmax: a linear classifier over the seen classes on the embedding; normsoftmax: a "
         "cosine classifier (see --logit_scale, --class_margin). Classifiers are not exported.",
-        OBJECTIVES,
+        objectives.OBJECTIVES,
     )
     classes_per_batch: int = setting(32, "P: classes per batch (batch_* objectives).")
     images_per_class: int = setting(4, "K: images per class (batch_* objectives).")
@@ -432,11 +380,11 @@ class TrainConfig:
             raise ConfigError(f"--embedding_dim={self.embedding_dim} must be at least 1.")
         check_pool_grid(self.pool_grid, self.image_shape)
         check_margin(self.resolved_margin)
-        self._validate_objective(num_seen)
+        objectives.check(self, num_seen)
+        self._validate_levers()
         if not self.learning_rate > 0:
             raise ConfigError(f"--learning_rate={self.learning_rate} must be greater than 0.")
         self._validate_optimization()
-        self._validate_levers()
         for name in ("batch_size", "epochs"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"--{name}={getattr(self, name)} must be at least 1.")
@@ -545,32 +493,6 @@ class TrainConfig:
         if not 0.0 < self.test_fraction < 1.0:
             raise ConfigError(f"--test_fraction={self.test_fraction} must be between 0 and 1.")
 
-    @property
-    def loss_uses_margin(self) -> bool:
-        """Whether the training loss depends on --margin (the search tunes it only then)."""
-        if self.uses_class_batches or self.soft_margin:
-            return False
-        return not (self.objective == "contrastive" and self.pair_head == "bce")
-
-    @property
-    def uses_pk_batches(self) -> bool:
-        """Whether batches are P classes x K images (the batch-mining objectives)."""
-        return self.objective.startswith("batch_")
-
-    @property
-    def uses_class_batches(self) -> bool:
-        """Whether batches are shuffled labelled images (the classification objectives)."""
-        return self.objective in CLASSIFICATION_OBJECTIVES
-
-    @property
-    def images_per_batch(self) -> int:
-        """Images through the tower per training step."""
-        if self.uses_pk_batches:
-            return self.classes_per_batch * self.images_per_class
-        if self.uses_class_batches:
-            return self.batch_size * (len(ROTATIONS) if self.rotation_weight else 1)
-        return self.batch_size * (2 if self.objective == "contrastive" else 3)
-
     def _validate_optimization(self) -> None:
         if self.weight_decay < 0:
             raise ConfigError(f"--weight_decay={self.weight_decay} must be 0 or positive.")
@@ -594,24 +516,6 @@ class TrainConfig:
             )
 
     def _validate_levers(self) -> None:
-        for name, purpose in (
-            ("mixup", "mixes class targets"),
-            ("cutmix", "mixes class targets"),
-            ("rotation_weight", "adds a head beside the classifier"),
-        ):
-            value = getattr(self, name)
-            if not value >= 0 or math.isinf(value):
-                raise ConfigError(f"--{name}={value} must be 0 (off) or a positive number.")
-            if value and not self.uses_class_batches:
-                raise ConfigError(
-                    f"--{name} {purpose}: it is for --objective=softmax or normsoftmax, not "
-                    f"--objective={self.objective}."
-                )
-        shape = self.image_shape
-        if self.rotation_weight and shape[0] != shape[1]:
-            raise ConfigError(
-                f"--rotation_weight needs square images, not {shape[0]} x {shape[1]} pixels."
-            )
         if not 0.0 <= self.ema_decay < 1.0:
             raise ConfigError(f"--ema_decay={self.ema_decay} must be in [0, 1).")
         if not 0.0 < self.distill_weight <= 1.0:
@@ -620,88 +524,10 @@ class TrainConfig:
             raise ConfigError(
                 f"--distill_temperature={self.distill_temperature} must be a positive number."
             )
-        if self.distill_from and self.rotation_weight:
-            raise ConfigError(
-                "--distill_from and --rotation_weight together are not supported: "
-                "the teacher scores upright images only."
-            )
-        if self.distill_from and not self.uses_class_batches:
-            raise ConfigError(
-                "--distill_from learns a teacher's class predictions: it is for --objective="
-                f"softmax or normsoftmax, not --objective={self.objective}."
-            )
-
-    def _validate_objective(self, num_seen: int | None) -> None:
-        if self.soft_margin and self.objective != "batch_hard":
-            raise ConfigError(
-                f"--soft_margin is for --objective=batch_hard, not --objective={self.objective}."
-            )
-        if self.selective_contrast and (
-            self.objective != "batch_hard" or self.distance != "cosine"
-        ):
-            raise ConfigError(
-                "--selective_contrast is for --objective=batch_hard with --distance=cosine, not "
-                f"--objective={self.objective} with --distance={self.distance}."
-            )
-        if self.root_distance and not self.uses_pk_batches:
-            raise ConfigError(
-                f"--root_distance is for the batch_* objectives, not --objective={self.objective}."
-            )
-        if self.root_distance and self.selective_contrast:
-            raise ConfigError(
-                "--selective_contrast compares cosines, so it does not take --root_distance."
-            )
-        if self.semihard_rule != "window" and self.objective != "batch_semihard":
-            raise ConfigError(
-                f"--semihard_rule is for --objective=batch_semihard, not --objective="
-                f"{self.objective}."
-            )
-        if self.mining_warmup_epochs:
-            if self.objective != "batch_hard":
-                raise ConfigError(
-                    "--mining_warmup_epochs is for --objective=batch_hard, not "
-                    f"--objective={self.objective}."
-                )
-            if not 0 < self.mining_warmup_epochs < self.epochs:
-                raise ConfigError(
-                    f"--mining_warmup_epochs={self.mining_warmup_epochs} must be 0 or positive "
-                    f"and shorter than the run's --epochs={self.epochs}."
-                )
-        if self.classifier_weight:
-            if not self.uses_pk_batches:
-                raise ConfigError(
-                    "--classifier_weight is for the batch_* objectives, not "
-                    f"--objective={self.objective}."
-                )
-            if not self.classifier_weight > 0:
-                raise ConfigError(
-                    f"--classifier_weight={self.classifier_weight} must be 0 or positive."
-                )
-        if self.uses_pk_batches:
-            if self.classes_per_batch < 2:
-                raise ConfigError(
-                    f"--classes_per_batch={self.classes_per_batch} must be at least 2 for "
-                    f"--objective={self.objective}: a batch needs negatives."
-                )
-            if self.images_per_class < 2:
-                raise ConfigError(
-                    f"--images_per_class={self.images_per_class} must be at least 2 for "
-                    f"--objective={self.objective}: a batch needs positives."
-                )
-            if num_seen is not None and self.classes_per_batch > num_seen:
-                raise ConfigError(
-                    f"--classes_per_batch={self.classes_per_batch} exceeds the {num_seen} seen "
-                    f"classes of --split={self.split}."
-                )
         if not self.logit_scale > 0:
             raise ConfigError(f"--logit_scale={self.logit_scale} must be greater than 0.")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ConfigError(f"--label_smoothing={self.label_smoothing} must be in [0, 1).")
-        if self.objective == "contrastive" and self.batch_size % 2:
-            raise ConfigError(
-                f"--batch_size={self.batch_size} must be even for --objective=contrastive "
-                "(half same-class, half different-class pairs)."
-            )
 
     def to_flagfile(self) -> str:
         """The configuration as flagfile lines (`--name=value`), the margin resolved."""
@@ -768,13 +594,10 @@ class TuneConfig:
             raise ConfigError(
                 "--tune_embedding_dim needs --embedding=dense: the gap embedding has a fixed size."
             )
-        if (
-            num_seen is not None
-            and train.uses_pk_batches
-            and train.classes_per_batch > num_seen - self.val_classes
-        ):
+        needed = objectives.objective_of(train).classes_per_step(train)
+        if num_seen is not None and needed and needed > num_seen - self.val_classes:
             raise ConfigError(
-                f"--classes_per_batch={train.classes_per_batch} exceeds the "
+                f"--classes_per_batch={needed} exceeds the "
                 f"{num_seen - self.val_classes} classes left to train on after --val_classes="
                 f"{self.val_classes}."
             )

@@ -20,9 +20,9 @@ import numpy as np  # noqa: E402
 
 from keras_siamese.config import TrainConfig  # noqa: E402
 from keras_siamese.data import pipeline, splits  # noqa: E402
-from keras_siamese.data.datasets import load_dataset  # noqa: E402
-from keras_siamese.model import build, siamese  # noqa: E402
-from keras_siamese.training import multi_worker  # noqa: E402
+from keras_siamese.data.sources import load_dataset  # noqa: E402
+from keras_siamese.model import siamese  # noqa: E402
+from keras_siamese.training import build, multi_worker  # noqa: E402
 
 
 def main(data_dir: str, workdir: str, out: str) -> None:

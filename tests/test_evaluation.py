@@ -6,7 +6,7 @@ import pytest
 from keras_siamese.evaluation import protocol
 from keras_siamese.evaluation.protocol import PairScores
 from keras_siamese.evaluation.results import Accuracy
-from keras_siamese.model import losses
+from keras_siamese.model import distances
 
 
 def _clusters(num_classes=4, per_class=6, dim=8, noise=0.01, offset=0.0, seed=0):
@@ -125,7 +125,7 @@ def test_reference_fewshot_metric_is_beaten_by_always_different():
     emb, labels = _clusters(num_classes=4, per_class=10, offset=20.0)
     scores = protocol.reference_fewshot_pairs(emb, labels, "cosine")
     assert len(scores.same) == 4 * 36 and scores.same.sum() == 36
-    ref = protocol.pair_accuracy(scores, losses.FIXED_THRESHOLDS["cosine"])
+    ref = protocol.pair_accuracy(scores, distances.FIXED_THRESHOLDS["cosine"])
     always_different = 1.0 - scores.same.mean()
     assert ref.value == pytest.approx(0.25) and always_different == pytest.approx(0.75)
     assert protocol.oneshot_accuracy(emb, labels, "cosine").value == 1.0

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from keras_siamese.data import folder, splits
-from keras_siamese.data.datasets import load_dataset
+from keras_siamese.data.sources import load_dataset
 from keras_siamese.errors import ConfigError, DataError
 from tests.conftest import ROOT, program_error, program_output
 

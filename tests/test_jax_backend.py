@@ -14,9 +14,10 @@ import sys
 import numpy as np
 import pytest
 
+from keras_siamese import objectives
 from keras_siamese.config import TrainConfig
 from keras_siamese.errors import ConfigError
-from keras_siamese.training import numpy_inputs
+from keras_siamese.training import devices
 from tests.conftest import ROOT, kill_after_first_epoch
 
 pytest.importorskip("jax")
@@ -128,10 +129,13 @@ def test_what_needs_tf_data_is_refused_in_one_line_before_the_workdir(tmp_path):
     ],
 )
 def test_each_setting_that_needs_tensorflow_is_named(settings, message):
-    config = TrainConfig(workdir="unused", **settings)
+    def check(config):
+        objectives.check_backend(config, "jax")
+        devices.check_strategy_backend(config.strategy, "jax")
+
     with pytest.raises(ConfigError, match=message):
-        numpy_inputs.check_supported(config, "jax")
-    numpy_inputs.check_supported(TrainConfig(workdir="unused"), "jax")  # the defaults train
+        check(TrainConfig(workdir="unused", **settings))
+    check(TrainConfig(workdir="unused"))  # the defaults train
 
 
 @pytest.mark.parametrize(

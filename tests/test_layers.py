@@ -16,6 +16,7 @@ PACKAGE = os.path.join(ROOT, "keras_siamese")
 # modules) listed for it. The model sees only the data sets' descriptions; serving
 # reads typed evaluation results, while evaluation loads exports to measure them.
 CORE = {
+    "choices",
     "config",
     "cli",
     "errors",
@@ -28,10 +29,11 @@ CORE = {
 ALLOWED = {
     "data": set(),
     "model": {"data.datasets"},
+    "objectives": {"data", "model"},
     "serving": {"data", "model", "evaluation.results"},
     "evaluation": {"data", "model", "serving"},
-    "training": {"data", "model", "evaluation", "serving"},
-    "programs": {"data", "model", "evaluation", "serving", "training"},
+    "training": {"data", "model", "objectives", "evaluation", "serving"},
+    "programs": {"data", "model", "objectives", "evaluation", "serving", "training"},
 }
 
 
@@ -50,19 +52,33 @@ def _module_files() -> dict[str, str]:
 MODULES = _module_files()
 
 
-@functools.cache  # the walks below ask for each module's imports many times
-def top_level_imports(module: str) -> frozenset[str]:
-    """The absolute names a module imports at module level (what importing it loads)."""
-    with open(MODULES[module], encoding="utf-8") as f:
-        tree = ast.parse(f.read())
+def _imported_names(nodes) -> set[str]:
     names = set()
-    for node in tree.body:
+    for node in nodes:
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module:
             names.add(node.module)
             names.update(f"{node.module}.{alias.name}" for alias in node.names)
-    return frozenset(names)
+    return names
+
+
+def _parsed(module: str) -> ast.Module:
+    with open(MODULES[module], encoding="utf-8") as f:
+        return ast.parse(f.read())
+
+
+@functools.cache  # the walks below ask for each module's imports many times
+def top_level_imports(module: str) -> frozenset[str]:
+    """The absolute names a module imports at module level (what importing it loads)."""
+    return frozenset(_imported_names(_parsed(module).body))
+
+
+@functools.cache
+def all_imports(module: str) -> frozenset[str]:
+    """Every absolute name a module imports anywhere: at module level, inside functions
+    and under `if TYPE_CHECKING:` (what its code depends on)."""
+    return frozenset(_imported_names(ast.walk(_parsed(module))))
 
 
 def _project_modules(names: set[str]) -> set[str]:
@@ -110,16 +126,47 @@ def test_model_code_loads_no_tensorflow():
     seen, outside = _closure(models)
     assert not [n for n in outside if n.split(".")[0] in ("tensorflow", "tf")], sorted(outside)
     # The walk reached the model modules and the settings they use, and no input pipeline.
-    assert {"model.resnet", "model.losses", "model.siamese", "model.build", "config"} <= seen
+    assert {"model.resnet", "model.losses", "model.siamese", "choices"} <= seen
+    assert "config" not in seen  # the model takes its vocabularies from `choices`
     assert not any(m.startswith(("data.pipeline", "training.")) for m in seen)
+
+
+def _depends_on(start: str) -> set[str]:
+    """The project modules `start` reaches through imports of any kind."""
+    seen, todo = set(), [start]
+    while todo:
+        module = todo.pop()
+        if module not in seen:
+            seen.add(module)
+            todo.extend(_project_modules(all_imports(module)))
+    return seen
 
 
 def test_no_module_imports_itself_back():
     for module in MODULES:
-        deps = _project_modules(top_level_imports(module))
-        for dep in deps:
-            seen, _ = _closure([dep])
-            assert module not in seen, f"{module} -> {dep} -> ... -> {module}"
+        for dep in _project_modules(all_imports(module)) - {module}:
+            assert module not in _depends_on(dep), f"{module} -> {dep} -> ... -> {module}"
+
+
+def test_the_circle_check_reads_imports_inside_functions_and_for_type_checking():
+    names = _imported_names(
+        ast.walk(
+            ast.parse(
+                "from typing import TYPE_CHECKING\n"
+                "if TYPE_CHECKING:\n    from keras_siamese import files\n"
+                "def f():\n    from keras_siamese.data import splits\n"
+            )
+        )
+    )
+    assert {"keras_siamese.files", "keras_siamese.data.splits"} <= names
+
+
+def test_the_objectives_and_settings_load_no_keras():
+    seen, outside = _closure(["config", "objectives", "choices"])
+    assert {"objectives.pk_mining", "objectives.classification", "choices"} <= seen
+    assert not [n for n in outside if n.split(".")[0] in ("keras", "tensorflow", "jax")], sorted(
+        outside
+    )
 
 
 def test_the_development_guide_module_map_names_every_module():

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_siamese.model import losses
+from keras_siamese.choices import BATCH_MINING
+from keras_siamese.model import distances, losses
 from tests import loss_definitions as defn
 
 # Square roots near zero distance amplify float32 rounding: sqrt(1e-7) is 3e-4.
@@ -145,14 +146,14 @@ def test_coinciding_cosine_embeddings_under_root_distance_are_not_nan():
     # 1 - cos of two equal float32 vectors rounds to -1.19e-7 without the clamp.
     labels = np.array([0, 0, 1])
     embeddings = np.array([[3, 3], [3, 3], [1, 0]], np.float32)
-    for mining in losses.BATCH_MINING:
+    for mining in BATCH_MINING:
         for root in (True, False):
             loss = losses.BatchTripletLoss(mining, "cosine", 0.3, root=root)
             value, gradient = _value_and_gradient(loss, labels, embeddings, tf.float32)
             expected = _definition(mining, labels, embeddings, "cosine", 0.3, root, {})
             np.testing.assert_allclose(value, expected, atol=ROOT_ATOL if root else 1e-6)
             assert np.all(np.isfinite(gradient)), (mining, root)
-    assert float(losses.pairwise_distance(embeddings, embeddings, "cosine")[0, 0]) >= 0.0
+    assert float(distances.pairwise_distance(embeddings, embeddings, "cosine")[0, 0]) >= 0.0
 
 
 def test_the_two_semihard_rules_differ_as_defined_when_the_window_is_empty():

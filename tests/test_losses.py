@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 from keras import ops
 
+from keras_siamese import choices
 from keras_siamese.errors import ConfigError
-from keras_siamese.model import losses
+from keras_siamese.model import distances, losses
 
 
 def _np(x):
@@ -67,18 +68,18 @@ def test_pairwise_distance_agrees_with_paired_distance(distance):
     rng = np.random.default_rng(1)
     x = rng.normal(size=(5, 4)).astype(np.float32)
     y = rng.normal(size=(3, 4)).astype(np.float32)
-    matrix = _np(losses.pairwise_distance(x, y, distance))
+    matrix = _np(distances.pairwise_distance(x, y, distance))
     for i in range(5):
         for j in range(3):
-            expected = _np(losses.paired_distance(x[i : i + 1], y[j : j + 1], distance))[0]
+            expected = _np(distances.paired_distance(x[i : i + 1], y[j : j + 1], distance))[0]
             assert matrix[i, j] == pytest.approx(expected, abs=1e-5)
 
 
 def test_bad_distance_and_margin_are_config_errors():
     with pytest.raises(ConfigError, match="manhattan"):
-        losses.check_distance("manhattan")
+        distances.distance_of("manhattan")
     with pytest.raises(ConfigError, match="greater than 0"):
-        losses.check_margin(-1.0)
+        choices.check_margin(-1.0)
 
 
 def _np_distances(e, distance):
@@ -253,9 +254,9 @@ def test_the_cosine_classifier_outputs_cosines():
 def test_class_means_average_directions_for_cosine_and_points_for_euclidean():
     x = np.array([[3.0, 4.0], [0.0, 2.0]], np.float32)
     np.testing.assert_allclose(
-        np.asarray(losses.class_mean_space(x, "cosine")), [[0.6, 0.8], [0.0, 1.0]], atol=1e-6
+        np.asarray(distances.class_mean_space(x, "cosine")), [[0.6, 0.8], [0.0, 1.0]], atol=1e-6
     )
-    np.testing.assert_array_equal(np.asarray(losses.class_mean_space(x, "euclidean")), x)
+    np.testing.assert_array_equal(np.asarray(distances.class_mean_space(x, "euclidean")), x)
 
 
 def test_batch_hard_after_a_batch_all_warm_up_by_hand():

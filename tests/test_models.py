@@ -11,7 +11,8 @@ def test_the_one_call_tower_computes_the_same_loss_at_inference_and_trains():
 
     from keras_siamese.config import TrainConfig
     from keras_siamese.data.datasets import DATASETS
-    from keras_siamese.model import build, siamese
+    from keras_siamese.model import siamese
+    from keras_siamese.training import build
 
     rng = np.random.default_rng(0)
     x = {n: rng.integers(0, 256, (6, 32, 32, 3), dtype=np.uint8) for n in siamese.INPUT_NAMES}
@@ -34,7 +35,7 @@ def test_the_one_call_tower_computes_the_same_loss_at_inference_and_trains():
 
 
 def _rates(config, steps_per_epoch):
-    from keras_siamese.model import build
+    from keras_siamese.training import build
 
     schedule = build.learning_rate(config, steps_per_epoch)
     total = config.epochs * steps_per_epoch
@@ -43,7 +44,7 @@ def _rates(config, steps_per_epoch):
 
 def test_the_learning_rate_schedules_by_hand():
     from keras_siamese.config import TrainConfig
-    from keras_siamese.model import build
+    from keras_siamese.training import build
 
     constant = TrainConfig(workdir="w")
     assert build.learning_rate(constant, None) == 1e-3
@@ -66,7 +67,7 @@ def test_each_optimizer_is_built_with_its_settings():
     import keras
 
     from keras_siamese.config import TrainConfig
-    from keras_siamese.model import build
+    from keras_siamese.training import build
 
     sgd = build.optimizer(TrainConfig(workdir="w", optimizer="sgd", momentum=0.8))
     assert isinstance(sgd, keras.optimizers.SGD) and sgd.nesterov and sgd.momentum == 0.8
@@ -79,7 +80,7 @@ def test_each_optimizer_is_built_with_its_settings():
 def test_the_optimizer_is_built_with_the_model():
     from keras_siamese.config import TrainConfig
     from keras_siamese.data.datasets import DATASETS
-    from keras_siamese.model import build
+    from keras_siamese.training import build
 
     # Built in the first training step instead, its variables would be created inside a
     # tf.function, which TensorFlow then traces twice.

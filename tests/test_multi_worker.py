@@ -93,7 +93,7 @@ def test_two_workers_train_two_steps_to_identical_weights(data_root, tmp_path):
 
     from keras_siamese.config import TrainConfig
     from keras_siamese.data.datasets import DATASETS
-    from keras_siamese.model import build
+    from keras_siamese.training import build
 
     keras.utils.set_random_seed(0)
     config = TrainConfig(workdir="unused", depth=8)

@@ -8,11 +8,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_siamese.config import OBJECTIVES, TrainConfig
-from keras_siamese.data import pipeline
-from keras_siamese.data.datasets import load_dataset
-from keras_siamese.model import build, classifier, losses, siamese
+from keras_siamese import objectives
+from keras_siamese.config import TrainConfig
+from keras_siamese.data import pipeline, splits
+from keras_siamese.data.sources import load_dataset
+from keras_siamese.model import classifier, losses
 from keras_siamese.serving import export
+from keras_siamese.training import build
 from tests.conftest import sample_metadata
 
 
@@ -39,19 +41,11 @@ def _config(objective: str, **kwargs) -> TrainConfig:
 
 
 def _fixed_batch(config: TrainConfig, images, labels):
-    if config.uses_class_batches:
-        ds = pipeline.class_dataset(images, labels, 16, steps_per_epoch=1, seed=0)
-    elif config.uses_pk_batches:
-        ds = pipeline.pk_dataset(images, labels, 4, 4, steps_per_epoch=1, seed=0)
-    elif config.objective == "contrastive":
-        ds = pipeline.pair_dataset(
-            images, labels, 16, steps_per_epoch=1, names=siamese.PAIR_INPUT_NAMES, seed=0
-        )
-    else:
-        ds = pipeline.triplet_dataset(
-            images, labels, 16, steps_per_epoch=1, names=siamese.INPUT_NAMES, seed=0
-        )
-    return next(iter(ds))
+    """The first training batch the objective's own tf.data pipeline draws from the images."""
+    none = images[:0], labels[:0]
+    part = splits.Partition(splits.ClassSplit(tuple(range(6)), ()), images, labels, *none * 3)
+    train, _ = objectives.objective_of(config).tf_datasets(config, part, 1, first_epoch=0)
+    return next(iter(train))
 
 
 def _model_and_batch(config: TrainConfig, cifar_subset, **build_kwargs):
@@ -66,7 +60,7 @@ def _model_and_batch(config: TrainConfig, cifar_subset, **build_kwargs):
 
 @pytest.mark.parametrize(
     "objective,head",
-    [(o, "contrastive") for o in OBJECTIVES] + [("contrastive", "bce")],
+    [(o, "contrastive") for o in objectives.OBJECTIVES] + [("contrastive", "bce")],
 )
 def test_each_objective_lowers_its_loss(objective, head, cifar_subset, tmp_path):
     _, images, _ = cifar_subset
@@ -101,14 +95,12 @@ def _assert_the_export_holds_the_tower_alone(tower, model, images, objective, tm
 
 
 def test_classification_batches_carry_seen_class_indices(cifar_subset):
-    from keras_siamese.data import splits
-    from keras_siamese.training import numpy_inputs, tf_inputs
-
     dataset, _, _ = cifar_subset
     config = _config("normsoftmax", split="50_50", split_order="random", split_seed=3)
     split = splits.make_split("50_50", 100, "random", 3)
     part = splits.partition(dataset, split, 0.1, seed=3)
-    train_ds, val_ds = tf_inputs.make_datasets(config, part, steps=2, first_epoch=0)
+    family = objectives.objective_of(config)
+    train_ds, val_ds = family.tf_datasets(config, part, steps=2, first_epoch=0)
     seen = sorted(split.seen)
     for ds in (train_ds.take(2), val_ds.take(2)):
         for _, y in ds:
@@ -118,7 +110,7 @@ def test_classification_batches_carry_seen_class_indices(cifar_subset):
     ((_, y),) = val_ds.take(1)
     assert seen[int(y.numpy()[0])] == int(part.val_labels[0])
     # The numpy batches of the other backends number the classes alike.
-    train, (_, val_labels), _ = numpy_inputs.make_inputs(config, part, steps=2, first_epoch=0)
+    train, (_, val_labels), _ = family.numpy_inputs(config, part, steps=2, first_epoch=0)
     for images, labels in (next(train), next(train)):
         assert images.shape == (16, 32, 32, 3) and labels.min() >= 0 and labels.max() < 50
     np.testing.assert_array_equal([seen[i] for i in val_labels], part.val_labels)
@@ -148,7 +140,7 @@ def test_batch_all_keeps_the_weights_of_the_fewest_violating_triplets(cifar_subs
     from keras_siamese.training import trainer
     from keras_siamese.training.callbacks import BestWeights
 
-    monitors = {o: trainer.best_weights_monitor(_config(o), True) for o in OBJECTIVES}
+    monitors = {o: trainer.best_weights_monitor(_config(o), True) for o in objectives.OBJECTIVES}
     assert monitors.pop("batch_all") == "val_violating_fraction"
     assert set(monitors.values()) == {"val_loss"}
     assert trainer.best_weights_monitor(_config("batch_all"), False) == "violating_fraction"
@@ -172,8 +164,10 @@ def test_batch_all_keeps_the_weights_of_the_fewest_violating_triplets(cifar_subs
 
 def test_mining_beside_a_classifier_adds_its_weighted_loss(cifar_subset):
     config = _config("batch_hard", neck="batchnorm", classifier_weight=0.5, logit_scale=8.0)
-    tower, model, x, labels_of_batch = _model_and_batch(config, cifar_subset, num_classes=6)
-    y = classifier.labels_of_both_outputs(labels_of_batch)
+    # The family's batches label both outputs alike.
+    tower, model, x, y = _model_and_batch(config, cifar_subset, num_classes=6)
+    labels_of_batch = y[classifier.CLASS_SCORES]
+    np.testing.assert_array_equal(y[classifier.EMBEDDINGS], labels_of_batch)
     logged = model.evaluate(x, y, verbose=0, return_dict=True)
     # Both terms from the model's own outputs: the tower's embedding and its cosines to
     # the class weights, whose loss is the cross-entropy of 8 x cosine.
@@ -193,8 +187,7 @@ def test_mining_beside_a_classifier_adds_its_weighted_loss(cifar_subset):
 
 
 def test_mining_batches_under_a_classifier_label_both_outputs(cifar_subset):
-    from keras_siamese.data import splits
-    from keras_siamese.training import tf_inputs, trainer
+    from keras_siamese.training import trainer
 
     dataset, _, _ = cifar_subset
     config = _config(
@@ -203,7 +196,9 @@ def test_mining_batches_under_a_classifier_label_both_outputs(cifar_subset):
     assert trainer.best_weights_monitor(config, True) == "val_embeddings_violating_fraction"
     split = splits.make_split("50_50", 100, "random", 3)
     part = splits.partition(dataset, split, 0.1, seed=3)
-    train_ds, val_ds = tf_inputs.make_datasets(config, part, steps=2, first_epoch=0)
+    train_ds, val_ds = objectives.objective_of(config).tf_datasets(
+        config, part, steps=2, first_epoch=0
+    )
     seen = sorted(split.seen)
     ((_, y),) = val_ds.take(1)
     assert set(y) == {"embeddings", "class_scores"}
@@ -263,7 +258,7 @@ def test_soft_targets_give_the_cross_entropy_of_their_mixture():
 
 def test_the_rotation_task_adds_its_weighted_loss_to_the_upright_images_class_loss(cifar_subset):
     config = _config("normsoftmax", rotation_weight=0.5, batch_size=8)
-    assert config.images_per_batch == 32
+    assert objectives.objective_of(config).images_per_step(config) == 32
     dataset, images, labels = cifar_subset
     keras.utils.set_random_seed(0)
     tower = build.build_tower(config, dataset.info)

@@ -7,9 +7,9 @@ import tensorflow as tf
 
 from keras_siamese.config import TrainConfig
 from keras_siamese.data.datasets import DATASETS
-from keras_siamese.model import build, siamese
+from keras_siamese.model import siamese
 from keras_siamese.serving import export
-from keras_siamese.training import devices
+from keras_siamese.training import build, devices
 from tests.conftest import sample_metadata
 
 

@@ -20,10 +20,11 @@ _SCRIPT = textwrap.dedent(
     )
     import keras
     from keras_siamese.training import devices, trainer
-    from keras_siamese.model import build, siamese
+    from keras_siamese.model import siamese
+    from keras_siamese.training import build
     from keras_siamese.data import pipeline
     from keras_siamese.config import TrainConfig
-    from keras_siamese.data.datasets import load_dataset
+    from keras_siamese.data.sources import load_dataset
 
     dataset = load_dataset("cifar100", sys.argv[1])
     keep = np.concatenate([np.flatnonzero(dataset.train_labels == c)[:20] for c in range(6)])

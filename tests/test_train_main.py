@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_siamese.data import datasets
+from keras_siamese.data import datasets, sources
 from keras_siamese.model import resnet, siamese
 from keras_siamese.serving import export
 from tests.conftest import TEST_IMAGES_PER_CLASS, program_output, run_main, sample_metadata
@@ -51,7 +51,7 @@ def test_saved_model_matches_the_keras_tower_on_real_images(smoke_run, data_root
     export_dir = os.path.join(smoke_run, "export")
     tower = export.load_tower(export_dir)
     served = tf.saved_model.load(export_dir)
-    images = datasets.load_dataset("cifar100", data_root).test_images[:64]
+    images = sources.load_dataset("cifar100", data_root).test_images[:64]
     expected = keras.ops.convert_to_numpy(tower(images, training=False))
     got = served.serve(tf.constant(images)).numpy()
     assert got.dtype == np.float32 and got.shape == (64, 64)

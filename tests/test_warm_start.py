@@ -11,9 +11,8 @@ from keras_siamese.config import TrainConfig
 from keras_siamese.data import splits
 from keras_siamese.data.datasets import DATASETS
 from keras_siamese.errors import UserError
-from keras_siamese.model import build
 from keras_siamese.serving import export
-from keras_siamese.training import warm_start
+from keras_siamese.training import build, warm_start
 from tests.conftest import program_error, sample_metadata
 
 INFO = DATASETS["cifar100"]

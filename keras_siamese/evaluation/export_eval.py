@@ -28,7 +28,7 @@ from keras_siamese.evaluation.results import (
     OptionMetrics,
     RunFacts,
 )
-from keras_siamese.model import losses, test_time
+from keras_siamese.model import distances, test_time
 from keras_siamese.serving import export
 from keras_siamese.serving import metadata as export_metadata
 from keras_siamese.serving.metadata import ExportMetadata
@@ -98,8 +98,6 @@ def evaluate_export(
         What eval.json holds: the protocol on the trained tower alone, and the
         extra rows under test-time options.
     """
-    from keras_siamese.evaluation import plots  # matplotlib only when figures are drawn
-
     metadata = export_metadata.read(export_dir)
     part = rebuild_partition(metadata, dataset)
     served = export.load_tower(export_dir)
@@ -124,35 +122,7 @@ def evaluate_export(
     metrics = dataclasses.replace(result.metrics, with_options=rows or None)
 
     os.makedirs(out_dir, exist_ok=True)
-    figures = [wd.DISTANCES_FIGURE, wd.ROC_FIGURE]
-    plots.plot_distances(
-        result.seen_pairs,
-        distance,
-        losses.FIXED_THRESHOLDS[distance],
-        result.calibrated_threshold,
-        os.path.join(out_dir, wd.DISTANCES_FIGURE),
-    )
-    plots.plot_roc(result.seen_pairs, os.path.join(out_dir, wd.ROC_FIGURE))
-    if len(part.test_unseen_labels):
-        names = list(dataset.class_names)
-        plots.plot_nearest_supports(
-            part.test_unseen_images,
-            emb.unseen,
-            part.test_unseen_labels,
-            names,
-            distance,
-            os.path.join(out_dir, wd.NEAREST_SUPPORTS_FIGURE),
-            seed=seed,
-        )
-        plots.plot_embedding_map(
-            emb.unseen,
-            part.test_unseen_labels,
-            names,
-            distance,
-            os.path.join(out_dir, wd.EMBEDDING_MAP_FIGURE),
-        )
-        figures += [wd.NEAREST_SUPPORTS_FIGURE, wd.EMBEDDING_MAP_FIGURE]
-
+    figures = _draw_figures(out_dir, result, emb, part, list(dataset.class_names), distance, seed)
     if projector != "none":
         _write_projector(out_dir, part, served_emb, list(dataset.class_names), projector == "all")
 
@@ -172,6 +142,48 @@ def evaluate_export(
     )
     files.write_json_atomic(os.path.join(out_dir, wd.EVAL_FILE), report.to_json())
     return report
+
+
+def _draw_figures(
+    out_dir: str,
+    result: protocol.Evaluation,
+    emb: protocol.Embeddings,
+    part: splits.Partition,
+    names: list[str],
+    distance: str,
+    seed: int,
+) -> list[str]:
+    """Draws the evaluation's figures into `out_dir`; their file names."""
+    from keras_siamese.evaluation import plots  # matplotlib only when figures are drawn
+
+    figures = [wd.DISTANCES_FIGURE, wd.ROC_FIGURE]
+    plots.plot_distances(
+        result.seen_pairs,
+        distance,
+        distances.FIXED_THRESHOLDS[distance],
+        result.calibrated_threshold,
+        os.path.join(out_dir, wd.DISTANCES_FIGURE),
+    )
+    plots.plot_roc(result.seen_pairs, os.path.join(out_dir, wd.ROC_FIGURE))
+    if not len(part.test_unseen_labels):
+        return figures
+    plots.plot_nearest_supports(
+        part.test_unseen_images,
+        emb.unseen,
+        part.test_unseen_labels,
+        names,
+        distance,
+        os.path.join(out_dir, wd.NEAREST_SUPPORTS_FIGURE),
+        seed=seed,
+    )
+    plots.plot_embedding_map(
+        emb.unseen,
+        part.test_unseen_labels,
+        names,
+        distance,
+        os.path.join(out_dir, wd.EMBEDDING_MAP_FIGURE),
+    )
+    return [*figures, wd.NEAREST_SUPPORTS_FIGURE, wd.EMBEDDING_MAP_FIGURE]
 
 
 def _write_projector(

@@ -25,7 +25,7 @@ from keras_siamese import files  # noqa: E402
 from keras_siamese.evaluation import protocol  # noqa: E402
 from keras_siamese.evaluation.protocol import PairScores  # noqa: E402
 from keras_siamese.evaluation.results import Accuracy, CurvePoint  # noqa: E402
-from keras_siamese.model import losses  # noqa: E402
+from keras_siamese.model import distances  # noqa: E402
 
 _DISTANCE_LABELS = {"cosine": "cosine distance (1 - cos)", "euclidean": "squared L2 distance"}
 
@@ -113,7 +113,7 @@ def plot_nearest_supports(
     queries = rng.choice(candidates, size=min(rows, len(candidates)), replace=False)
     neighbours = min(neighbours, len(supports))
     d = ops.convert_to_numpy(
-        losses.pairwise_distance(embeddings[queries], embeddings[supports], distance)
+        distances.pairwise_distance(embeddings[queries], embeddings[supports], distance)
     )
     fig, axes = plt.subplots(
         len(queries), neighbours + 1, figsize=(1.3 * (neighbours + 1), 1.4 * len(queries))

@@ -44,7 +44,7 @@ from keras_siamese.evaluation.results import (
     ThresholdAccuracy,
     UnseenMetrics,
 )
-from keras_siamese.model import losses
+from keras_siamese.model import distances
 
 EVAL_TRIPLETS = 10_000
 EVAL_PAIRS = 10_000
@@ -69,7 +69,7 @@ def _paired_distances(e: np.ndarray, left: np.ndarray, right: np.ndarray, distan
     """`paired_distance(e[left], e[right])`, computed a chunk of rows at a time."""
     parts = [
         _numpy(
-            losses.paired_distance(
+            distances.paired_distance(
                 e[left[i : i + _CHUNK_ROWS]], e[right[i : i + _CHUNK_ROWS]], distance
             )
         )
@@ -346,7 +346,7 @@ def reference_fewshot_pairs(
     labels = np.asarray(labels)
     supports = first_image_supports(labels)
     queries = np.setdiff1d(np.arange(len(labels)), supports)
-    d = _numpy(losses.pairwise_distance(embeddings[queries], embeddings[supports], distance))
+    d = _numpy(distances.pairwise_distance(embeddings[queries], embeddings[supports], distance))
     same = labels[queries][:, None] == labels[supports][None, :]
     return PairScores(distances=d.reshape(-1).astype(np.float64), same=same.reshape(-1))
 
@@ -365,7 +365,7 @@ def nearest_support_accuracy(
     """Classifies every non-support image as the class of its nearest support."""
     labels = np.asarray(labels)
     queries = np.setdiff1d(np.arange(len(labels)), supports)
-    d = _numpy(losses.pairwise_distance(embeddings[queries], embeddings[supports], distance))
+    d = _numpy(distances.pairwise_distance(embeddings[queries], embeddings[supports], distance))
     predicted = labels[supports][np.argmin(d, axis=1)]
     return Accuracy.from_hits(predicted == labels[queries])
 
@@ -448,7 +448,7 @@ def episodic_accuracy(
     """
     idx = sample_episodes(labels, ways, shots, queries, episodes, seed)
     e = np.asarray(embeddings, np.float32)
-    means_of = _numpy(losses.class_mean_space(e, distance))
+    means_of = _numpy(distances.class_mean_space(e, distance))
     truth = np.repeat(np.arange(ways), queries)
     per_episode = []
     # A chunk of episodes at a time: all of them at once gather E * W * Q embeddings.
@@ -457,7 +457,7 @@ def episodic_accuracy(
         chunk = idx[start : start + step]
         prototypes = means_of[chunk[:, :, :shots]].mean(axis=2)  # [E, W, D]
         query_emb = e[chunk[:, :, shots:]].reshape(len(chunk), ways * queries, -1)
-        d = _numpy(losses.pairwise_distance(query_emb, prototypes, distance))  # [E, W*Q, W]
+        d = _numpy(distances.pairwise_distance(query_emb, prototypes, distance))  # [E, W*Q, W]
         per_episode.append((np.argmin(d, axis=2) == truth).mean(axis=1))
     return Accuracy.from_means(np.concatenate(per_episode))
 
@@ -485,7 +485,7 @@ def retrieval_scores(
     ranks = np.arange(1, r_max + 1)
     for start in range(0, len(e), chunk):
         rows = np.arange(start, min(start + chunk, len(e)))
-        d = _numpy(losses.pairwise_distance(e[rows], e, distance)).astype(np.float64)
+        d = _numpy(distances.pairwise_distance(e[rows], e, distance)).astype(np.float64)
         d[np.arange(len(rows)), rows] = np.inf  # a query is not its own result
         top = np.argpartition(d, r_max - 1, axis=1)[:, :r_max]
         top = np.take_along_axis(top, np.argsort(np.take_along_axis(d, top, 1), 1), 1)
@@ -536,8 +536,8 @@ def evaluate(
         classes, no validation images, fewer unseen classes than `ways`) are
         absent (None), never zero; `notes` in the metrics says why.
     """
-    losses.check_distance(distance)
-    fixed = losses.FIXED_THRESHOLDS[distance]
+    distances.distance_of(distance)
+    fixed = distances.FIXED_THRESHOLDS[distance]
     notes: list[str] = []
     seen_pairs = pair_scores(emb.seen, emb.seen_labels, distance, seed=seed)
     threshold = calibrated = None
@@ -577,7 +577,7 @@ def _unseen_metrics(
     notes: list[str],
 ) -> UnseenMetrics:
     e, labels = emb.unseen, emb.unseen_labels
-    fixed = losses.FIXED_THRESHOLDS[distance]
+    fixed = distances.FIXED_THRESHOLDS[distance]
     num_classes = len(np.unique(labels))
     balanced = pair_scores(e, labels, distance, seed=seed, stream=_UNSEEN_PAIRS)
     reference = reference_fewshot_pairs(e, labels, distance)

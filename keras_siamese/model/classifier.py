@@ -12,7 +12,7 @@ from __future__ import annotations
 import keras
 from keras import layers, ops
 
-from keras_siamese.model import losses
+from keras_siamese.model import distances
 
 
 @keras.saving.register_keras_serializable(package="keras_siamese")
@@ -29,8 +29,8 @@ class CosineClassifier(layers.Layer):
         )
 
     def call(self, inputs):
-        weights = ops.transpose(losses.l2_normalize(ops.transpose(self.kernel)))
-        return ops.matmul(losses.l2_normalize(inputs), weights)
+        weights = ops.transpose(distances.l2_normalize(ops.transpose(self.kernel)))
+        return ops.matmul(distances.l2_normalize(inputs), weights)
 
     def get_config(self) -> dict:
         return {**super().get_config(), "num_classes": self.num_classes}

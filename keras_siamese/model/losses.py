@@ -1,10 +1,9 @@
-"""Distances and the triplet loss, in keras.ops (any Keras 3 backend).
+"""The losses, in keras.ops (any Keras 3 backend): triplets, P x K mining, pairs and
+classifiers.
 
-Distances follow the reference project: cosine distance is `1 - cos(x, y)`;
-euclidean distance is the squared L2 distance, which the loss uses directly
-(no square root, so no infinite gradient at zero distance). The batch losses
-can take square roots instead (`mining_distance`), kept finite by a small
-offset.
+Every loss measures through a `keras_siamese.model.distances.Distance`; the
+batch losses can compare the square roots of the distances instead
+(`mining_distance`).
 """
 
 from __future__ import annotations
@@ -14,93 +13,25 @@ import functools
 import keras
 from keras import ops
 
-from keras_siamese.config import (
-    DEFAULT_MARGINS,
-    DISTANCES,
-    SEMIHARD_RULES,
-    check_distance,
-    check_margin,
-)
+from keras_siamese.choices import BATCH_MINING, SEMIHARD_RULES, check_margin
+from keras_siamese.model import mining
+from keras_siamese.model.distances import distance_of, loss_precision
 
 __all__ = [
-    "BATCH_MINING",
     "BatchTripletLoss",
     "ClassAccuracy",
     "ClassificationLoss",
     "ContrastiveLoss",
-    "DEFAULT_MARGINS",
-    "DISTANCES",
-    "FIXED_THRESHOLDS",
-    "check_distance",
-    "check_margin",
     "batch_all_triplet_loss",
     "batch_hard_triplet_loss",
     "batch_semihard_triplet_loss",
     "class_accuracy",
-    "class_mean_space",
     "class_targets",
     "classification_loss",
     "contrastive_loss",
-    "l2_normalize",
     "mining_distance",
-    "paired_distance",
-    "pairwise_distance",
     "triplet_loss",
 ]
-# The reference's "same" rules: cosine similarity > 0.2, i.e. cosine distance < 0.8;
-# (squared) euclidean distance <= 1.0.
-FIXED_THRESHOLDS = {"cosine": 0.8, "euclidean": 1.0}
-
-
-def loss_precision(x):
-    """`x` in the precision a loss computes in: float32 for 16-bit inputs (mixed
-    precision), float32 and float64 as they are."""
-    if keras.backend.standardize_dtype(x.dtype) in ("float32", "float64"):
-        return x
-    return ops.cast(x, "float32")
-
-
-def l2_normalize(x, epsilon: float = 1e-12):
-    """Scales each row of `x` to unit L2 norm (rows of zeros stay zero)."""
-    squared = ops.sum(ops.square(x), axis=-1, keepdims=True)
-    return x * ops.rsqrt(ops.maximum(squared, epsilon))
-
-
-def class_mean_space(x, distance: str):
-    """`x` as class means are taken of it: unit-length rows for cosine distance.
-
-    The nearest-class-mean rule (episodes, `Similarity.classify`) averages
-    directions for cosine distance, so no support outweighs another by its norm.
-    """
-    check_distance(distance)
-    return l2_normalize(x) if distance == "cosine" else x
-
-
-def paired_distance(x, y, distance: str):
-    """Distance between matching rows of `x` and `y`, shape `[N]`."""
-    check_distance(distance)
-    if distance == "cosine":
-        # Clamped: in floating point 1 - cos of a vector with itself can be -1e-7.
-        return ops.maximum(1.0 - ops.sum(l2_normalize(x) * l2_normalize(y), axis=-1), 0.0)
-    return ops.sum(ops.square(x - y), axis=-1)
-
-
-def pairwise_distance(x, y, distance: str):
-    """Distances between every row of `x` and every row of `y`, shape `[..., N, M]`.
-
-    Leading batch dimensions, if any, must match: `[B, N, D]` and `[B, M, D]`
-    give `[B, N, M]`.
-    """
-    check_distance(distance)
-    if distance == "cosine":
-        # Clamped at 0 as the euclidean branch is: rounding can make 1 - cos(x, x) negative,
-        # and the batch losses take square roots of these distances.
-        cosines = ops.matmul(l2_normalize(x), ops.swapaxes(l2_normalize(y), -1, -2))
-        return ops.maximum(1.0 - cosines, 0.0)
-    x_sq = ops.sum(ops.square(x), axis=-1, keepdims=True)
-    y_sq = ops.sum(ops.square(y), axis=-1, keepdims=True)
-    squared = x_sq + ops.swapaxes(y_sq, -1, -2) - 2.0 * ops.matmul(x, ops.swapaxes(y, -1, -2))
-    return ops.maximum(squared, 0.0)
 
 
 def triplet_loss(anchor, positive, negative, distance: str, margin: float):
@@ -109,26 +40,14 @@ def triplet_loss(anchor, positive, negative, distance: str, margin: float):
     For cosine distance this equals the reference's
     `relu(cos(a, n) - cos(a, p) + margin)`.
     """
-    d_ap = paired_distance(anchor, positive, distance)
-    d_an = paired_distance(anchor, negative, distance)
+    measure = distance_of(distance)
+    d_ap = measure.paired(anchor, positive)
+    d_an = measure.paired(anchor, negative)
     return ops.relu(d_ap - d_an + margin)
 
 
 # ---------------------------------------------------------------------------
 # Losses over a batch of P classes x K images: every in-batch triplet counts.
-
-BATCH_MINING = ("batch_all", "batch_hard", "batch_semihard")
-
-
-def _masks(labels):
-    labels = ops.reshape(labels, [-1])
-    same = ops.equal(labels[:, None], labels[None, :])
-    not_self = ops.logical_not(ops.eye(ops.shape(labels)[0], dtype="bool"))
-    return ops.logical_and(same, not_self), ops.logical_not(same)
-
-
-# Added under the square root: its gradient stays finite at zero distance.
-_ROOT_EPSILON = 1e-8
 
 
 def mining_distance(embeddings, distance: str, root: bool = False):
@@ -140,8 +59,7 @@ def mining_distance(embeddings, distance: str, root: bool = False):
     sqrt(2). Either way the order of the distances, so which triplets are
     mined, is the same; the margin is in the units returned.
     """
-    d = pairwise_distance(embeddings, embeddings, distance)
-    return ops.sqrt(d + _ROOT_EPSILON) if root else d
+    return distance_of(distance, root).pairwise(embeddings, embeddings)
 
 
 def batch_all_triplet_loss(labels, embeddings, distance: str, margin: float, root: bool = False):
@@ -153,16 +71,8 @@ def batch_all_triplet_loss(labels, embeddings, distance: str, margin: float, roo
     positive loss, and the share of all valid triplets that have one.
     `root`: compare the square roots of the distances (`mining_distance`).
     """
-    d = mining_distance(embeddings, distance, root)
-    positive, negative = _masks(labels)
-    valid = ops.logical_and(positive[:, :, None], negative[:, None, :])
-    per_triplet = ops.relu(d[:, :, None] - d[:, None, :] + margin)
-    per_triplet = ops.where(valid, per_triplet, 0.0)
-    violating = ops.cast(per_triplet > 1e-16, d.dtype)
-    num_violating = ops.sum(violating)
-    loss = ops.sum(per_triplet) / ops.maximum(num_violating, 1.0)
-    fraction = num_violating / ops.maximum(ops.sum(ops.cast(valid, d.dtype)), 1.0)
-    return loss, fraction
+    mined = mining.all_triplets(mining_distance(embeddings, distance, root), labels)
+    return mining.mean_over_violating(mining.hinge(mined, margin), mined.valid)
 
 
 def batch_hard_triplet_loss(
@@ -190,17 +100,14 @@ def batch_hard_triplet_loss(
         raise ValueError(f"the selective loss is for cosine distance, not {distance!r}")
     if selective and root:
         raise ValueError("the selective loss compares cosines, not roots of distances")
-    d = mining_distance(embeddings, distance, root)
-    positive, negative = _masks(labels)
-    hardest_positive = ops.max(ops.where(positive, d, -1e9), axis=1)
-    hardest_negative = ops.min(ops.where(negative, d, 1e9), axis=1)
-    usable = ops.logical_and(ops.any(positive, axis=1), ops.any(negative, axis=1))
-    gap = hardest_positive - hardest_negative
-    per_anchor = ops.softplus(gap) if soft_margin else ops.relu(gap + margin)
-    if selective:
-        per_anchor = ops.where(gap > 0, 1.0 - hardest_negative, per_anchor)
-    per_anchor = ops.where(usable, per_anchor, 0.0)
-    return ops.sum(per_anchor) / ops.maximum(ops.sum(ops.cast(usable, d.dtype)), 1.0)
+    mined = mining.hardest_triplets(mining_distance(embeddings, distance, root), labels)
+    if soft_margin:
+        values = mining.soft_hinge(mined)
+    elif selective:
+        values = mining.selective_hinge(mined, margin)
+    else:
+        values = mining.hinge(mined, margin)
+    return mining.mean_over_valid(values, mined.valid)
 
 
 def batch_semihard_triplet_loss(
@@ -213,38 +120,17 @@ def batch_semihard_triplet_loss(
 ):
     """The semi-hard triplet loss, averaged over (anchor, positive) pairs.
 
-    Each pair's loss is `relu(d(a, p) - d(a, n) + margin)` for one negative n:
-    - `rule="window"` (FaceNet's semi-hard negatives, the default): the closest
-      negative inside the window `d(a, p) < d(a, n) < d(a, p) + margin`; when the
-      window is empty, the anchor's hardest (closest) negative of all.
-    - `rule="tensorflow"` (tf.contrib's and TensorFlow Addons'
-      `triplet_semihard_loss`): the closest negative farther than the positive,
-      `d(a, n) > d(a, p)`, with no upper limit; only when no negative is farther,
-      the anchor's farthest negative.
-    The two agree whenever the window holds a negative; otherwise "window"
-    takes a violating triplet where "tensorflow" may take one beyond the margin
-    (a loss of 0), so "window"'s loss is never the smaller.
+    Each pair's loss is `relu(d(a, p) - d(a, n) + margin)` for one negative n,
+    chosen by `rule` (`mining.semihard_triplets`: FaceNet's window, or
+    TensorFlow's rule). The two agree whenever the window holds a negative;
+    otherwise "window" takes a violating triplet where "tensorflow" may take
+    one beyond the margin (a loss of 0), so "window"'s loss is never the smaller.
     `root`: compare the square roots of the distances (`mining_distance`).
     Pairs whose anchor has no negative in the batch are left out.
     """
-    if rule not in SEMIHARD_RULES:
-        raise ValueError(f"rule must be one of {', '.join(SEMIHARD_RULES)}, not {rule!r}")
     d = mining_distance(embeddings, distance, root)
-    positive, negative = _masks(labels)
-    d_ap = d[:, :, None]
-    d_an = d[:, None, :]
-    farther = ops.logical_and(negative[:, None, :], d_an > d_ap)
-    if rule == "window":
-        candidates = ops.logical_and(farther, d_an < d_ap + margin)
-        fallback = ops.min(ops.where(negative, d, 1e9), axis=1)[:, None]
-    else:
-        candidates = farther
-        fallback = ops.max(ops.where(negative, d, -1e9), axis=1)[:, None]
-    closest_candidate = ops.min(ops.where(candidates, d_an, 1e9), axis=2)
-    chosen = ops.where(ops.any(candidates, axis=2), closest_candidate, fallback)
-    usable = ops.logical_and(positive, ops.any(negative, axis=1)[:, None])
-    per_pair = ops.where(usable, ops.relu(d - chosen + margin), 0.0)
-    return ops.sum(per_pair) / ops.maximum(ops.sum(ops.cast(usable, d.dtype)), 1.0)
+    mined = mining.semihard_triplets(d, labels, margin, rule)
+    return mining.mean_over_valid(mining.hinge(mined, margin), mined.valid)
 
 
 def contrastive_loss(same, distances, margin: float):
@@ -313,7 +199,7 @@ class BatchTripletLoss(keras.losses.Loss):
             )
         if semihard_rule != "window" and mining != "batch_semihard":
             raise ValueError(f"a semi-hard rule is for batch_semihard mining, not {mining!r}")
-        check_distance(distance)
+        distance_of(distance)
         check_margin(margin)
         super().__init__(name=name or mining, reduction="sum_over_batch_size")
         self.mining, self.distance, self.margin = mining, distance, float(margin)

@@ -13,7 +13,7 @@ import functools
 import keras
 from keras import layers, ops
 
-from keras_siamese.config import EMBEDDINGS, NECKS, check_depth, check_pool_grid
+from keras_siamese.choices import EMBEDDINGS, NECKS, check_depth, check_pool_grid
 from keras_siamese.errors import ConfigError
 from keras_siamese.model.fused_norm import FusedBatchNormalization
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from keras_siamese.config import PAIR_HEADS
-from keras_siamese.model import losses
+from keras_siamese.choices import PAIR_HEADS, check_margin
+from keras_siamese.model import distances, losses
 
 # The training models' input names; the tf.data pipelines yield dicts with these keys.
 INPUT_NAMES = ("anchor", "positive", "negative")
@@ -50,8 +50,8 @@ def triplet_model(
         A model with inputs `anchor`, `positive`, `negative` whose output is the
         per-sample loss `[N]`.
     """
-    losses.check_distance(distance)
-    losses.check_margin(margin)
+    distances.distance_of(distance)
+    check_margin(margin)
     image_shape = tower.input_shape[1:]
     inputs = {
         name: keras.Input(shape=image_shape, dtype="uint8", name=name) for name in INPUT_NAMES
@@ -90,7 +90,7 @@ def embedding_model(tower: keras.Model) -> keras.Model:
 
 def _pair_distance_of_list(embeddings, distance: str):
     left, right = embeddings
-    return losses.paired_distance(left, right, distance)
+    return distances.paired_distance(left, right, distance)
 
 
 def _absolute_difference_of_list(embeddings):
@@ -108,7 +108,7 @@ def pair_model(tower: keras.Model, distance: str, head: str = "contrastive") -> 
             contrastive loss); `bce`: a sigmoid unit on |e1 - e2| outputs the
             probability of "same" (for binary cross-entropy).
     """
-    losses.check_distance(distance)
+    distances.distance_of(distance)
     if head not in PAIR_HEADS:
         raise ValueError(f"head must be one of {', '.join(PAIR_HEADS)}, not {head!r}")
     image_shape = tower.input_shape[1:]

@@ -15,7 +15,7 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-from keras_siamese.config import CENTERS, TTAS
+from keras_siamese.choices import CENTERS, TTAS
 from keras_siamese.errors import UserError
 
 

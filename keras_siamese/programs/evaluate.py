@@ -17,7 +17,7 @@ from absl import flags, logging
 from keras_siamese import cli
 from keras_siamese import workdir as wd
 from keras_siamese.config import EvalConfig, TrainConfig
-from keras_siamese.data.datasets import load_dataset
+from keras_siamese.data.sources import load_dataset
 from keras_siamese.errors import UserError
 
 

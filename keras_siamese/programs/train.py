@@ -21,7 +21,7 @@ from absl import flags, logging
 
 from keras_siamese import cli, keras_backend, workdir
 from keras_siamese.config import TrainConfig, TuneConfig
-from keras_siamese.data.datasets import load_dataset
+from keras_siamese.data.sources import load_dataset
 from keras_siamese.errors import UserError
 
 

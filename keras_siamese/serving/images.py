@@ -10,6 +10,7 @@ steps; for CIFAR-100 it is resized whole to 32 x 32 colour pixels.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -35,6 +36,10 @@ __all__ = [
 ]
 MNIST_BOX = 20
 MNIST_CENTRE = 14.0  # where real MNIST digits have their centre of mass (row and column)
+
+# What the serving API takes as images: a uint8 array `[N, H, W, C]` (or one image), an
+# image file or folder, or a list of image files.
+Images = np.ndarray | str | os.PathLike | Sequence[str | os.PathLike]
 
 
 def image_files(folder: str) -> list[str]:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 
@@ -32,11 +32,22 @@ from keras_siamese import files
 from keras_siamese.errors import UserError
 from keras_siamese.serving.backends import Store, is_database
 from keras_siamese.serving.backends.memory import MemoryStore
+from keras_siamese.serving.images import Images
 from keras_siamese.serving.vector_search import BACKENDS as MEMORY_BACKENDS
 from keras_siamese.serving.vector_search import SearchOptions, VectorSearch, checked
 
-if TYPE_CHECKING:
-    from keras_siamese.serving.similarity import Images, Similarity
+
+class Similarity(Protocol):
+    """What an index asks of an export (`keras_siamese.Similarity` is one)."""
+
+    export_dir: str
+    fingerprint: str
+    distance_name: str
+
+    def embed(self, images: Images, progress: bool | None = None) -> np.ndarray: ...
+
+    def image_paths(self, images: Images) -> list[str] | None: ...
+
 
 FORMAT = "keras_siamese.index/1"
 INDEX_FILE = "index.json"

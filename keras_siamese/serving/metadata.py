@@ -17,7 +17,7 @@ from keras_siamese.data import splits
 from keras_siamese.data.datasets import DATASETS, is_own_images
 from keras_siamese.errors import UserError
 from keras_siamese.evaluation.results import JsonRecord, Metrics
-from keras_siamese.model import losses
+from keras_siamese.model import distances
 
 FILE = "metadata.json"
 FORMAT_NAME = "keras_siamese.export"
@@ -77,7 +77,7 @@ class ExportMetadata(JsonRecord):
         calibrated = self.metrics.seen.pair.calibrated if self.metrics else None
         if calibrated is not None:
             return float(calibrated.threshold), "calibrated on validation pairs"
-        return losses.FIXED_THRESHOLDS[self.distance], "the reference's fixed rule"
+        return distances.FIXED_THRESHOLDS[self.distance], "the reference's fixed rule"
 
 
 def write(export_dir: str, metadata: ExportMetadata) -> None:

@@ -27,12 +27,11 @@ import numpy as np
 
 from keras_siamese.data.datasets import DATASETS
 from keras_siamese.errors import UserError
-from keras_siamese.model import losses
+from keras_siamese.model import distances
 from keras_siamese.serving import export, images
 from keras_siamese.serving import metadata as export_metadata
+from keras_siamese.serving.images import Images
 from keras_siamese.serving.index import EmbeddingIndex, SearchOptions
-
-Images = np.ndarray | str | os.PathLike | Sequence[str | os.PathLike]
 
 
 class Similarity:
@@ -174,7 +173,7 @@ class Similarity:
                 "side, or one image with many."
             )
         ea, eb = np.broadcast_arrays(ea, eb)
-        d = losses.paired_distance(ea, eb, self.distance_name)
+        d = distances.paired_distance(ea, eb, self.distance_name)
         return np.maximum(np.asarray(d, np.float64), 0.0)
 
     def same(self, a: Images, b: Images) -> np.ndarray:
@@ -196,9 +195,9 @@ class Similarity:
             )
         query_emb = self.embed(queries)
         classes = np.unique(labels)
-        support_emb = np.asarray(losses.class_mean_space(support_emb, self.distance_name))
+        support_emb = np.asarray(distances.class_mean_space(support_emb, self.distance_name))
         means = np.stack([support_emb[labels == c].mean(axis=0) for c in classes])
-        d = np.asarray(losses.pairwise_distance(query_emb, means, self.distance_name))
+        d = np.asarray(distances.pairwise_distance(query_emb, means, self.distance_name))
         return classes[np.argmin(d, axis=1)]
 
     # ------------------------------------------------------------- gallery

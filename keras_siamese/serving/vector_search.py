@@ -16,7 +16,7 @@ import math
 
 import numpy as np
 
-from keras_siamese.config import DISTANCES
+from keras_siamese.choices import DISTANCES
 from keras_siamese.errors import UserError
 
 BACKENDS = ("exact", "hnsw", "ivf")

@@ -17,7 +17,8 @@ import numpy as np
 from keras_siamese import files
 from keras_siamese import workdir as wd
 from keras_siamese.evaluation import protocol
-from keras_siamese.model import build, test_time
+from keras_siamese.model import test_time
+from keras_siamese.training import build
 
 # The log key of the search's score (OneShotObjective).
 ONESHOT_LOG = "val_oneshot"

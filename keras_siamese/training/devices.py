@@ -17,6 +17,15 @@ if TYPE_CHECKING:
     import tensorflow as tf
 
 
+def check_strategy_backend(strategy: str, backend: str) -> None:
+    """Raises ConfigError when `strategy` is tf.distribute's and `backend` is not TensorFlow."""
+    if backend != "tensorflow" and strategy not in ("auto", "default"):
+        raise ConfigError(
+            f"--strategy={strategy} is tf.distribute's: with KERAS_BACKEND={backend} a "
+            "run trains on one device (--strategy=auto)."
+        )
+
+
 def resolve_jit_compile(choice: str) -> bool:
     """XLA on or off: `auto` means on with a GPU, off on CPU (on for JAX, which compiles
     every step).

@@ -49,6 +49,31 @@ def _write_dir(backup_dir: str, strategy: tf.distribute.Strategy) -> str:
     return os.path.join(os.path.dirname(backup_dir), f"workertemp_{task_id}", "backup")
 
 
+def _statistics_synchroniser(
+    model: keras.Model, strategy: tf.distribute.Strategy
+) -> Callable[[], None]:
+    """A function that sets every worker's non-trainable variables to their mean.
+
+    Batch normalisation updates its moving statistics from each worker's own
+    batches; averaging them makes every worker, checkpoint and export alike.
+    """
+
+    @tf.function
+    def average_statistics():
+        def replica_mean():
+            context = tf.distribute.get_replica_context()
+            values = [tf.identity(v.value) for v in model.non_trainable_variables]
+            return context.all_reduce("MEAN", values)
+
+        return strategy.run(replica_mean)
+
+    def synchronise_statistics() -> None:
+        for variable, mean in zip(model.non_trainable_variables, average_statistics(), strict=True):
+            variable.assign(strategy.experimental_local_results(mean)[0])
+
+    return synchronise_statistics
+
+
 def fit(
     model: keras.Model,
     strategy: tf.distribute.Strategy,
@@ -89,20 +114,7 @@ def fit(
     )  # restores the chief's latest checkpoint, if any
     writer = tf.train.CheckpointManager(checkpoint, _write_dir(backup_dir, strategy), max_to_keep=1)
 
-    @tf.function
-    def average_statistics():
-        # Batch normalisation updates its moving statistics from each worker's own
-        # batches; averaging them makes every worker, checkpoint and export alike.
-        def replica_mean():
-            context = tf.distribute.get_replica_context()
-            values = [tf.identity(v.value) for v in model.non_trainable_variables]
-            return context.all_reduce("MEAN", values)
-
-        return strategy.run(replica_mean)
-
-    def synchronise_statistics():
-        for variable, mean in zip(model.non_trainable_variables, average_statistics(), strict=True):
-            variable.assign(strategy.experimental_local_results(mean)[0])
+    synchronise_statistics = _statistics_synchroniser(model, strategy)
 
     @tf.function
     def train_step(iterator):

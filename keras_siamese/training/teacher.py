@@ -14,8 +14,8 @@ import os
 
 import keras
 
+from keras_siamese import objectives
 from keras_siamese import workdir as wd
-from keras_siamese.config import CLASSIFICATION_OBJECTIVES
 from keras_siamese.data import splits
 from keras_siamese.errors import UserError
 from keras_siamese.evaluation.results import Budget
@@ -49,13 +49,7 @@ def load_teacher(run_dir: str, dataset: str, split: splits.ClassSplit) -> Teache
         raise UserError(f"{flag} is not a finished run: it has no metrics.json and export.")
     meta = metadata.read(export_dir)
     config = meta.config
-    objective = config.get("objective")
-    if objective not in CLASSIFICATION_OBJECTIVES or config.get("rotation_weight"):
-        raise UserError(
-            f"{flag} trained with --objective={objective}"
-            + (" and a rotation head" if config.get("rotation_weight") else "")
-            + ": a teacher is a plain classification run (softmax or normsoftmax)."
-        )
+    objectives.CLASSIFICATION.check_teacher(config, flag)
     if meta.dataset != dataset:
         raise UserError(f"{flag} was trained on {meta.dataset}, not on {dataset}.")
     seen = meta.class_split().seen
@@ -75,7 +69,7 @@ def load_teacher(run_dir: str, dataset: str, split: splits.ClassSplit) -> Teache
             f"{flag} kept no classifier weights ({wd.BEST_WEIGHTS}; a run with --ema_decay "
             "keeps none): train the teacher without a weight average."
         )
-    cosine = objective == "normsoftmax"
+    cosine = objectives.CLASSIFICATION.is_cosine(config["objective"])
     tower = test_time.base_tower(export.load_tower(export_dir))
     model = classifier.classifier_model(tower, len(split.seen), cosine=cosine)
     try:

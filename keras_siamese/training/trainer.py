@@ -16,18 +16,19 @@ from typing import TYPE_CHECKING
 
 import keras
 
-from keras_siamese import files
+from keras_siamese import files, objectives
 from keras_siamese import workdir as wd
 from keras_siamese.config import TrainConfig
 from keras_siamese.data import splits
-from keras_siamese.data.datasets import ImageDataset, load_dataset
+from keras_siamese.data.datasets import ImageDataset
+from keras_siamese.data.sources import load_dataset
 from keras_siamese.errors import ConfigError, UserError
 from keras_siamese.evaluation import protocol
 from keras_siamese.evaluation.results import Budget, Metrics
-from keras_siamese.model import build, classifier, test_time
+from keras_siamese.model import test_time
 from keras_siamese.serving import export
 from keras_siamese.serving.metadata import ExportMetadata
-from keras_siamese.training import devices, numpy_inputs, teacher, warm_start
+from keras_siamese.training import build, devices, teacher, warm_start
 from keras_siamese.training.callbacks import (
     BestWeights,
     EpochSnapshots,
@@ -65,7 +66,7 @@ def steps_per_epoch(config: TrainConfig, num_train_images: int) -> int:
     """`--steps_per_epoch`, or one pass over the train images when it is 0."""
     if config.steps_per_epoch:
         return config.steps_per_epoch
-    per_step = config.images_per_batch if config.uses_pk_batches else config.batch_size
+    per_step = objectives.objective_of(config).samples_per_step(config)
     steps = num_train_images // per_step
     if steps < 1:
         raise ConfigError(
@@ -76,18 +77,9 @@ def steps_per_epoch(config: TrainConfig, num_train_images: int) -> int:
 
 
 def best_weights_monitor(config: TrainConfig, has_validation: bool) -> str:
-    """The logged value whose lowest epoch gives the run's best (exported) weights.
-
-    The validation loss, except for batch_all: its loss is the mean over the triplets
-    that still violate the margin, which rises as the easy ones drop out, so the share of
-    triplets violating it judges the embedding instead (beside a classifier, Keras names it
-    after the embedding output).
-    """
-    name = "loss"
-    if config.objective == "batch_all":
-        name = "violating_fraction"
-        if config.classifier_weight:
-            name = f"{classifier.EMBEDDINGS}_{name}"
+    """The logged value whose lowest epoch gives the run's best (exported) weights: the
+    objective's monitored value, on the validation images where there are some."""
+    name = objectives.objective_of(config).monitor(config)
     return f"val_{name}" if has_validation else name
 
 
@@ -95,8 +87,9 @@ def _callbacks(
     config: TrainConfig, tower: keras.Model, has_validation: bool, steps_left: int
 ) -> list[keras.callbacks.Callback]:
     workdir = config.workdir
+    objective = objectives.objective_of(config)
     callbacks = [
-        RunEstimate(steps_left, config.images_per_batch),
+        RunEstimate(steps_left, objective.images_per_step(config)),
         keras.callbacks.TerminateOnNaN(),
         keras.callbacks.CSVLogger(os.path.join(workdir, wd.HISTORY_FILE), append=True),
     ]
@@ -110,7 +103,7 @@ def _callbacks(
             BestWeights(
                 os.path.join(workdir, wd.BEST_WEIGHTS),
                 best_weights_monitor(config, has_validation),
-                first_epoch=config.mining_warmup_epochs,
+                first_epoch=objective.first_monitored_epoch(config),
             )
         )
     if config.snapshot_every:
@@ -135,13 +128,12 @@ def _fit_keras(
 ) -> list[float]:
     """model.fit on one machine (default or mirrored strategy); the epochs' losses."""
     # A resumed run continues with the batches of the epoch it stopped at.
+    objective = objectives.objective_of(config)
     validation_batch_size = None
     if _on_tensorflow():
-        from keras_siamese.training import tf_inputs
-
-        train, validation = tf_inputs.make_datasets(config, part, steps, first_epoch)
+        train, validation = objective.tf_datasets(config, part, steps, first_epoch)
     else:
-        train, validation, validation_batch_size = numpy_inputs.make_inputs(
+        train, validation, validation_batch_size = objective.numpy_inputs(
             config, part, steps, first_epoch
         )
     history = model.fit(
@@ -170,15 +162,12 @@ def _backend_note() -> str:
 
 def _check_replica_split(config: TrainConfig, replicas: int) -> None:
     """Each replica of a multi-worker run takes an equal share of every batch."""
-    if config.uses_pk_batches and config.classes_per_batch % replicas:
+    name, value = objectives.objective_of(config).replica_unit(config)
+    if value % replicas:
+        whole = ": each takes whole classes" if name == "classes_per_batch" else ""
         raise ConfigError(
-            f"--classes_per_batch={config.classes_per_batch} must be a multiple of the "
-            f"{replicas} replicas of --strategy=multi_worker: each takes whole classes."
-        )
-    if not config.uses_pk_batches and config.batch_size % replicas:
-        raise ConfigError(
-            f"--batch_size={config.batch_size} must be a multiple of the {replicas} replicas "
-            "of --strategy=multi_worker."
+            f"--{name}={value} must be a multiple of the {replicas} replicas of "
+            f"--strategy=multi_worker{whole}."
         )
 
 
@@ -192,19 +181,15 @@ def _fit_multi_worker(
     verbose: int,
 ) -> tuple[int, list[float]]:
     """The multi-worker loop; each input pipeline draws its own seeded batches."""
-    from keras_siamese.training import multi_worker, tf_inputs
+    from keras_siamese.training import multi_worker
 
     workdir = config.workdir
     replicas = strategy.num_replicas_in_sync
+    objective = objectives.objective_of(config)
 
     def make_dataset(context: tf.distribute.InputContext, first_epoch: int, skip: int):
-        share = dataclasses.replace(
-            config,
-            batch_size=config.batch_size // replicas,
-            classes_per_batch=config.classes_per_batch // replicas,
-            seed=config.seed + 1_000_003 * context.input_pipeline_id,
-        )
-        return tf_inputs.make_datasets(share, part, steps, first_epoch)[0].skip(skip)
+        share = objective.replica_share(config, replicas, context.input_pipeline_id)
+        return objective.tf_datasets(share, part, steps, first_epoch)[0].skip(skip)
 
     def log_epoch(epoch: int, loss: float) -> None:
         if chief:
@@ -251,14 +236,70 @@ def train_and_evaluate(
         wd.release(config.workdir)
 
 
+@dataclasses.dataclass
+class _Run:
+    """What a run's phases hand on: its data, its devices and its models."""
+
+    dataset: ImageDataset
+    part: splits.Partition
+    steps: int
+    strategy: tf.distribute.Strategy | None = None
+    chief: bool = True
+    precision: str = "float32"
+    precision_reason: str = ""
+    tower: keras.Model | None = None
+    model: keras.Model | None = None
+    first_generation: teacher.Teacher | None = None
+    fresh_layers: list[str] = dataclasses.field(default_factory=list)
+    first_epoch: int = 0
+
+    @property
+    def replicas(self) -> int:
+        return self.strategy.num_replicas_in_sync if self.strategy else 1
+
+
 def _train_and_evaluate(
     config: TrainConfig, dataset: ImageDataset | None, overwrite: bool, verbose: int | None
 ) -> RunResult:
     config.validate()
     if not _on_tensorflow():
-        numpy_inputs.check_supported(config, keras.backend.backend())
+        objectives.check_backend(config, keras.backend.backend())
+        devices.check_strategy_backend(config.strategy, keras.backend.backend())
     if verbose is None:
         verbose = 1 if sys.stdout.isatty() else 2
+    run = _plan(config, dataset)
+    _build(config, run)
+    # Everything is validated: only now does the run touch the disk.
+    _prepare_workdir(config, run, overwrite)
+    _announce(config, run)
+    start = time.time()
+    if _is_multi_worker(config):
+        run.first_epoch, epoch_losses = _fit_multi_worker(
+            config, run.part, run.steps, run.model, run.strategy, run.chief, verbose
+        )
+    else:
+        epoch_losses = _fit_keras(
+            config, run.part, run.steps, run.first_epoch, run.model, run.tower, verbose
+        )
+    train_seconds = time.time() - start
+    _check_finite(config.workdir, epoch_losses, run.first_epoch)
+    if _is_multi_worker(config):
+        _finish_multi_worker(config, run)
+        if not run.chief:
+            return RunResult(metrics=None, export_dir="", is_chief=False)
+    best_path = os.path.join(config.workdir, wd.BEST_WEIGHTS)
+    if os.path.exists(best_path):
+        run.model.load_weights(best_path)
+    epochs = run.first_epoch + len(epoch_losses)
+    return _evaluate_and_export(config, run, epochs, train_seconds, verbose)
+
+
+def _is_multi_worker(config: TrainConfig) -> bool:
+    return config.strategy == "multi_worker"
+
+
+def _plan(config: TrainConfig, dataset: ImageDataset | None) -> _Run:
+    """The run's data: the data set, its class split and partition, and the epoch's steps."""
     if dataset is None:
         dataset = load_dataset(
             config.dataset, config.data_dir, config.data_source, config.folder_options()
@@ -272,140 +313,152 @@ def _train_and_evaluate(
     )
     splits.check_unseen_test_images(split, dataset)
     part = splits.partition(dataset, split, config.val_fraction, seed=config.split_seed)
-    steps = steps_per_epoch(config, len(part.train_labels))
+    return _Run(dataset, part, steps_per_epoch(config, len(part.train_labels)))
 
+
+def _build(config: TrainConfig, run: _Run) -> None:
+    """The run's strategy, precision, tower and compiled model (and a teacher's, a warm
+    start's weights); nothing is written."""
     # Created before any other TensorFlow work: a multi-worker strategy must come first.
-    strategy = devices.make_strategy(config.strategy) if _on_tensorflow() else None
-    replicas = strategy.num_replicas_in_sync if strategy else 1
-    multi = config.strategy == "multi_worker"
-    chief = True
-    if multi:
+    run.strategy = devices.make_strategy(config.strategy) if _on_tensorflow() else None
+    if _is_multi_worker(config):
         from keras_siamese.training import multi_worker
 
-        _check_replica_split(config, replicas)
-        chief = multi_worker.is_chief(strategy)
-
+        _check_replica_split(config, run.replicas)
+        run.chief = multi_worker.is_chief(run.strategy)
+    split = run.part.split
     source = None
     if config.init_from:
         source = warm_start.load_source(config.init_from, config.dataset, split)
-
-    precision, reason = _run_precision(config)
+    run.precision, run.precision_reason = _run_precision(config)
     keras.utils.set_random_seed(config.seed)
     # The batch is global: each replica trains on its share.
-    scope = strategy.scope() if strategy else contextlib.nullcontext()
-    with scope, build.precision_policy(precision):
+    scope = run.strategy.scope() if run.strategy else contextlib.nullcontext()
+    with scope, build.precision_policy(run.precision):
         # The teacher's variables, like the model's, belong to the strategy.
-        first_generation = (
-            teacher.load_teacher(config.distill_from, config.dataset, split)
-            if config.distill_from
-            else None
-        )
-        tower = build.build_tower(config, dataset.info)
-        model = build.build_training_model(
+        if config.distill_from:
+            run.first_generation = teacher.load_teacher(config.distill_from, config.dataset, split)
+        run.tower = build.build_tower(config, run.dataset.info)
+        run.model = build.build_training_model(
             config,
-            tower,
+            run.tower,
             devices.resolve_jit_compile(config.jit_compile),
             num_classes=len(split.seen),
-            steps_per_epoch=steps,
-            teacher=first_generation.model if first_generation else None,
-            teacher_scale=first_generation.logit_scale if first_generation else 1.0,
+            steps_per_epoch=run.steps,
+            teacher=run.first_generation,
         )
-    fresh = []
     if source is not None:  # a resumed run's backup replaces these weights again
-        fresh = warm_start.copy_weights(source, tower, f"--init_from={config.init_from}")
-        del source
+        flag = f"--init_from={config.init_from}"
+        run.fresh_layers = warm_start.copy_weights(source, run.tower, flag)
 
-    # Everything is validated: only now does the run touch the disk.
+
+def _prepare_workdir(config: TrainConfig, run: _Run, overwrite: bool) -> None:
+    """Claims the run folder, records the run, and finds the epoch to resume at."""
     workdir = config.workdir
+    multi = _is_multi_worker(config)
     # The workers of a multi-worker run share the folder: only a lone process locks it.
     wd.prepare(workdir, config.to_flagfile(), overwrite=overwrite, exclusive=not multi)
     files.write_json_atomic(os.path.join(workdir, "versions.json"), export.package_versions())
     files.write_json_atomic(
-        os.path.join(workdir, wd.PRECISION_FILE), {"precision": precision, "reason": reason}
+        os.path.join(workdir, wd.PRECISION_FILE),
+        {"precision": run.precision, "reason": run.precision_reason},
     )
-    first_epoch = 0 if multi else wd.resume_epoch(workdir)
+    run.first_epoch = 0 if multi else wd.resume_epoch(workdir)
     if not multi:
-        wd.trim_history(workdir, first_epoch)
-    if first_epoch == 0:
+        wd.trim_history(workdir, run.first_epoch)
+    if run.first_epoch == 0:
         # A fresh start must not compare against the best loss of an earlier run.
         for entry in (os.path.dirname(wd.BEST_WEIGHTS), wd.SNAPSHOTS_DIR):
             shutil.rmtree(os.path.join(workdir, entry), ignore_errors=True)
+
+
+def _announce(config: TrainConfig, run: _Run) -> None:
+    """Prints what the run starts from and what it trains."""
     if config.init_from:
+        fresh = run.fresh_layers
         print(
             f"The tower starts from the weights of {config.init_from}"
             + (f", except {', '.join(fresh)} (new)." if fresh else "."),
             flush=True,
         )
-    if first_generation:
+    if run.first_generation:
         print(
             f"Distilling from {config.distill_from} (its training spent "
-            f"{first_generation.images:,} images): weight {config.distill_weight}, "
+            f"{run.first_generation.images:,} images): weight {config.distill_weight}, "
             f"temperature {config.distill_temperature}.",
             flush=True,
         )
     if config.precision == "auto":
-        print(f"Precision: {precision} ({reason}).", flush=True)
-    warning = devices.precision_warning(precision)
+        print(f"Precision: {run.precision} ({run.precision_reason}).", flush=True)
+    warning = devices.precision_warning(run.precision)
     if warning:
         print(warning, flush=True)
-    resuming = f", resuming at epoch {first_epoch + 1}" if first_epoch else ""
+    resuming = f", resuming at epoch {run.first_epoch + 1}" if run.first_epoch else ""
+    split, part = run.part.split, run.part
+    images = objectives.objective_of(config).images_per_step(config)
     print(
-        f"Training {tower.name} ({tower.count_params():,} parameters) on {config.dataset} "
-        f"split {split.name}: {len(part.train_labels)} train images of {len(split.seen)} seen "
-        f"classes with --objective={config.objective}, {config.epochs} epoch(s) x {steps} "
-        f"step(s) of {config.images_per_batch} images on {replicas} replica(s)"
-        f"{_backend_note()}{resuming}.",
+        f"Training {run.tower.name} ({run.tower.count_params():,} parameters) on "
+        f"{config.dataset} split {split.name}: {len(part.train_labels)} train images of "
+        f"{len(split.seen)} seen classes with --objective={config.objective}, "
+        f"{config.epochs} epoch(s) x {run.steps} step(s) of {images} images on "
+        f"{run.replicas} replica(s){_backend_note()}{resuming}.",
         flush=True,
     )
-    start = time.time()
-    if multi:
-        first_epoch, epoch_losses = _fit_multi_worker(
-            config, part, steps, model, strategy, chief, verbose
-        )
-    else:
-        epoch_losses = _fit_keras(config, part, steps, first_epoch, model, tower, verbose)
-    train_seconds = time.time() - start
-    bad = [i for i, v in enumerate(epoch_losses) if not math.isfinite(v)]
-    best_path = os.path.join(workdir, wd.BEST_WEIGHTS)
-    if bad:
-        # The backup holds the diverged weights: resuming from it would be useless.
-        shutil.rmtree(os.path.join(workdir, wd.BACKUP_DIR), ignore_errors=True)
-        kept = (
-            f"the last good weights are in {best_path}"
-            if os.path.exists(best_path)
-            else "no epoch finished with a finite loss"
-        )
-        raise TrainingDiverged(
-            f"The training loss became {epoch_losses[bad[0]]} in epoch {first_epoch + bad[0] + 1}: "
-            f"lower --learning_rate and rerun with --overwrite; {kept}, and no export was written."
-        )
-    if multi:
-        # Keras's fit ends by writing the weight average into the model; this loop must too.
-        model.optimizer.finalize_variable_values(model.trainable_variables)
-        multi_worker.remove_backup(os.path.join(workdir, wd.BACKUP_DIR), strategy)
-        if not chief:
-            return RunResult(metrics=None, export_dir="", is_chief=False)
-        # Evaluate and export a copy outside the strategy: the other workers have left.
-        trained = tower
-        with build.precision_policy(precision):
-            tower = build.build_tower(config, dataset.info)
-        tower.set_weights(trained.get_weights())
-    if os.path.exists(best_path):
-        model.load_weights(best_path)
 
+
+def _check_finite(workdir: str, epoch_losses: list[float], first_epoch: int) -> None:
+    """Raises TrainingDiverged when an epoch's loss is not finite; the backup is removed."""
+    bad = [i for i, v in enumerate(epoch_losses) if not math.isfinite(v)]
+    if not bad:
+        return
+    # The backup holds the diverged weights: resuming from it would be useless.
+    shutil.rmtree(os.path.join(workdir, wd.BACKUP_DIR), ignore_errors=True)
+    best_path = os.path.join(workdir, wd.BEST_WEIGHTS)
+    kept = (
+        f"the last good weights are in {best_path}"
+        if os.path.exists(best_path)
+        else "no epoch finished with a finite loss"
+    )
+    raise TrainingDiverged(
+        f"The training loss became {epoch_losses[bad[0]]} in epoch {first_epoch + bad[0] + 1}: "
+        f"lower --learning_rate and rerun with --overwrite; {kept}, and no export was written."
+    )
+
+
+def _finish_multi_worker(config: TrainConfig, run: _Run) -> None:
+    """Ends a multi-worker fit: the weight average written in, the backup removed, and on
+    the chief a copy of the tower outside the strategy (the other workers have left)."""
+    from keras_siamese.training import multi_worker
+
+    # Keras's fit ends by writing the weight average into the model; this loop must too.
+    run.model.optimizer.finalize_variable_values(run.model.trainable_variables)
+    multi_worker.remove_backup(os.path.join(config.workdir, wd.BACKUP_DIR), run.strategy)
+    if not run.chief:
+        return
+    trained = run.tower
+    with build.precision_policy(run.precision):
+        run.tower = build.build_tower(config, run.dataset.info)
+    run.tower.set_weights(trained.get_weights())
+
+
+def _evaluate_and_export(
+    config: TrainConfig, run: _Run, epochs: int, train_seconds: float, verbose: int
+) -> RunResult:
+    """Evaluates the tower by the protocol, writes metrics.json and exports the tower."""
+    workdir, part, tower = config.workdir, run.part, run.tower
     # The protocol's own seed, not the training seed: runs are compared on the same samples.
     embeddings = protocol.embed_partition(tower, part, verbose=verbose)
     budget = Budget(
         objective=config.objective,
-        epochs=first_epoch + len(epoch_losses),
-        steps_per_epoch=steps,
+        epochs=epochs,
+        steps_per_epoch=run.steps,
         batch_size=config.batch_size,
-        images_per_step=config.images_per_batch,
+        images_per_step=objectives.objective_of(config).images_per_step(config),
         train_seconds=round(train_seconds, 1),
         init_from=config.init_from or None,
         classifier_weight=config.classifier_weight,
-        precision=precision,
-        teacher_images=first_generation.images if first_generation else None,
+        precision=run.precision,
+        teacher_images=run.first_generation.images if run.first_generation else None,
     )
     metrics = dataclasses.replace(
         protocol.evaluate(embeddings, config.distance).metrics, budget=budget
@@ -417,7 +470,7 @@ def _train_and_evaluate(
     )
     files.write_json_atomic(os.path.join(workdir, wd.METRICS_FILE), metrics.to_json())
     export_dir = os.path.join(workdir, wd.EXPORT_DIR)
-    metadata = _metadata(config, dataset, part, tower, metrics)
+    metadata = _metadata(config, run.dataset, part, tower, metrics)
     if not export.export_tower(served, export_dir, metadata):
         print(
             f"The export in {export_dir} holds the tower's .keras file and metadata.json: "

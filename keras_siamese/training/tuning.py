@@ -23,14 +23,16 @@ import keras
 import keras_tuner
 import numpy as np
 
-from keras_siamese import files
+from keras_siamese import files, objectives
 from keras_siamese import workdir as wd
-from keras_siamese.config import DEFAULT_MARGINS, DISTANCES, TrainConfig, TuneConfig
+from keras_siamese.choices import DEFAULT_MARGINS, DISTANCES
+from keras_siamese.config import TrainConfig, TuneConfig
 from keras_siamese.data import splits
-from keras_siamese.data.datasets import ImageDataset, load_dataset
-from keras_siamese.model import build, test_time
+from keras_siamese.data.datasets import ImageDataset
+from keras_siamese.data.sources import load_dataset
+from keras_siamese.model import test_time
 from keras_siamese.serving import export
-from keras_siamese.training import callbacks, devices, tf_inputs, trainer
+from keras_siamese.training import build, callbacks, devices, trainer
 
 OBJECTIVE = callbacks.ONESHOT_LOG
 MARGIN_RANGES = {"cosine": (0.05, 1.0), "euclidean": (0.1, 2.0)}
@@ -60,7 +62,7 @@ def trial_config(
     margin_default = (
         base.resolved_margin if distance == base.distance else DEFAULT_MARGINS[distance]
     )
-    if not base.loss_uses_margin:
+    if not objectives.objective_of(base).uses_margin(base):
         margin = margin_default  # the loss ignores it: searching it would waste trials
     elif tune.tune_distance:
         with hp.conditional_scope("distance", [distance]):
@@ -324,7 +326,7 @@ def run_search(
         centring_images=part.train_images[test_time.centring_sample(part.train_labels)],
     )
     tuner = make_tuner(hypermodel, base, tune, directory)
-    train_ds, val_ds = tf_inputs.make_datasets(base, part, steps, first_epoch=0)
+    train_ds, val_ds = objectives.objective_of(base).tf_datasets(base, part, steps, first_epoch=0)
     fit_callbacks: list[keras.callbacks.Callback] = [keras.callbacks.TerminateOnNaN()]
     if base.time_budget_minutes:
         fit_callbacks.append(callbacks.TimeBudget(base.time_budget_minutes))
@@ -346,7 +348,12 @@ def run_search(
     )
     if is_distributed_worker():
         return SearchResult(rows=[], best_config=None, best_flags=None)
+    return _record_search(tuner, base, tune)
 
+
+def _record_search(tuner: keras_tuner.Tuner, base: TrainConfig, tune: TuneConfig) -> SearchResult:
+    """Writes the finished search's trials table and its best trial's flagfile."""
+    workdir = base.workdir
     rows = trial_rows(tuner, base, tune)
     files.write_text_atomic(os.path.join(workdir, wd.TRIALS_FILE), _rows_csv(rows))
     best = tuner.oracle.get_best_trials(1)

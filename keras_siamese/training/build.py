@@ -1,20 +1,26 @@
-"""The models of a training configuration: the tower and the compiled training model.
+"""The models of a training configuration: the tower, the optimizer and the compiled
+training model.
 
-Model code imports no TensorFlow (Keras and `keras.ops` only), so the same
-models build under any Keras backend.
+Imports no TensorFlow (Keras and `keras.ops` only), so the same models build
+under any Keras backend.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import keras
 from keras import ops
 
+from keras_siamese import objectives
 from keras_siamese.config import TrainConfig
 from keras_siamese.data.datasets import DatasetInfo
-from keras_siamese.model import classifier, distillation, losses, resnet, siamese
+from keras_siamese.model import resnet
+
+if TYPE_CHECKING:
+    from keras_siamese.training.teacher import Teacher
 
 
 @contextlib.contextmanager
@@ -154,124 +160,34 @@ def build_training_model(
     jit_compile: bool = False,
     num_classes: int | None = None,
     steps_per_epoch: int | None = None,
-    teacher: keras.Model | None = None,
-    teacher_scale: float = 1.0,
+    teacher: Teacher | None = None,
 ) -> keras.Model:
     """The compiled training model of `config.objective` around `tower`.
 
-    triplet: the three-input model with the Lambda loss; batch_*: the tower
-    alone, with a loss that mines the triplets of each P x K batch (with
-    `--classifier_weight`, also under a cosine classifier of `num_classes`);
-    contrastive: the two-input pair model; softmax and normsoftmax: the tower
-    under a classifier of `num_classes` classes (the classes trained on).
-    A learning-rate schedule or a mining warm-up needs the run's `steps_per_epoch`.
-    With `--distill_from`, `teacher` (a frozen classifier of the same classes, whose
-    scores times `teacher_scale` are logits) gives the soft targets.
+    The objective's family builds the model and its loss
+    (`keras_siamese.objectives`); this compiles it with the run's optimizer.
+    `num_classes`: the classes trained on, for heads with a classifier; a
+    learning-rate schedule or a mining warm-up needs the run's `steps_per_epoch`;
+    with `--distill_from`, `teacher` is the frozen first generation.
     """
-    margin = config.resolved_margin
     train_optimizer = optimizer(config, steps_per_epoch)
-    metrics = []
-    loss_weights = None
-    if config.uses_class_batches:
-        if num_classes is None:
-            raise ValueError(f"--objective={config.objective} needs the number of classes")
-        cosine = config.objective == "normsoftmax"
-        loss = losses.ClassificationLoss(
-            scale=config.logit_scale if cosine else 1.0,
-            margin=config.class_margin if cosine else 0.0,
-            label_smoothing=config.label_smoothing,
-        )
-        # Reads class indices and the float targets of mixed batches alike.
-        metrics = [losses.ClassAccuracy(name="accuracy")]
-        if config.rotation_weight:
-            model = classifier.rotation_classifier_model(tower, num_classes, cosine=cosine)
-            loss = {
-                classifier.CLASS_SCORES: loss,
-                classifier.ROTATION_SCORES: keras.losses.SparseCategoricalCrossentropy(
-                    from_logits=True
-                ),
-            }
-            loss_weights = {
-                classifier.CLASS_SCORES: 1.0,
-                classifier.ROTATION_SCORES: config.rotation_weight,
-            }
-            metrics = {classifier.CLASS_SCORES: metrics}
-        elif config.distill_from:
-            if teacher is None:
-                raise ValueError("--distill_from needs the teacher's model")
-            soft_targets = distillation.SoftTargets(
-                config.distill_weight,
-                config.distill_temperature,
-                student_scale=config.logit_scale if cosine else 1.0,
-                teacher_scale=teacher_scale,
-                name="soft_targets",
-            )
-            model = distillation.distilled_classifier_model(
-                tower, teacher, num_classes, cosine, soft_targets
-            )
-            loss_weights = [1.0 - config.distill_weight]
-        else:
-            model = classifier.classifier_model(tower, num_classes, cosine=cosine)
-    elif config.objective == "triplet":
-        model = siamese.triplet_model(tower, config.distance, margin, config.concat_tower)
-        loss = siamese.identity_loss
-    elif config.uses_pk_batches:
-        model = siamese.embedding_model(tower)
-        if config.mining_warmup_epochs and not steps_per_epoch:
-            raise ValueError("--mining_warmup_epochs needs the steps per epoch")
-        loss = losses.BatchTripletLoss(
-            config.objective,
-            config.distance,
-            margin,
-            soft_margin=config.soft_margin,
-            selective=config.selective_contrast,
-            warmup_steps=config.mining_warmup_epochs * (steps_per_epoch or 0),
-            root=config.root_distance,
-            semihard_rule=config.semihard_rule,
-        )
-        loss.count_steps_with(train_optimizer.iterations)
-        metrics = [
-            keras.metrics.MeanMetricWrapper(
-                losses.violating_fraction,
-                name="violating_fraction",
-                distance=config.distance,
-                margin=margin,
-                root=config.root_distance,
-            )
-        ]
-        if config.classifier_weight:
-            if num_classes is None:
-                raise ValueError("--classifier_weight needs the number of classes")
-            model = classifier.embedding_classifier_model(tower, num_classes)
-            loss = {
-                classifier.EMBEDDINGS: loss,
-                classifier.CLASS_SCORES: losses.ClassificationLoss(
-                    scale=config.logit_scale,
-                    margin=config.class_margin,
-                    label_smoothing=config.label_smoothing,
-                ),
-            }
-            loss_weights = {
-                classifier.EMBEDDINGS: 1.0,
-                classifier.CLASS_SCORES: config.classifier_weight,
-            }
-            metrics = {classifier.EMBEDDINGS: metrics}
-    else:
-        model = siamese.pair_model(tower, config.distance, config.pair_head)
-        if config.pair_head == "bce":
-            loss = keras.losses.BinaryCrossentropy()
-            metrics = [keras.metrics.BinaryAccuracy(name="pair_accuracy")]
-        else:
-            loss = losses.ContrastiveLoss(margin)
-    model.compile(
+    head = objectives.objective_of(config).head(
+        config,
+        tower,
+        train_optimizer,
+        num_classes=num_classes,
+        steps_per_epoch=steps_per_epoch,
+        teacher=teacher,
+    )
+    head.model.compile(
         optimizer=train_optimizer,
-        loss=loss,
-        loss_weights=loss_weights,
-        metrics=metrics,
+        loss=head.loss,
+        loss_weights=head.loss_weights,
+        metrics=list(head.metrics) if isinstance(head.metrics, tuple) else head.metrics,
         jit_compile=jit_compile,
     )
     # Without a distribution strategy Keras would build the optimizer inside the first
     # training step, and a tf.function that creates variables is traced twice; built
-    # here, the step is traced once (seconds at every start, more the deeper the tower).
-    train_optimizer.build(model.trainable_variables)
-    return model
+    # here, the step is traced once.
+    train_optimizer.build(head.model.trainable_variables)
+    return head.model
