@@ -235,8 +235,8 @@ def _measure(gallery_name: str, gallery: np.ndarray, queries: np.ndarray, distan
                     lambda q=prepared_queries, g=prepared: q @ g.T, _REPEATS.value
                 )
                 del prepared
-                line["matmul_seconds"] = round(matmul, 4)
-                line["search_seconds"] = round(seconds, 4)
+                line["matmul_seconds"] = round(matmul, 6)
+                line["search_seconds"] = round(seconds, 6)
                 line["ratio_to_matmul"] = round(seconds / matmul, 2)
             if exact_positions is not None:
                 hits = [

@@ -270,21 +270,20 @@ def kill_after_first_epoch(proc: subprocess.Popen, workdir: str) -> int:
 # ends with short ones on both processes.
 HEAVY_FIRST = (
     "test_eval_main",
-    "test_bench",
     "test_faults",
+    "test_bench",
     "test_objectives",
     "test_strategy",
-    "test_tuning",
-    "test_multi_worker",
-    "test_jax_backend",
-    "test_canvas",
-    "test_milvus",
-    "test_package",
-    "test_precision",
-    "test_distillation",
     "test_warm_start",
+    "test_canvas",
+    "test_tuning",
+    "test_milvus",
+    "test_distillation",
+    "test_train_main",
     "test_folder",
+    "test_precision",
     "test_native_logs",
+    "test_jax_backend",
 )
 
 

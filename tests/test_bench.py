@@ -1,11 +1,58 @@
-"""The benchmark scripts run in a short mode and print the figures they promise."""
+"""The benchmark scripts run in a short mode and print the figures they promise.
 
+They run in this process (`run_bench`): what they promise is their figures, not a
+process's exit code, and a fresh Python would import TensorFlow again for each.
+"""
+
+import contextlib
+import importlib
+import io
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
+from absl import flags
 
-from tests.conftest import run_main
+from tests.conftest import ROOT
+
+BENCH = os.path.join(ROOT, "bench")
+# The scripts that define flags; some share a flag's name, so one is loaded at a time.
+SCRIPTS = ("throughput", "profile_step", "evaluation", "search", "folder", "time_to_accuracy")
+
+
+def _fresh_import(name: str):
+    """bench/NAME.py imported anew, the flags of every script imported before removed."""
+    by_module = flags.FLAGS.flags_by_module_dict()
+    for script in SCRIPTS:
+        for flag in list(by_module.get(script, [])):
+            if flag.name in flags.FLAGS:
+                delattr(flags.FLAGS, flag.name)
+        sys.modules.pop(script, None)
+    return importlib.import_module(name)
+
+
+def run_bench(script: str, *args: str) -> subprocess.CompletedProcess:
+    """Runs `bench/NAME.py`'s main with `args` in this process; what it printed.
+
+    The scripts define their flags in absl's global FLAGS: each is imported anew and its
+    flags parsed from their defaults, as `app.run` would parse them.
+    """
+    if BENCH not in sys.path:
+        sys.path.insert(0, BENCH)  # the scripts import each other and bench/measure.py
+    module = _fresh_import(os.path.splitext(os.path.basename(script))[0])
+    flags.FLAGS.unparse_flags()
+    flags.FLAGS([script, *args])
+    out = io.StringIO()
+    code = 0
+    with contextlib.redirect_stdout(out):
+        try:
+            module.main([script])
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else 1
+    return subprocess.CompletedProcess([script, *args], code, out.getvalue(), "")
 
 
 def _json_lines(stdout: str) -> list[dict]:
@@ -13,7 +60,7 @@ def _json_lines(stdout: str) -> list[dict]:
 
 
 def test_throughput_bench_prints_a_line_per_objective():
-    result = run_main(
+    result = run_bench(
         "bench/throughput.py",
         "--depth=8",
         "--steps=1",
@@ -60,7 +107,7 @@ def test_throughput_bench_prints_a_line_per_objective():
 
 
 def test_throughput_bench_synthetic_mode_skips_the_pipeline_and_times_every_lever():
-    result = run_main(
+    result = run_bench(
         "bench/throughput.py",
         "--objectives=triplet,normsoftmax",
         "--depth=8",
@@ -85,7 +132,7 @@ def test_throughput_bench_synthetic_mode_skips_the_pipeline_and_times_every_leve
 
 
 def test_throughput_bench_times_a_step_beside_a_frozen_teacher():
-    result = run_main(
+    result = run_bench(
         "bench/throughput.py",
         "--objectives=triplet,normsoftmax",
         "--depth=8",
@@ -104,7 +151,7 @@ def test_throughput_bench_times_a_step_beside_a_frozen_teacher():
 
 
 def test_evaluation_bench_prints_embedding_and_metric_figures():
-    result = run_main(
+    result = run_bench(
         "bench/evaluation.py",
         "--depth=8",
         "--images=100",
@@ -128,7 +175,7 @@ def test_evaluation_bench_prints_embedding_and_metric_figures():
 
 def test_search_bench_prints_each_backend_and_setting_with_its_recall():
     pytest.importorskip("faiss")
-    result = run_main(
+    result = run_bench(
         "bench/search.py",
         "--sizes=3000",
         "--dim=8",
@@ -199,7 +246,7 @@ def test_folder_bench_prints_the_first_and_cached_read_and_an_epoch(tmp_path):
         for i in range(12):
             pixels = np.full((40 + i, 40, 3), 20 * c + i, np.uint8)
             Image.fromarray(pixels).save(tmp_path / f"class{c}" / f"{i}.png")
-    result = run_main("bench/folder.py", f"--data_dir={tmp_path}", "--batch_size=4")
+    result = run_bench("bench/folder.py", f"--data_dir={tmp_path}", "--batch_size=4")
     assert result.returncode == 0, result.stderr[-2000:]
     (line,) = _json_lines(result.stdout)
     assert line["images"] == 36 and line["classes"] == 3 and line["image_shape"] == [32, 32, 3]
@@ -211,7 +258,7 @@ def test_folder_bench_prints_the_first_and_cached_read_and_an_epoch(tmp_path):
 
 
 def test_step_profile_sums_the_traced_ops_by_kind():
-    result = run_main("bench/profile_step.py", "--depth=8", "--steps=1", "--batch_size=4")
+    result = run_bench("bench/profile_step.py", "--depth=8", "--steps=1", "--batch_size=4")
     assert result.returncode == 0, result.stderr[-2000:]
     (line,) = _json_lines(result.stdout)
     kinds = line["kinds_ms_per_step"]

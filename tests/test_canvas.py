@@ -360,6 +360,7 @@ ZERO = [[(0.5, 0.15), (0.75, 0.3), (0.78, 0.6), (0.5, 0.85), (0.25, 0.6), (0.28,
 ONE = [[(0.5, 0.15), (0.5, 0.85)]]
 
 
+@pytest.mark.slow  # a real browser: make test-slow
 def test_drawing_comparing_and_classifying_in_a_real_browser(server, browser, tmp_path):
     page = browser.new_page()
     errors = []

@@ -9,6 +9,9 @@ import pytest
 
 from tests.conftest import ROOT
 
+# A wheel built and installed as pip would: an end-to-end check, run by make test-slow.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> str:
