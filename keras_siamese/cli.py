@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from absl import app, flags
 
-from keras_siamese import flag_help, flagfiles, native_logs
+from keras_siamese import flag_help, flagfiles, native_logs, settings
 from keras_siamese.errors import ConfigError
 
 
@@ -58,6 +58,8 @@ def define_flags(config_class: type, flag_values: flags.FlagValues) -> None:
             flags.DEFINE_list(name, [str(v) for v in default], help_text, **where)
         else:
             raise TypeError(f"no flag type for setting {name}: {kind}")
+        # --help and docs/flags.md list the flag under its declared group.
+        flag_values[name].group = settings.group_of(config_class, name)
 
 
 def config_from_flags(config_class: type, flag_values: flags.FlagValues):

@@ -17,6 +17,7 @@ PACKAGE = os.path.join(ROOT, "keras_siamese")
 # reads typed evaluation results, while evaluation loads exports to measure them.
 CORE = {
     "choices",
+    "settings",
     "config",
     "cli",
     "errors",
@@ -162,7 +163,9 @@ def test_the_circle_check_reads_imports_inside_functions_and_for_type_checking()
 
 
 def test_the_objectives_and_settings_load_no_keras():
-    seen, outside = _closure(["config", "objectives", "choices"])
+    settings = [m for m in MODULES if m == "settings" or m.endswith(".settings")]
+    assert {"settings", "data.settings", "model.settings", "objectives.settings"} <= set(settings)
+    seen, outside = _closure(["config", "objectives", "choices", *settings])
     assert {"objectives.pk_mining", "objectives.classification", "choices"} <= seen
     assert not [n for n in outside if n.split(".")[0] in ("keras", "tensorflow", "jax")], sorted(
         outside

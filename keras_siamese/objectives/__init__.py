@@ -8,14 +8,13 @@ keeps its default.
 
 from __future__ import annotations
 
-import dataclasses
-
 from keras_siamese.errors import ConfigError
 from keras_siamese.objectives.base import Head, Inputs, Objective, Owned, RunSettings
 from keras_siamese.objectives.classification import Classification
 from keras_siamese.objectives.pairs import Pairs
 from keras_siamese.objectives.pk_mining import PKMining
 from keras_siamese.objectives.triplets import Triplets
+from keras_siamese.settings import defaults_of
 
 __all__ = [
     "CLASSIFICATION",
@@ -72,7 +71,7 @@ def check(config: RunSettings, num_seen: int | None) -> None:
     A setting owned by other objectives is refused unless it keeps its default.
     """
     CLASSIFICATION.check_strengths(config)
-    defaults = {field.name: field.default for field in dataclasses.fields(config)}
+    defaults = defaults_of(config)
     for family in FAMILIES:
         for name, owned in family.owns.items():
             value = getattr(config, name)

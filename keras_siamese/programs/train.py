@@ -1,7 +1,11 @@
-"""Trains a Siamese ResNet with triplet loss on a class split, evaluates, exports.
+"""Trains the embedding tower on a class split with one of the objectives, evaluates, exports.
 
-    keras-siamese train --split=80_20 --distance=cosine --data_dir=DIR --workdir=runs/80_20
+The fast recipe (a cosine classifier, 10 epochs) first; then the reference's
+150-epoch triplet network, and any setting on the command line:
+
+    keras-siamese train --flagfile=flags/fast.flags --split=90_10 --data_dir=DIR --workdir=runs/fast
     keras-siamese train --flagfile=flags/90_10.flags --data_dir=DIR --workdir=runs/90_10
+    keras-siamese train --split=80_20 --distance=cosine --data_dir=DIR --workdir=runs/80_20
 
 With --mode=tune it searches margin and learning rate instead, scored on
 classes held out of the seen ones, and writes best.flags:
