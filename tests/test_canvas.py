@@ -27,7 +27,7 @@ def _png_data_url(image: np.ndarray) -> str:
 
 
 def test_a_real_mnist_digit_drawn_on_the_canvas_comes_back_as_itself(data_root):
-    from keras_siamese.serving import images
+    from keras_siamese.serving import model_inputs
     from keras_siamese.serving.canvas import drawing
 
     with np.load(os.path.join(data_root, "mnist", "mnist_test.npz")) as npz:
@@ -38,7 +38,7 @@ def test_a_real_mnist_digit_drawn_on_the_canvas_comes_back_as_itself(data_root):
         big = np.kron(digits[i], np.ones((10, 10), np.uint8))
         canvas = np.dstack([big, big, big, np.full_like(big, 255)])
         pixels = drawing.decode_data_url(_png_data_url(canvas))
-        back = images.model_input(pixels, "mnist", (28, 28, 1))
+        back = model_inputs.model_input(pixels, "mnist", (28, 28, 1))
         assert back.shape == (28, 28, 1) and back.dtype == np.uint8
         flat = back.reshape(-1).astype(np.float64)
         assert np.corrcoef(flat, originals[i])[0, 1] > 0.9
@@ -47,11 +47,11 @@ def test_a_real_mnist_digit_drawn_on_the_canvas_comes_back_as_itself(data_root):
 
 
 def test_a_dark_digit_on_white_is_inverted_scaled_and_centred():
-    from keras_siamese.serving import images
+    from keras_siamese.serving import model_inputs
 
     page = np.full((300, 200, 3), 255, np.uint8)
     page[40:240, 20:60] = 0  # a tall bar, far from the centre
-    digit = images.mnist_digit(page)[..., 0].astype(np.float64)
+    digit = model_inputs.mnist_digit(page)[..., 0].astype(np.float64)
     rows, cols = np.flatnonzero(digit.max(1) > 0), np.flatnonzero(digit.max(0) > 0)
     assert rows[-1] - rows[0] + 1 == 20  # the longer side fills the 20-pixel box
     assert cols[-1] - cols[0] + 1 == 4  # 40 x 200 keeps its aspect ratio
@@ -70,28 +70,28 @@ def test_a_dark_digit_on_white_is_inverted_scaled_and_centred():
     ],
 )
 def test_images_that_are_not_pngs_are_refused(value, message):
-    from keras_siamese.serving import images
+    from keras_siamese.serving import model_inputs
     from keras_siamese.serving.canvas import drawing
 
-    with pytest.raises(images.ImageError, match=message):
+    with pytest.raises(model_inputs.ImageError, match=message):
         drawing.decode_data_url(value)
 
 
 def test_a_huge_png_is_refused_from_its_header():
-    from keras_siamese.serving import images
+    from keras_siamese.serving import model_inputs
     from keras_siamese.serving.canvas import drawing
 
     header = drawing.PNG_SIGNATURE + b"\x00\x00\x00\rIHDR" + (5000).to_bytes(4, "big") * 2
     url = "data:image/png;base64," + base64.b64encode(header + b"\x08\x02\x00\x00\x00").decode()
-    with pytest.raises(images.ImageError, match="5000 x 5000"):
+    with pytest.raises(model_inputs.ImageError, match="5000 x 5000"):
         drawing.decode_data_url(url)
 
 
 def test_an_empty_drawing_is_refused():
-    from keras_siamese.serving import images
+    from keras_siamese.serving import model_inputs
 
-    with pytest.raises(images.ImageError, match="empty"):
-        images.mnist_digit(np.zeros((280, 280, 4), np.uint8))
+    with pytest.raises(model_inputs.ImageError, match="empty"):
+        model_inputs.mnist_digit(np.zeros((280, 280, 4), np.uint8))
 
 
 # --------------------------------------------------------------- the server

@@ -72,13 +72,13 @@ def test_a_folder_reads_as_a_data_set_with_a_stratified_test_part(image_folder):
 
 
 def test_a_resized_image_is_what_the_python_api_makes_of_the_file(image_folder):
-    from keras_siamese.serving import images
+    from keras_siamese.serving import model_inputs
 
     root, names = image_folder
     dataset = load_dataset("folder", root, folder_options=folder.FolderOptions(test_fraction=0.5))
     first_class = sorted(names)[0]
     path = os.path.join(root, first_class, "1.jpg")
-    expected = images.model_input(images.read_image(path), "folder", (32, 32, 3))
+    expected = model_inputs.model_input(model_inputs.read_image(path), "folder", (32, 32, 3))
     candidates = np.concatenate([dataset.train_images, dataset.test_images])
     assert any(np.array_equal(expected, image) for image in candidates)
 

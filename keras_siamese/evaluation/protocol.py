@@ -61,7 +61,7 @@ def _rng(seed: int, stream: int, *extra: int) -> np.random.Generator:
 
 
 # Rows of gathered embeddings per distance computation: memory stays bounded for wide
-# embeddings (the demo's 3,136 values: 10,000 pairs would gather 250 MB at once).
+# embeddings (a pooling grid's), where gathering every pair at once would not.
 _CHUNK_ROWS = 2048
 
 

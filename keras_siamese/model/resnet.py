@@ -155,8 +155,8 @@ def resnet_tower(
         x = layers.Dense(embedding_dim, kernel_initializer=_KAIMING_NORMAL, name="projection")(x)
     if neck == "batchnorm":
         # The pooled activations follow a ReLU: all non-negative, and at the start
-        # nearly parallel (mean cosine about 0.97 on CIFAR-100), so every triplet
-        # violates a cosine margin of 0.3. Centring each dimension spreads them out.
+        # nearly parallel, so every triplet violates a cosine margin. Centring each
+        # dimension spreads them out.
         x = layers.BatchNormalization(center=False, dtype="float32", **_BN, name="neck")(x)
     if l2_normalize:
         x = layers.UnitNormalization(name="l2_normalize")(x)

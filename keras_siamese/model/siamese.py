@@ -77,7 +77,7 @@ def identity_loss(y_true, y_pred):
     return y_pred
 
 
-def embedding_model(tower: keras.Model) -> keras.Model:
+def mining_model(tower: keras.Model) -> keras.Model:
     """The tower as a one-input training model for the batch-mining losses.
 
     Its output is the float32 embedding of each image; the loss mines the

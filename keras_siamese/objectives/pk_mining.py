@@ -222,7 +222,7 @@ class PKMining(Objective):
             )
         ]
         if not config.classifier_weight:
-            return Head(siamese.embedding_model(tower), loss, metrics=metrics)
+            return Head(siamese.mining_model(tower), loss, metrics=metrics)
         if num_classes is None:
             raise ValueError("--classifier_weight needs the number of classes")
         return Head(

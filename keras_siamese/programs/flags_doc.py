@@ -31,7 +31,7 @@ def flags_document() -> str:
         flag_values = flags.FlagValues()
         module.define_flags(flag_values)
         summary = textwrap.dedent(module.__doc__).strip().splitlines()[0]
-        table = flag_help.markdown_table(flag_values)
+        table = flag_help.flags_markdown(flag_values)
         parts += [f"## keras-siamese {name}", "", summary, "", table]
     return "\n".join(parts).rstrip() + "\n"
 

@@ -32,7 +32,7 @@ from keras_siamese import files
 from keras_siamese.errors import UserError
 from keras_siamese.serving.backends import Store, is_database
 from keras_siamese.serving.backends.memory import MemoryStore
-from keras_siamese.serving.images import Images
+from keras_siamese.serving.model_inputs import Images
 from keras_siamese.serving.vector_search import BACKENDS as MEMORY_BACKENDS
 from keras_siamese.serving.vector_search import SearchOptions, VectorSearch, checked
 

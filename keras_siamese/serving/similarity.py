@@ -28,10 +28,10 @@ import numpy as np
 from keras_siamese.data.datasets import DATASETS
 from keras_siamese.errors import UserError
 from keras_siamese.model import distances
-from keras_siamese.serving import export, images
+from keras_siamese.serving import export, model_inputs
 from keras_siamese.serving import metadata as export_metadata
-from keras_siamese.serving.images import Images
 from keras_siamese.serving.index import EmbeddingIndex, SearchOptions
+from keras_siamese.serving.model_inputs import Images
 
 
 class Similarity:
@@ -91,7 +91,7 @@ class Similarity:
         paths = self.image_paths(source)
         if paths is None:
             return self._checked_array(source)
-        return np.stack([self._preprocessed(images.read_image(p), p) for p in paths])
+        return np.stack([self._preprocessed(model_inputs.read_image(p), p) for p in paths])
 
     def image_paths(self, source: Images) -> list[str] | None:
         """The image files that `source` names (a folder's, sorted), or None for an array."""
@@ -99,7 +99,7 @@ class Similarity:
             return None
         if isinstance(source, str | os.PathLike):
             path = os.fspath(source)
-            return images.image_files(path) if os.path.isdir(path) else [path]
+            return model_inputs.image_files(path) if os.path.isdir(path) else [path]
         paths = list(source)
         if not paths:
             raise UserError("No images were given.")
@@ -128,8 +128,8 @@ class Similarity:
 
     def _preprocessed(self, pixels: np.ndarray, path: str) -> np.ndarray:
         try:
-            return images.model_input(pixels, self.dataset, self.input_shape)
-        except images.ImageError as e:
+            return model_inputs.model_input(pixels, self.dataset, self.input_shape)
+        except model_inputs.ImageError as e:
             raise UserError(f"{path}: {e}") from None
 
     # -------------------------------------------------------------- embeddings

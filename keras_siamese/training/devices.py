@@ -30,7 +30,7 @@ def resolve_jit_compile(choice: str) -> bool:
     """XLA on or off: `auto` means on with a GPU, off on CPU (on for JAX, which compiles
     every step).
 
-    On a 2-core CPU, XLA made TensorFlow's ResNet56 training step 1.4 times slower.
+    On CPUs XLA made TensorFlow's ResNet56 training step slower (docs/benchmarks.md).
     """
     if choice == "auto":
         return keras.backend.backend() != "tensorflow" or bool(gpu_capabilities())

@@ -34,7 +34,8 @@ from keras_siamese.model import test_time
 from keras_siamese.serving import export
 from keras_siamese.training import build, callbacks, devices, trainer
 
-OBJECTIVE = callbacks.ONESHOT_LOG
+# The score keras-tuner maximises: each trial's one-shot accuracy on the held-out classes.
+TRIAL_SCORE = callbacks.ONESHOT_LOG
 MARGIN_RANGES = {"cosine": (0.05, 1.0), "euclidean": (0.1, 2.0)}
 LEARNING_RATE_RANGE = (1e-4, 1e-2)
 EMBEDDING_DIMS = (32, 64, 128, 256)
@@ -173,10 +174,10 @@ class SearchResult:
 
 def is_distributed_worker() -> bool:
     """Whether this process is one of the workers of a distributed search."""
-    return "KERASTUNER_ORACLE_IP" in os.environ and not is_chief()
+    return "KERASTUNER_ORACLE_IP" in os.environ and not is_oracle_chief()
 
 
-def is_chief() -> bool:
+def is_oracle_chief() -> bool:
     """Whether this process is the chief (oracle) of a distributed search."""
     return "chief" in os.environ.get("KERASTUNER_TUNER_ID", "") and (
         "KERASTUNER_ORACLE_IP" in os.environ
@@ -189,7 +190,7 @@ def make_tuner(
     """The keras-tuner tuner `tune.tuner`, resuming any search state in `directory`."""
     common = dict(
         hypermodel=hypermodel,
-        objective=keras_tuner.Objective(OBJECTIVE, direction="max"),
+        objective=keras_tuner.Objective(TRIAL_SCORE, direction="max"),
         # keras-tuner reads a seed of 0 as "no seed" and picks a random one.
         seed=base.seed + 1,
         directory=os.path.dirname(directory) or ".",
@@ -207,7 +208,7 @@ def make_tuner(
     # keras-tuner resumes from the state file of this process's tuner id, so a chief taking
     # over a search begun in one process (tuner0.json) would start it afresh and run its
     # finished trials again; its oracle's own file says what is done.
-    if is_chief():
+    if is_oracle_chief():
         own_state = os.path.join(directory, f"{tuner.tuner_id}.json")
         if os.path.exists(os.path.join(directory, "oracle.json")) and not os.path.exists(own_state):
             tuner.oracle.reload()
@@ -231,7 +232,7 @@ def trial_rows(tuner: keras_tuner.Tuner, base: TrainConfig, tune: TuneConfig) ->
         epochs = trial.hyperparameters.values.get("tuner/epochs")
         if epochs is not None:
             row["epochs"] = epochs
-        row[OBJECTIVE] = None if trial.score is None else round(float(trial.score), 4)
+        row[TRIAL_SCORE] = None if trial.score is None else round(float(trial.score), 4)
         rows.append(row)
     return rows
 

@@ -213,7 +213,7 @@ class MilvusStore(Store):
                 ]
                 self._client.insert(self.collection, rows)
             # Sealed, the new rows are indexed in the background; left growing, each
-            # search scans them one by one (a query's 250 ms against 15 ms at 10,000 rows).
+            # search scans them one by one.
             self._client.flush(self.collection)
             self._wait_until_indexed()
             if not self.uri.startswith(DATABASE_SCHEMES):

@@ -1,6 +1,6 @@
 """Decodes a drawing sent to the canvas (PNG data URL or pixel array) into pixels.
 
-`keras_siamese.serving.images.model_input` then makes the model's input of it.
+`keras_siamese.serving.model_inputs.model_input` then makes the model's input of it.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import struct
 
 import numpy as np
 
-from keras_siamese.serving.images import ImageError
+from keras_siamese.serving.model_inputs import ImageError
 
 MAX_SIDE = 1024  # pixels, either side of an uploaded image
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

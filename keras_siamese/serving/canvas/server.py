@@ -35,7 +35,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 
-from keras_siamese.serving import images
+from keras_siamese.serving import model_inputs
 from keras_siamese.serving.canvas import drawing
 from keras_siamese.serving.index import EmbeddingIndex
 from keras_siamese.serving.similarity import Similarity
@@ -107,10 +107,10 @@ def picture_of(item_id: str) -> str | None:
         if entry:
             pixels = _npz_images(entry["path"])[int(entry["index"])]
         elif os.path.isfile(item_id):
-            pixels = images.read_image(item_id)
+            pixels = model_inputs.read_image(item_id)
         else:
             return None
-    except (images.ImageError, OSError, ValueError, KeyError, IndexError):
+    except (model_inputs.ImageError, OSError, ValueError, KeyError, IndexError):
         return None
     from PIL import Image
 
@@ -161,8 +161,8 @@ def _image_field(body: dict, key: str, model: Similarity) -> np.ndarray:
         pixels = (
             drawing.decode_data_url(value) if isinstance(value, str) else drawing.from_array(value)
         )
-        return images.model_input(pixels, model.dataset, model.input_shape)
-    except images.ImageError as e:
+        return model_inputs.model_input(pixels, model.dataset, model.input_shape)
+    except model_inputs.ImageError as e:
         raise RequestError(HTTPStatus.BAD_REQUEST, f"'{key}': {e}") from None
 
 
