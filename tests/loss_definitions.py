@@ -133,3 +133,149 @@ def classification(labels, scores, scale=1.0, margin=0.0, label_smoothing=0.0) -
         ]
         losses.append(-sum(t * (v - log_total) for t, v in zip(target, logits, strict=True)))
     return losses
+
+
+# ---------------------------------------------------------------------------
+# The pair-based and proxy-based losses, each from its paper's formula, with the batch
+# reduction and the treatment of missing pairs of pytorch-metric-learning's loss.
+
+
+def _unit(x) -> np.ndarray:
+    x = np.asarray(x, np.float64)
+    norm = np.linalg.norm(x)
+    return x / norm if norm > 0 else x
+
+
+def _cosine(x, y) -> float:
+    return float(_unit(x) @ _unit(y))
+
+
+def _logsumexp(values) -> float:
+    top = max(values)
+    return top + math.log(sum(math.exp(v - top) for v in values))
+
+
+def _softplus(x: float) -> float:
+    return max(x, 0.0) + math.log1p(math.exp(-abs(x)))
+
+
+def _mean_above_zero(values) -> float:
+    above = [v for v in values if v > 0.0]
+    return sum(above) / len(above) if above else 0.0
+
+
+def multi_similarity(labels, embeddings, alpha, beta, base) -> float:
+    total = 0.0
+    for a in range(len(labels)):
+        pos = [_cosine(embeddings[a], embeddings[p]) for p in _positives(labels, a)]
+        neg = [_cosine(embeddings[a], embeddings[n]) for n in _negatives(labels, a)]
+        total += math.log(1.0 + sum(math.exp(-alpha * (s - base)) for s in pos)) / alpha
+        total += math.log(1.0 + sum(math.exp(beta * (s - base)) for s in neg)) / beta
+    return total / len(labels)
+
+
+def circle(labels, embeddings, m, gamma) -> float:
+    per_anchor = []
+    for a in range(len(labels)):
+        pos = [_cosine(embeddings[a], embeddings[p]) for p in _positives(labels, a)]
+        neg = [_cosine(embeddings[a], embeddings[n]) for n in _negatives(labels, a)]
+        if not pos or not neg:
+            per_anchor.append(0.0)
+            continue
+        lp = _logsumexp([-gamma * max(1 + m - s, 0.0) * (s - (1 - m)) for s in pos])
+        ln = _logsumexp([gamma * max(s + m, 0.0) * (s - m) for s in neg])
+        per_anchor.append(_softplus(lp + ln))
+    return _mean_above_zero(per_anchor)
+
+
+def ntxent(labels, embeddings, temperature) -> float:
+    if not any(_negatives(labels, a) for a in range(len(labels))):
+        return 0.0
+    per_pair = []
+    for a in range(len(labels)):
+        neg = [_cosine(embeddings[a], embeddings[n]) / temperature for n in _negatives(labels, a)]
+        for p in _positives(labels, a):
+            s_ap = _cosine(embeddings[a], embeddings[p]) / temperature
+            per_pair.append(_logsumexp([s_ap, *neg]) - s_ap)
+    return sum(per_pair) / len(per_pair) if per_pair else 0.0
+
+
+def supcon(labels, embeddings, temperature) -> float:
+    n = len(labels)
+    if not any(_positives(labels, a) for a in range(n)) or not any(
+        _negatives(labels, a) for a in range(n)
+    ):
+        return 0.0
+    per_anchor = []
+    for a in range(n):
+        positives = _positives(labels, a)
+        if not positives:
+            per_anchor.append(0.0)
+            continue
+        s = [_cosine(embeddings[a], embeddings[k]) / temperature for k in range(n)]
+        denominator = _logsumexp([s[k] for k in range(n) if k != a])
+        per_anchor.append(-sum(s[p] - denominator for p in positives) / len(positives))
+    return _mean_above_zero(per_anchor)
+
+
+def lifted_structure(labels, embeddings, neg_margin, pos_margin) -> float:
+    total = 0.0
+    for a in range(len(labels)):
+        d = [float(np.linalg.norm(_unit(embeddings[a]) - _unit(e))) for e in embeddings]
+        pos = [d[p] - pos_margin for p in _positives(labels, a)]
+        neg = [neg_margin - d[n] for n in _negatives(labels, a)]
+        total += max((_logsumexp(pos) if pos else 0.0) + (_logsumexp(neg) if neg else 0.0), 0.0)
+    return total / len(labels)
+
+
+def _class_cosines(embeddings, proxies, sub_centers=1):
+    rows = len(proxies) // sub_centers
+    return [
+        [
+            max(_cosine(e, proxies[c * sub_centers + k]) for k in range(sub_centers))
+            for c in range(rows)
+        ]
+        for e in embeddings
+    ]
+
+
+def proxy_anchor(labels, embeddings, proxies, margin, alpha) -> float:
+    cos = _class_cosines(embeddings, proxies)
+    classes = len(proxies)
+    pos_total, with_positives, neg_total = 0.0, 0, 0.0
+    for c in range(classes):
+        mine = [cos[i][c] for i in range(len(labels)) if labels[i] == c]
+        others = [cos[i][c] for i in range(len(labels)) if labels[i] != c]
+        if mine:
+            with_positives += 1
+            pos_total += math.log(1.0 + sum(math.exp(-alpha * (s - margin)) for s in mine))
+        neg_total += math.log(1.0 + sum(math.exp(alpha * (s + margin)) for s in others))
+    return pos_total / max(with_positives, 1) + neg_total / classes
+
+
+def proxy_nca(labels, embeddings, proxies, softmax_scale) -> float:
+    total = 0.0
+    for e, y in zip(embeddings, labels, strict=True):
+        logits = [-softmax_scale * float(np.sum((_unit(e) - _unit(p)) ** 2)) for p in proxies]
+        total += _logsumexp(logits) - logits[y]
+    return total / len(labels)
+
+
+def arcface(labels, embeddings, proxies, margin, scale, sub_centers=1) -> float:
+    cos = _class_cosines(embeddings, proxies, sub_centers)
+    total = 0.0
+    for row, y in zip(cos, labels, strict=True):
+        logits = [scale * c for c in row]
+        angle = math.acos(min(max(row[y], -1.0), 1.0))
+        logits[y] = scale * math.cos(angle + math.radians(margin))
+        total += _logsumexp(logits) - logits[y]
+    return total / len(labels)
+
+
+def cosface(labels, embeddings, proxies, margin, scale) -> float:
+    cos = _class_cosines(embeddings, proxies)
+    total = 0.0
+    for row, y in zip(cos, labels, strict=True):
+        logits = [scale * (c - (margin if k == y else 0.0)) for k, c in enumerate(row)]
+        total += _logsumexp(logits) - logits[y]
+    return total / len(labels)
