@@ -32,7 +32,7 @@ from keras_siamese.data.datasets import SOURCES
 from keras_siamese.data.settings import DataSettings
 from keras_siamese.errors import ConfigError
 from keras_siamese.model.settings import TowerSettings
-from keras_siamese.objectives.settings import ObjectiveSettings
+from keras_siamese.objectives.settings import LossCatalogueSettings, ObjectiveSettings
 from keras_siamese.settings import check_choices, flag_lines, setting
 
 RUN_AND_DATA = DataSettings.TITLE
@@ -247,6 +247,7 @@ class SpeedSettings:
 # flags and a run's config.flags keep the declaration order, data first.
 @dataclasses.dataclass(frozen=True)
 class TrainConfig(
+    LossCatalogueSettings,
     SpeedSettings,
     ExportSettings,
     RunSettings,

@@ -137,6 +137,25 @@ def test_the_split_flagfiles_keep_the_reference_protocol():
         (["--objective=batch_semihard", "--semihard_rule=tf"], "should be one of"),
         (["--ema_decay=-0.5"], "--ema_decay=-0.5 must be in [0, 1)"),
         (["--lr_schedule=cosine", "--warmup_epochs=3", "--epochs=3"], "must be shorter"),
+        (
+            ["--ms_alpha=3"],
+            "--ms_alpha is for --objective=multi_similarity, not --objective=triplet",
+        ),
+        (
+            ["--objective=ntxent", "--ntxent_temperature=0"],
+            "--ntxent_temperature=0.0 must be greater",
+        ),
+        (["--objective=circle", "--circle_m=2"], "--circle_m=2.0 must be from 0 to 1"),
+        (["--objective=arcface", "--arcface_margin=95"], "must be in [0, 90) degrees"),
+        (
+            ["--objective=subcenter_arcface", "--sub_centers=0"],
+            "--sub_centers=0 must be at least 1",
+        ),
+        (["--objective=proxy_nca", "--proxy_lr_multiplier=0"], "must be greater than 0"),
+        (["--objective=arcface", "--sub_centers=2"], "is for --objective=subcenter_arcface, not"),
+        (["--objective=arcface", "--mixup=0.2"], "or normsoftmax, not --objective=arcface"),
+        (["--objective=supcon", "--classifier_weight=1"], "--classifier_weight is for the batch_*"),
+        (["--objective=supcon", "--images_per_class=1"], "must be at least 2"),
     ],
 )
 def test_bad_training_flags_are_one_line(capsys, tmp_path, args, message):

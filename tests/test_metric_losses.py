@@ -199,7 +199,7 @@ def test_each_loss_trains_a_model_a_user_writes(name):
             ),
             "sub_centers must be",
         ),
-        (lambda: losses.ArcFaceLoss(margin=200), "margin must be from 0 to 180"),
+        (lambda: losses.ArcFaceLoss(margin=200), "margin must be from 0 to 90"),
         (lambda: losses.ProxyAnchorLoss(alpha=0), "alpha must be greater than 0"),
         (lambda: losses.Proxies(0), "at least 1"),
     ],

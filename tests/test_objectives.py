@@ -73,7 +73,7 @@ def test_each_objective_lowers_its_loss(objective, head, cifar_subset, tmp_path)
     assert np.isfinite(after) and after < before, (before, after)
     # Whatever trained it, the tower is the same model: uint8 images in, 64-d out.
     assert tower.input.dtype == "uint8" and tower.output_shape == (None, 64)
-    if objective in ("triplet", "normsoftmax") and head == "contrastive":
+    if objective in ("triplet", "normsoftmax", "subcenter_arcface") and head == "contrastive":
         _assert_the_export_holds_the_tower_alone(tower, model, images[:3], objective, tmp_path)
 
 
@@ -326,3 +326,28 @@ def test_the_weight_average_resumes_exactly_from_the_backup(tmp_path):
     plain.compile(optimizer=build.optimizer(dataclasses_replace(config, ema_decay=0.0)), loss="mse")
     plain.fit(x, y, batch_size=8, epochs=4, shuffle=False, verbose=0)
     assert not np.allclose(plain.get_weights()[0], straight[0])
+
+
+def test_the_proxies_step_at_their_multiple_of_the_learning_rate(cifar_subset):
+    dataset, images, labels = cifar_subset
+    config = _config("proxy_nca", optimizer="sgd", momentum=0.0, learning_rate=0.05, batch_size=12)
+    x, y = images[:12], (labels[:12] % 6).astype(np.int32)
+
+    def one_step(multiplier: float):
+        keras.utils.set_random_seed(0)
+        run = dataclasses_replace(config, proxy_lr_multiplier=multiplier)
+        tower = build.build_tower(run, dataset.info)
+        model = build.build_training_model(run, tower, num_classes=6)
+        before = {v.path: v.numpy().copy() for v in model.trainable_variables}
+        model.train_on_batch(x, y)
+        return {v.path: v.numpy() - before[v.path] for v in model.trainable_variables}
+
+    plain, faster = one_step(1.0), one_step(10.0)
+    (proxies,) = [path for path in plain if "proxies" in path]
+    # The same weights and batch: the same gradient, ten times the step for the proxies only
+    # (a step is the difference of two float32 weights of up to a few units: 1e-6 apart).
+    np.testing.assert_allclose(faster[proxies], 10 * plain[proxies], rtol=1e-3, atol=2e-6)
+    for path in plain:
+        if path != proxies:
+            np.testing.assert_allclose(faster[path], plain[path], rtol=1e-3, atol=2e-6)
+    assert np.abs(plain[proxies]).max() > 0

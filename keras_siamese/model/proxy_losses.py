@@ -138,8 +138,8 @@ def proxy_nca_loss(labels, embeddings, proxies, *, softmax_scale=1.0):
 
 def arcface_from_cosines(labels, cosines, *, margin=28.6, scale=64.0):
     """`arcface_loss` from the cosines to the proxies (the largest per class for sub-centers)."""
-    if not 0 <= margin < 180:
-        raise ValueError(f"margin must be from 0 to 180 degrees, not {margin}")
+    if not 0 <= margin < 90:
+        raise ValueError(f"margin must be from 0 to 90 degrees (less than 90), not {margin}")
     scale = _positive("scale", scale)
     labels, cosines = _labels_of(labels), loss_precision(cosines)
     targets = ops.one_hot(labels, cosines.shape[-1], dtype=cosines.dtype)
@@ -265,8 +265,8 @@ class ArcFaceLoss(_ProxyLoss):
     _function = staticmethod(arcface_from_cosines)
 
     def __init__(self, margin=28.6, scale=64.0, name=None):
-        if not 0 <= margin < 180:
-            raise ValueError(f"margin must be from 0 to 180 degrees, not {margin}")
+        if not 0 <= margin < 90:
+            raise ValueError(f"margin must be from 0 to 90 degrees (less than 90), not {margin}")
         _positive("scale", scale)
         super().__init__(name=name, margin=margin, scale=scale)
 

@@ -11,8 +11,10 @@ from __future__ import annotations
 from keras_siamese.errors import ConfigError
 from keras_siamese.objectives.base import Head, Inputs, Objective, Owned, RunSettings
 from keras_siamese.objectives.classification import Classification
+from keras_siamese.objectives.pair_based import PairBased
 from keras_siamese.objectives.pairs import Pairs
 from keras_siamese.objectives.pk_mining import PKMining
+from keras_siamese.objectives.proxy_based import ProxyBased
 from keras_siamese.objectives.triplets import Triplets
 from keras_siamese.settings import defaults_of
 
@@ -32,7 +34,14 @@ __all__ = [
 ]
 
 CLASSIFICATION = Classification()
-FAMILIES: tuple[Objective, ...] = (Triplets(), PKMining(), Pairs(), CLASSIFICATION)
+FAMILIES: tuple[Objective, ...] = (
+    Triplets(),
+    PKMining(),
+    Pairs(),
+    CLASSIFICATION,
+    PairBased(),
+    ProxyBased(),
+)
 # The reference's objective first: the default of --objective.
 OBJECTIVES = tuple(name for family in FAMILIES for name in family.names)
 _BY_NAME = {name: family for family in FAMILIES for name in family.names}

@@ -161,6 +161,10 @@ class Objective:
         """Whether the training loss depends on `--margin` (a search tunes it only then)."""
         return True
 
+    def learning_rate_multipliers(self, config: RunSettings) -> dict[str, float]:
+        """Variables (by a part of their path) that learn at a multiple of the rate."""
+        return {}
+
     def first_monitored_epoch(self, config: RunSettings) -> int:
         """The first epoch whose monitored value may pick the best weights."""
         return 0

@@ -62,7 +62,10 @@ class ObjectiveSettings:
         "triplet: random triplets through the three-input model (the reference); batch_all, "
         "batch_hard, batch_semihard: triplets mined inside P x K batches; contrastive: pairs; "
         "softmax: a linear classifier over the seen classes on the embedding; normsoftmax: a "
-        "cosine classifier (see --logit_scale, --class_margin). Classifiers are not exported.",
+        "cosine classifier (see --logit_scale, --class_margin); multi_similarity, circle, "
+        "ntxent, supcon, lifted_structure: pair-based losses on P x K batches; proxy_anchor, "
+        "proxy_nca, arcface, subcenter_arcface: proxy-based losses on class batches. "
+        "Classifiers and proxies are not exported.",
         OBJECTIVES,
     )
     classes_per_batch: int = setting(32, "P: classes per batch (batch_* objectives).")
@@ -102,3 +105,46 @@ class ObjectiveSettings:
             raise ConfigError(f"--logit_scale={self.logit_scale} must be greater than 0.")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ConfigError(f"--label_smoothing={self.label_smoothing} must be in [0, 1).")
+
+
+@dataclasses.dataclass(frozen=True)
+class LossCatalogueSettings:
+    """The hyperparameters of the pair-based and proxy-based losses, with the papers' and
+    pytorch-metric-learning's defaults."""
+
+    TITLE = "Pair-based and proxy-based losses"
+
+    ms_alpha: float = setting(
+        2.0, "multi_similarity: the scale of the positive pairs' term (alpha), > 0."
+    )
+    ms_beta: float = setting(
+        50.0, "multi_similarity: the scale of the negative pairs' term (beta), > 0."
+    )
+    ms_base: float = setting(
+        0.5, "multi_similarity: the cosine similarity the pairs are weighed against."
+    )
+    circle_m: float = setting(0.4, "circle: the relaxation margin m, in [0, 1].")
+    circle_gamma: float = setting(80.0, "circle: the scale gamma, > 0.")
+    ntxent_temperature: float = setting(0.07, "ntxent: the softmax temperature, > 0.")
+    supcon_temperature: float = setting(0.1, "supcon: the softmax temperature, > 0.")
+    lifted_neg_margin: float = setting(
+        1.0, "lifted_structure: the margin negative pairs' distances are pushed past."
+    )
+    lifted_pos_margin: float = setting(
+        0.0, "lifted_structure: the distance positive pairs are pulled within."
+    )
+    proxy_anchor_margin: float = setting(0.1, "proxy_anchor: the margin delta, in [0, 1).")
+    proxy_anchor_alpha: float = setting(32.0, "proxy_anchor: the scale alpha, > 0.")
+    proxy_nca_scale: float = setting(
+        1.0, "proxy_nca: the scale of the distances inside the softmax, > 0."
+    )
+    arcface_margin: float = setting(
+        28.6, "arcface, subcenter_arcface: the additive angular margin in degrees, in [0, 90)."
+    )
+    arcface_scale: float = setting(64.0, "arcface, subcenter_arcface: the logits' scale, > 0.")
+    sub_centers: int = setting(3, "subcenter_arcface: proxies per class, at least 1.")
+    proxy_lr_multiplier: float = setting(
+        1.0,
+        "The proxy-based objectives: the proxies' learning rate over the tower's (the "
+        "Proxy-Anchor paper trains them 100 times faster), > 0.",
+    )

@@ -91,7 +91,9 @@ def optimizer(
 
     With `--ema_decay`, it also keeps a moving average of the weights, which
     Keras writes into the model when `fit` ends (`averaged_weights` swaps it in
-    earlier); the average is optimizer state, so a resumed run continues it.
+    earlier); the average is optimizer state, so a resumed run continues it. The
+    variables the objective names (`learning_rate_multipliers`, e.g. a proxy-based
+    loss's proxies) step at a multiple of the rate.
     """
     rate = learning_rate(config, steps_per_epoch)
     decay = config.weight_decay or None
@@ -103,9 +105,31 @@ def optimizer(
         options["weight_decay"] = config.weight_decay
     if config.optimizer == "sgd":
         options.update(momentum=config.momentum, nesterov=True)
-    if not config.ema_decay:
-        return base(rate, **options)
-    return _WARM_AVERAGING[base](rate, use_ema=True, ema_momentum=config.ema_decay, **options)
+    if config.ema_decay:
+        base = _WARM_AVERAGING[base]
+        options.update(use_ema=True, ema_momentum=config.ema_decay)
+    multipliers = objectives.objective_of(config).learning_rate_multipliers(config)
+    if multipliers:
+        base = _multiplied_rates(base, multipliers)
+    return base(rate, **options)
+
+
+def _multiplied_rates(base: type, multipliers: dict[str, float]) -> type:
+    """`base` whose step for a variable whose path holds a key of `multipliers` takes the
+    learning rate times its value (weight decay stays at the base rate)."""
+
+    class MultipliedRates(base):
+        def update_step(self, gradient, variable, learning_rate):
+            # The backend's variable: its Keras variable holds the path.
+            path = self._trainable_variables[self._get_variable_index(variable)].path
+            for part, factor in multipliers.items():
+                if part in path:
+                    learning_rate = ops.multiply(learning_rate, factor)
+                    break
+            super().update_step(gradient, variable, learning_rate)
+
+    MultipliedRates.__name__ = base.__name__
+    return MultipliedRates
 
 
 def _warm_averaging(base: type) -> type:
