@@ -207,3 +207,27 @@ def test_each_loss_trains_a_model_a_user_writes(name):
 def test_bad_arguments_are_one_value_error_naming_them(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+@pytest.mark.slow  # a fresh process under Keras's JAX backend
+def test_each_loss_trains_a_model_a_user_writes_under_jax():
+    pytest.importorskip("jax")
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    result = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "tests", "metric_losses_under_jax.py")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = [line.split() for line in result.stdout.splitlines()]
+    assert sorted(name for name, _, _ in lines) == sorted(
+        [*PAIR_LOSSES, "proxy_anchor", "proxy_nca", "arcface"]
+    )
+    for name, first, last in lines:
+        assert np.isfinite(float(last)) and float(last) < float(first), (name, first, last)
