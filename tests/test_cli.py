@@ -268,3 +268,16 @@ def test_keras_siamese_runs_a_subcommand_and_refuses_an_unknown_one():
         assert bad.returncode == 2 and bad.stdout == ""
         lines = bad.stderr.strip().splitlines()
         assert len(lines) == 1 and "train,eval,search,canvas,export,demo" in lines[0]
+
+
+def test_keras_siamese_help_says_what_each_subcommand_does(capsys):
+    from keras_siamese.programs import console, demo
+
+    with pytest.raises(SystemExit) as stop:
+        console.main(["keras-siamese", "--help"])
+    assert stop.value.code == 0
+    out = capsys.readouterr().out
+    for name, module in {**console.PROGRAMS, "demo": demo}.items():
+        summary = module.__doc__.strip().splitlines()[0]
+        assert f"  {name:<7} {summary}" in out
+    assert "--flagfile=flags/fast.flags" in out and "keras-siamese demo" in out

@@ -52,7 +52,7 @@ def test_killed_training_resumes_and_logs_each_epoch_once(smoke_run, cifar_dir, 
     assert f"resuming at epoch {killed_at + 1}" in out
     steps_left = (3 - killed_at) * 3
     (estimate,) = [line for line in out.splitlines() if line.startswith("Estimated ")]
-    assert f"for the {steps_left} training steps of this run at " in estimate
+    assert f"for the {steps_left} training steps left in this run at " in estimate
     with open(os.path.join(workdir, "history.csv")) as f:
         epochs = [int(row["epoch"]) for row in csv.DictReader(f)]
     assert epochs == [0, 1, 2]

@@ -140,7 +140,7 @@ class RunEstimate(keras.callbacks.Callback):
         finish = time.strftime("%H:%M", time.localtime(time.time() + remaining))
         print(
             f"\nEstimated {format_duration(remaining)} for the {self.steps_left:,} training "
-            f"steps of this run at {self.images_per_step / seconds_per_step:,.0f} images/s "
+            f"steps left in this run at {self.images_per_step / seconds_per_step:,.0f} images/s "
             f"(timed over {timed} steps): done about {finish}, validation and export aside.",
             flush=True,
         )
