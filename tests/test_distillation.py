@@ -101,12 +101,16 @@ def test_a_second_generation_trains_against_the_first(first_generation, tmp_path
         *TINY,
         f"--distill_from={first_generation}",
         "--distill_weight=0.7",
+        "--seed=3",
         f"--workdir={workdir}",
     )
     assert f"Distilling from {first_generation} (its training spent 128 images)" in out
     with open(os.path.join(workdir, "metrics.json")) as f:
-        budget = json.load(f)["budget"]
+        metrics = json.load(f)
+    budget = metrics["budget"]
     assert budget["teacher_images"] == 128 and budget["images_per_step"] == 32
+    # The training's seed and the evaluation's, each under its own name.
+    assert budget["training_seed"] == 3 and metrics["evaluation_seed"] == 0
     from keras_siamese.serving import export
 
     # The export is the student's tower alone: the teacher stays behind.

@@ -293,7 +293,7 @@ def test_killed_evaluation_leaves_a_complete_eval_json(runs_dir, cifar_dir, tmp_
     proc.wait(timeout=300)
     assert proc.returncode == -signal.SIGKILL
     after = _load(str(run / wd.EVAL_FILE))  # old or new, but whole
-    assert after["seed"] in (before["seed"], 7)
+    assert after["evaluation_seed"] in (before["evaluation_seed"], 7)
     assert set(after) == set(before)
     # The rerun (in this process) writes the whole evaluation again.
     rerun = ("eval_main", f"--workdir={run}", f"--data_dir={cifar_dir}")

@@ -306,8 +306,12 @@ def test_metrics_survive_a_json_round_trip_and_keep_their_keys():
     assert data["seen"]["pair"]["calibrated"]["accuracy"]["ci95"] >= 0
     assert data["unseen"]["oneshot"]["random_supports"]["count"] == 100
     assert data["unseen"]["episodes"][0]["ways"] == 5
+    assert data["evaluation_seed"] == 0 and "seed" not in data
     with pytest.raises(ValueError, match="seen"):
-        Metrics.from_json({"distance": "cosine", "seed": 0})
+        Metrics.from_json({"distance": "cosine", "evaluation_seed": 0})
+    # A record written before the two seeds were told apart: its `seed` was the evaluation's.
+    old = {k: v for k, v in data.items() if k != "evaluation_seed"}
+    assert Metrics.from_json({**old, "seed": 3}).evaluation_seed == 3
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

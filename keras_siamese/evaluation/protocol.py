@@ -563,7 +563,9 @@ def evaluate(
         unseen = _unseen_metrics(emb, distance, seed, threshold, ways, shots, notes)
     else:
         notes.append("no unseen classes: unseen-class metrics are absent")
-    metrics = Metrics(distance=distance, seed=seed, seen=seen, unseen=unseen, notes=notes)
+    metrics = Metrics(
+        distance=distance, evaluation_seed=seed, seen=seen, unseen=unseen, notes=notes
+    )
     return Evaluation(metrics=metrics, seen_pairs=seen_pairs, calibrated_threshold=threshold)
 
 

@@ -210,6 +210,7 @@ class Budget(JsonRecord):
     precision: str | None = None  # the dtype policy it trained with (--precision=auto resolved)
     # --distill_from: the images its teacher's training spent, not counted in `images`
     teacher_images: int | None = None
+    training_seed: int | None = None  # --seed of the training (None in older records)
 
     @property
     def tower_images_per_step(self) -> int:
@@ -232,13 +233,23 @@ class Metrics(JsonRecord):
     """The protocol's metrics of one model (metrics.json; the body of eval.json)."""
 
     distance: str
-    seed: int
+    # The seed of the protocol's samples (triplets, pairs, supports, episodes), not the
+    # training's (`budget.training_seed`): runs are compared on the same samples.
+    evaluation_seed: int
     seen: SeenMetrics
     unseen: UnseenMetrics | None = None
     notes: list[str] = dataclasses.field(default_factory=list)
     budget: Budget | None = None
     # Extra rows: the same protocol on embeddings under test-time options.
     with_options: list[OptionMetrics] | None = None
+
+    @classmethod
+    def from_json(cls, data: dict):
+        """The metrics of a record; one written before the seeds were told apart has the
+        evaluation's seed under `seed`."""
+        if isinstance(data, dict) and "seed" in data and "evaluation_seed" not in data:
+            data = {**data, "evaluation_seed": data["seed"]}
+        return super().from_json(data)
 
     @property
     def random_support_accuracy(self) -> Accuracy | None:

@@ -459,6 +459,7 @@ def _evaluate_and_export(
         classifier_weight=config.classifier_weight,
         precision=run.precision,
         teacher_images=run.first_generation.images if run.first_generation else None,
+        training_seed=config.seed,
     )
     metrics = dataclasses.replace(
         protocol.evaluate(embeddings, config.distance).metrics, budget=budget
