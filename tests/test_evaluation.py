@@ -251,13 +251,22 @@ def test_random_supports_hold_one_image_per_class_and_are_seeded():
     np.testing.assert_array_equal(draws, protocol.random_supports(labels, 50, 1))
 
 
-def test_confidence_interval_is_the_normal_approximation():
+def test_a_proportions_interval_is_wilsons_and_a_means_the_normal_one():
     acc = Accuracy.from_hits(np.array([1] * 80 + [0] * 20))
     assert acc.value == 0.8 and acc.count == 100
-    assert acc.ci95 == pytest.approx(1.96 * np.sqrt(0.8 * 0.2 / 100))
+    # Wilson's 95% interval of 80 in 100, worked out by hand: 0.7112 to 0.8666.
+    assert (acc.low, acc.high) == (
+        pytest.approx(0.71117, abs=1e-5),
+        pytest.approx(0.86664, abs=1e-5),
+    )
+    assert acc.ci95 == pytest.approx(0.8 - acc.low)
+    # Two queries, both right: not 1.0 +- 0 but 0.342 to 1.
+    few = Accuracy.from_hits(np.array([True, True]))
+    assert few.low == pytest.approx(0.34238, abs=1e-5) and few.high == pytest.approx(1.0)
+    assert str(few) == "1.0000 +- 0.6576 (n=2)"
     mean = Accuracy.from_means(np.array([0.2, 0.4, 0.6]))
     assert mean.value == pytest.approx(0.4)
-    assert mean.ci95 == pytest.approx(1.96 * 0.2 / np.sqrt(3))
+    assert mean.ci95 == pytest.approx(1.96 * 0.2 / np.sqrt(3), rel=1e-4)
 
 
 def test_confidence_intervals_shrink_and_cover_the_true_rate():

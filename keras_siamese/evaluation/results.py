@@ -70,23 +70,45 @@ def _from_json(annotation, value):
     return value
 
 
+# The standard normal quantile of a two-sided 95% interval.
+Z95 = 1.959963984540054
+
+
+def wilson_interval(successes: int, count: int, z: float = Z95) -> tuple[float, float]:
+    """The Wilson score interval of a binomial proportion: right for few trials and for
+    proportions of 0 or 1, where the normal approximation's width collapses to 0."""
+    p = successes / count
+    scale = 1.0 + z * z / count
+    centre = (p + z * z / (2 * count)) / scale
+    half = z * math.sqrt(p * (1.0 - p) / count + z * z / (4 * count * count)) / scale
+    return max(centre - half, 0.0), min(centre + half, 1.0)
+
+
 @dataclasses.dataclass(frozen=True)
 class Accuracy(JsonRecord):
-    """A mean over `count` trials, with the half-width of its 95% confidence interval."""
+    """A mean over `count` trials and its 95% confidence interval, from `low` to `high`.
+
+    `ci95` is the interval's larger distance from the value (its half-width when it is
+    symmetric); records written before `low` and `high` existed hold a normal interval's
+    half-width alone.
+    """
 
     value: float
     ci95: float
     count: int
+    low: float | None = None
+    high: float | None = None
 
     @classmethod
     def from_hits(cls, hits: np.ndarray) -> Accuracy:
-        """The fraction of true `hits`, with the normal-approximation binomial interval."""
+        """The fraction of true `hits`, with the Wilson score interval."""
         hits = np.asarray(hits, dtype=bool)
         count = int(hits.size)
         if count == 0:
             raise ValueError("an accuracy needs at least one trial")
         p = float(hits.mean())
-        return cls(value=p, ci95=1.96 * math.sqrt(p * (1.0 - p) / count), count=count)
+        low, high = wilson_interval(int(hits.sum()), count)
+        return cls(value=p, ci95=max(p - low, high - p), count=count, low=low, high=high)
 
     @classmethod
     def from_means(cls, values: np.ndarray) -> Accuracy:
@@ -96,10 +118,11 @@ class Accuracy(JsonRecord):
         if count == 0:
             raise ValueError("a mean needs at least one value")
         spread = float(values.std(ddof=1)) if count > 1 else 0.0
-        return cls(value=float(values.mean()), ci95=1.96 * spread / math.sqrt(count), count=count)
+        mean, half = float(values.mean()), Z95 * spread / math.sqrt(count)
+        return cls(value=mean, ci95=half, count=count, low=mean - half, high=mean + half)
 
     def __str__(self) -> str:
-        return f"{self.value:.4f} +- {self.ci95:.4f}"
+        return f"{self.value:.4f} +- {self.ci95:.4f} (n={self.count:,})"
 
 
 @dataclasses.dataclass(frozen=True)
