@@ -25,6 +25,8 @@ SEMIHARD_RULES = ("window", "tensorflow")
 ROTATIONS = (0, 1, 2, 3)
 PAIR_HEADS = ("contrastive", "bce")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+# The arithmetic an export computes in, and the Keras policy that builds its tower.
+EXPORT_PRECISIONS = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
 # auto: chosen by the machine (keras_siamese.training.devices.resolve_precision).
 PRECISION_CHOICES = (*PRECISIONS, "auto")
 JIT_CHOICES = ("auto", "true", "false")

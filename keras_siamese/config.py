@@ -19,6 +19,7 @@ import math
 from keras_siamese import objectives
 from keras_siamese.choices import (
     CENTERS,
+    EXPORT_PRECISIONS,
     JIT_CHOICES,
     LR_SCHEDULES,
     OPTIMIZERS,
@@ -202,6 +203,14 @@ class ExportSettings:
         "Centring built into the export: seen = subtract the mean embedding of the seen classes' "
         "train images (SimpleShot). The protocol's own rows stay without it.",
         CENTERS,
+    )
+    export_precision: str = setting(
+        "float32",
+        "The arithmetic of the exported tower, whatever precision trained it: float32 runs at "
+        "full speed on every CPU (its weights are the training's, cast once); bfloat16 or "
+        "float16 keep 16-bit compute, for machines with those units. Evaluation measures "
+        "what is exported.",
+        tuple(EXPORT_PRECISIONS),
     )
 
 

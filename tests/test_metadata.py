@@ -22,7 +22,7 @@ def _metrics(calibrated: float | None) -> Metrics:
     acc = Accuracy(0.75, 0.01, 1000)
     return Metrics(
         distance="cosine",
-        seed=0,
+        evaluation_seed=0,
         seen=SeenMetrics(
             classes=90,
             triplet_accuracy=acc,

@@ -112,3 +112,35 @@ def test_a_resumed_auto_run_keeps_the_precision_it_started_with(tmp_path):
     assert wd.recorded_precision(str(tmp_path), config.to_flagfile()) == "mixed_bfloat16"
     other = TrainConfig(workdir=str(tmp_path), precision="auto", depth=20).to_flagfile()
     assert wd.recorded_precision(str(tmp_path), other) is None
+
+
+@pytest.mark.parametrize(
+    "export_precision, policy", [("float32", "float32"), ("bfloat16", "mixed_bfloat16")]
+)
+def test_a_bfloat16_run_exports_float32_unless_asked(tmp_path, export_precision, policy):
+    import json
+    import os
+
+    from tests.conftest import program_output
+    from tests.test_distillation import TINY
+
+    workdir = str(tmp_path / "run")
+    program_output(
+        "train_main",
+        *TINY,
+        "--precision=mixed_bfloat16",
+        f"--export_precision={export_precision}",
+        f"--workdir={workdir}",
+    )
+    with open(os.path.join(workdir, "export", "metadata.json")) as f:
+        meta = json.load(f)
+    assert meta["precision"] == "mixed_bfloat16" and meta["export_precision"] == policy
+    tower = export.load_tower(os.path.join(workdir, "export"))
+    convs = [layer for layer in tower.layers if isinstance(layer, keras.layers.Conv2D)]
+    compute = "float32" if policy == "float32" else "bfloat16"
+    assert convs and all(layer.compute_dtype == compute for layer in convs)
+    # The SavedModel computes as the .keras tower the metadata describes.
+    images = np.random.default_rng(0).integers(0, 256, (4, 28, 28, 1), dtype=np.uint8)
+    loaded = export.load_saved_model(os.path.join(workdir, "export"))  # kept: its variables
+    served = loaded.serve(tf.constant(images))
+    np.testing.assert_allclose(served.numpy(), tower.predict(images, verbose=0), atol=1e-4)

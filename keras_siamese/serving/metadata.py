@@ -51,6 +51,10 @@ class ExportMetadata(JsonRecord):
     l2_normalize: bool = False
     tta: str = "none"
     center: str = "none"
+    # The Keras dtype policies that trained the tower and that the exported tower computes
+    # in (None in exports written before they were recorded).
+    precision: str | None = None
+    export_precision: str | None = None
     normalization: dict | None = None
     config: dict = dataclasses.field(default_factory=dict)
     versions: dict = dataclasses.field(default_factory=dict)

@@ -18,6 +18,7 @@ import keras
 
 from keras_siamese import files, objectives
 from keras_siamese import workdir as wd
+from keras_siamese.choices import EXPORT_PRECISIONS
 from keras_siamese.config import TrainConfig
 from keras_siamese.data import splits
 from keras_siamese.data.datasets import ImageDataset
@@ -445,7 +446,9 @@ def _evaluate_and_export(
     config: TrainConfig, run: _Run, epochs: int, train_seconds: float, verbose: int
 ) -> RunResult:
     """Evaluates the tower by the protocol, writes metrics.json and exports the tower."""
-    workdir, part, tower = config.workdir, run.part, run.tower
+    workdir, part = config.workdir, run.part
+    # What is measured is what is exported: the tower in the export's precision.
+    tower = _export_tower(config, run)
     # The protocol's own seed, not the training seed: runs are compared on the same samples.
     embeddings = protocol.embed_partition(tower, part, verbose=verbose)
     budget = Budget(
@@ -471,7 +474,7 @@ def _evaluate_and_export(
     )
     files.write_json_atomic(os.path.join(workdir, wd.METRICS_FILE), metrics.to_json())
     export_dir = os.path.join(workdir, wd.EXPORT_DIR)
-    metadata = _metadata(config, run.dataset, part, tower, metrics)
+    metadata = _metadata(config, run, tower, metrics)
     if not export.export_tower(served, export_dir, metadata):
         print(
             f"The export in {export_dir} holds the tower's .keras file and metadata.json: "
@@ -482,13 +485,22 @@ def _evaluate_and_export(
     return RunResult(metrics=metrics, export_dir=export_dir)
 
 
+def _export_tower(config: TrainConfig, run: _Run) -> keras.Model:
+    """The trained tower in the export's precision: rebuilt with its weights (float32
+    variables under any policy) where the training computed otherwise."""
+    policy = EXPORT_PRECISIONS[config.export_precision]
+    if policy == run.precision:
+        return run.tower
+    with build.precision_policy(policy):
+        tower = build.build_tower(config, run.dataset.info)
+    tower.set_weights(run.tower.get_weights())
+    return tower
+
+
 def _metadata(
-    config: TrainConfig,
-    dataset: ImageDataset,
-    part: splits.Partition,
-    tower: keras.Model,
-    metrics: Metrics,
+    config: TrainConfig, run: _Run, tower: keras.Model, metrics: Metrics
 ) -> ExportMetadata:
+    dataset, part = run.dataset, run.part
     split = part.split
     return ExportMetadata(
         dataset=dataset.info.name,
@@ -509,6 +521,8 @@ def _metadata(
         l2_normalize=config.l2_normalize,
         tta=config.tta,
         center=config.center,
+        precision=run.precision,
+        export_precision=EXPORT_PRECISIONS[config.export_precision],
         normalization={"mean": list(dataset.info.mean), "std": list(dataset.info.std)},
         config=dataclasses.asdict(config),
         versions=export.package_versions(),
