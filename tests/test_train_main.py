@@ -59,6 +59,15 @@ def test_saved_model_matches_the_keras_tower_on_real_images(smoke_run, data_root
     signature = served.signatures["serving_default"]
     (spec,) = signature.structured_input_signature[1].values()
     assert spec.dtype == tf.uint8
+    # As TensorFlow Serving calls it: named outputs, one ready for the cosine distance.
+    outputs = signature(images=tf.constant(images[:8]))
+    assert set(outputs) == {"embeddings", "search_vectors"}
+    np.testing.assert_allclose(outputs["embeddings"].numpy(), expected[:8], atol=1e-5)
+    vectors = outputs["search_vectors"].numpy()
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    unit = expected[:8] / np.linalg.norm(expected[:8], axis=1, keepdims=True)
+    # A client's dot product of two search vectors is their embeddings' cosine.
+    np.testing.assert_allclose(vectors @ vectors.T, unit @ unit.T, atol=1e-5)
 
 
 def test_export_equals_in_memory_tower_after_training(tmp_path):

@@ -1,12 +1,16 @@
 """Export of the embedding tower: a SavedModel, a .keras file and metadata.json.
 
-The SavedModel's `serving_default` signature takes uint8 images `[N, H, W, C]`
-(named `images`) and returns float32 embeddings; preprocessing is inside, so
-clients never need the normalisation constants. The export is assembled in a
-temporary folder and renamed into place, metadata.json last, so a crash never
-leaves half an export that looks complete. Writing the SavedModel takes
-TensorFlow; a run trained without it (Keras's JAX backend) exports the .keras
-file and metadata.json alone.
+The SavedModel takes uint8 images `[N, H, W, C]` (named `images`); preprocessing
+is inside, so clients never need the normalisation constants. Its `serve`
+function returns the float32 embeddings; its `serving_default` signature (what
+TensorFlow Serving calls) returns them as `embeddings` and, ready for the
+export's distance, as `search_vectors`: unit length for cosine distance, so that
+a client's dot product is the cosine, and unchanged for squared euclidean.
+
+The export is assembled in a temporary folder and renamed into place,
+metadata.json last, so a crash never leaves half an export that looks complete.
+Writing the SavedModel takes TensorFlow; a run trained without it (Keras's JAX
+backend) exports the .keras file and metadata.json alone.
 """
 
 from __future__ import annotations
@@ -26,6 +30,10 @@ from keras_siamese.errors import UserError
 from keras_siamese.serving import metadata as export_metadata
 
 SAVED_MODEL_ENDPOINT = "serve"
+SERVING_SIGNATURE = "serving_default"
+# The outputs of the serving signature.
+EMBEDDINGS_OUTPUT = "embeddings"
+SEARCH_VECTORS_OUTPUT = "search_vectors"
 KERAS_FILE = "tower.keras"
 METADATA_FILE = export_metadata.FILE
 
@@ -66,7 +74,7 @@ def export_tower(
 
     def fill(staging: str) -> None:
         if with_saved_model:
-            _write_saved_model(tower, staging)
+            _write_saved_model(tower, staging, metadata.distance)
         tower.save(os.path.join(staging, KERAS_FILE))
         export_metadata.write(staging, metadata)
 
@@ -74,9 +82,12 @@ def export_tower(
     return with_saved_model
 
 
-def _write_saved_model(tower: keras.Model, staging: str) -> None:
+def _write_saved_model(tower: keras.Model, staging: str, distance: str) -> None:
     import tensorflow as tf
 
+    from keras_siamese.model.distances import distance_of
+
+    space = distance_of(distance).mean_space  # unit length for cosine, as the index stores
     archive = keras.export.ExportArchive()
     archive.track(tower)
     spec = tf.TensorSpec([None, *tower.input_shape[1:]], tf.uint8, name="images")
@@ -85,6 +96,12 @@ def _write_saved_model(tower: keras.Model, staging: str) -> None:
         lambda images: tower(images, training=False),
         input_signature=[spec],
     )
+
+    def signature(images):
+        embeddings = tower(images, training=False)
+        return {EMBEDDINGS_OUTPUT: embeddings, SEARCH_VECTORS_OUTPUT: space(embeddings)}
+
+    archive.add_endpoint(SERVING_SIGNATURE, signature, input_signature=[spec])
     archive.write_out(staging, verbose=False)
 
 
@@ -105,9 +122,10 @@ def add_saved_model(export_dir: str) -> bool:
     if not tensorflow_installed():
         raise UserError("Writing a SavedModel takes TensorFlow: pip install tensorflow.")
     tower = load_tower(export_dir)
+    distance = export_metadata.read(export_dir).distance
 
     def fill(staging: str) -> None:
-        _write_saved_model(tower, staging)
+        _write_saved_model(tower, staging, distance)
         for name in (KERAS_FILE, METADATA_FILE):
             shutil.copy2(os.path.join(export_dir, name), os.path.join(staging, name))
 
