@@ -145,6 +145,13 @@ class LeverSettings:
     distill_temperature: float = setting(
         4.0, "--distill_from: the temperature that softens both generations' predictions, > 0."
     )
+    generations: int = setting(
+        1,
+        "softmax, normsoftmax: train this many generations in one run, each after the first "
+        "distilled from the one before (as --distill_from, with --distill_weight and "
+        "--distill_temperature); the earlier ones train in WORKDIR/generation_1, ..., the "
+        "last in WORKDIR, whose export is the run's. 1: one generation.",
+    )
 
     def check_levers(self) -> None:
         """Raises ConfigError for a lever's setting out of its range."""

@@ -3,6 +3,7 @@ generation on the demo's digits, and the refusals."""
 
 import json
 import os
+import shutil
 
 import keras
 import numpy as np
@@ -130,6 +131,15 @@ def test_a_second_generation_trains_against_the_first(first_generation, tmp_path
         (["--distill_temperature=nan"], "--distill_temperature=nan must be a positive number"),
         (["--distill_from=x", "--rotation_weight=1"], "together are not supported"),
         (["--distill_from=x", "--objective=triplet"], "not --objective=triplet"),
+        (["--generations=0"], "--generations=0 must be at least 1"),
+        (["--generations=2", "--distill_from=x"], "Give --generations or --distill_from"),
+        (["--generations=2", "--ema_decay=0.9"], "does not keep: train without a weight"),
+        (["--generations=2", "--rotation_weight=1"], "--generations and --rotation_weight"),
+        (
+            ["--generations=2", "--objective=triplet"],
+            "--generations distils each generation from the one before: it is for "
+            "--objective=softmax or normsoftmax, not --objective=triplet",
+        ),
     ],
 )
 def test_bad_settings_are_one_line(capsys, tmp_path, flags, message):
@@ -157,3 +167,35 @@ def test_a_teacher_that_does_not_fit_is_one_line_and_nothing_is_written(
         error = train_error(capsys, *TINY, *flags, f"--workdir={workdir}")
         assert message in error, error
         assert not workdir.exists()
+
+
+def test_generations_train_in_one_run_folder_and_resume_in_the_right_one(tmp_path):
+    workdir = tmp_path / "run"
+    out = program_output("train_main", *TINY, "--generations=2", f"--workdir={workdir}")
+    first = workdir / "generation_1"
+    assert f"Generation 1 of 2, in {first}:" in out and f"Generation 2 of 2, in {workdir}:" in out
+    assert f"Distilling from {first} (its training spent 128 images)" in out
+    # The first generation is an ordinary run of its folder; the run's export is the last's.
+    for folder in (first, workdir):
+        assert (folder / "metrics.json").is_file() and (folder / "export").is_dir()
+    with open(workdir / "metrics.json") as f:
+        assert json.load(f)["budget"]["teacher_images"] == 128
+    with open(first / "config.flags") as f:
+        assert "--generations=1\n" in f.read()
+    # Killed after its first generation: the same command trains the second alone.
+    for entry in ("metrics.json", "export", "config.flags"):
+        path = workdir / entry
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+    again = program_output("train_main", *TINY, "--generations=2", f"--workdir={workdir}")
+    assert f"Generation 1 of 2 is finished: {first}." in again
+    assert f"Generation 2 of 2, in {workdir}:" in again and (workdir / "metrics.json").is_file()
+
+
+def test_a_first_generation_of_another_configuration_is_one_line_and_nothing_is_written(
+    capsys, tmp_path
+):
+    workdir = tmp_path / "run"
+    program_output("train_main", *TINY, f"--workdir={workdir / 'generation_1'}", "--seed=5")
+    error = train_error(capsys, *TINY, "--generations=2", f"--workdir={workdir}")
+    assert "generation_1" in error and "another configuration" in error, error
+    assert sorted(os.listdir(workdir)) == ["generation_1"]

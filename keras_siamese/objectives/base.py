@@ -62,6 +62,8 @@ class RunSettings(Protocol):
     distill_from: str
     distill_weight: float
     distill_temperature: float
+    generations: int
+    ema_decay: float
 
 
 @dataclasses.dataclass(frozen=True)

@@ -33,6 +33,7 @@ class Classification(Objective):
         "cutmix": Owned(purpose="mixes class targets"),
         "rotation_weight": Owned(purpose="adds a head beside the classifier"),
         "distill_from": Owned(purpose="learns a teacher's class predictions"),
+        "generations": Owned(purpose="distils each generation from the one before"),
     }
     tf_only = ("mixup", "cutmix", "rotation_weight")
 
@@ -49,9 +50,24 @@ class Classification(Objective):
             raise ConfigError(
                 f"--rotation_weight needs square images, not {shape[0]} x {shape[1]} pixels."
             )
-        if config.distill_from and config.rotation_weight:
+        if config.generations < 1:
+            raise ConfigError(f"--generations={config.generations} must be at least 1.")
+        distilled = "--distill_from" if config.distill_from else ""
+        if config.generations > 1:
+            if config.distill_from:
+                raise ConfigError(
+                    "Give --generations or --distill_from, not both: with --generations the "
+                    "run trains its own teachers."
+                )
+            if config.ema_decay:
+                raise ConfigError(
+                    "--generations distils from each generation's best-epoch classifier, which "
+                    "a run with --ema_decay does not keep: train without a weight average."
+                )
+            distilled = "--generations"
+        if distilled and config.rotation_weight:
             raise ConfigError(
-                "--distill_from and --rotation_weight together are not supported: "
+                f"{distilled} and --rotation_weight together are not supported: "
                 "the teacher scores upright images only."
             )
 
@@ -190,14 +206,12 @@ class Classification(Objective):
                 },
                 metrics={classifier.CLASS_SCORES: metrics},
             )
-        if not config.distill_from:
+        if teacher is None:
             return Head(
                 classifier.classifier_model(tower, num_classes, cosine=cosine),
                 loss,
                 metrics=metrics,
             )
-        if teacher is None:
-            raise ValueError("--distill_from needs the teacher's model")
         soft_targets = distillation.SoftTargets(
             config.distill_weight,
             config.distill_temperature,

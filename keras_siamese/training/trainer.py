@@ -29,7 +29,7 @@ from keras_siamese.evaluation.results import Budget, Metrics
 from keras_siamese.model import test_time
 from keras_siamese.serving import export
 from keras_siamese.serving.metadata import ExportMetadata
-from keras_siamese.training import build, devices, teacher, warm_start
+from keras_siamese.training import build, devices, generations, teacher, warm_start
 from keras_siamese.training.callbacks import (
     BestWeights,
     EpochSnapshots,
@@ -231,10 +231,35 @@ def train_and_evaluate(
         UserError: for invalid settings or data, before anything is written.
         TrainingDiverged: when the loss became NaN; nothing is exported then.
     """
+    if config.generations > 1:
+        _train_earlier_generations(config, dataset, overwrite, verbose)
     try:
         return _train_and_evaluate(config, dataset, overwrite, verbose)
     finally:
         wd.release(config.workdir)
+
+
+def _train_earlier_generations(
+    config: TrainConfig, dataset: ImageDataset | None, overwrite: bool, verbose: int | None
+) -> None:
+    """Trains the generations before the last, each in its own folder, skipping finished ones.
+
+    Every generation's settings and folder are checked before any of them trains.
+    """
+    config.validate()
+    earlier = generations.earlier_generations(config)
+    for settings in earlier:
+        settings.validate()
+        wd.check(settings.workdir, settings.to_flagfile(), overwrite)
+    wd.check(config.workdir, config.to_flagfile(), overwrite)
+    total = config.generations
+    for number, settings in enumerate(earlier, 1):
+        if wd.finished(settings.workdir, settings.to_flagfile()):
+            print(f"Generation {number} of {total} is finished: {settings.workdir}.", flush=True)
+            continue
+        print(f"Generation {number} of {total}, in {settings.workdir}:", flush=True)
+        train_and_evaluate(settings, dataset, overwrite, verbose)
+    print(f"Generation {total} of {total}, in {config.workdir}:", flush=True)
 
 
 @dataclasses.dataclass
@@ -337,8 +362,9 @@ def _build(config: TrainConfig, run: _Run) -> None:
     scope = run.strategy.scope() if run.strategy else contextlib.nullcontext()
     with scope, build.precision_policy(run.precision):
         # The teacher's variables, like the model's, belong to the strategy.
-        if config.distill_from:
-            run.first_generation = teacher.load_teacher(config.distill_from, config.dataset, split)
+        teacher_dir = generations.teacher_folder(config)
+        if teacher_dir:
+            run.first_generation = teacher.load_teacher(teacher_dir, config.dataset, split)
         run.tower = build.build_tower(config, run.dataset.info)
         run.model = build.build_training_model(
             config,
@@ -384,7 +410,7 @@ def _announce(config: TrainConfig, run: _Run) -> None:
         )
     if run.first_generation:
         print(
-            f"Distilling from {config.distill_from} (its training spent "
+            f"Distilling from {generations.teacher_folder(config)} (its training spent "
             f"{run.first_generation.images:,} images): weight {config.distill_weight}, "
             f"temperature {config.distill_temperature}.",
             flush=True,
