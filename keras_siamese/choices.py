@@ -13,6 +13,19 @@ from keras_siamese.errors import ConfigError
 DISTANCES = ("cosine", "euclidean")
 DEFAULT_MARGINS = {"cosine": 0.3, "euclidean": 1.0}
 EMBEDDINGS = ("gap", "dense")
+# The towers of --backbone: the reference's CIFAR ResNet, and Keras Applications networks
+# (keras_siamese.model.backbones), each computing at --image_size pixels or more.
+BACKBONES = (
+    "resnet56",
+    "efficientnetv2b0",
+    "efficientnetv2s",
+    "mobilenetv3small",
+    "mobilenetv3large",
+    "resnet50v2",
+    "convnexttiny",
+)
+BACKBONE_MINIMUM_SIZE = 32
+BACKBONE_WEIGHTS = ("none", "imagenet")  # or the path of a .weights.h5 file
 NECKS = ("none", "batchnorm")
 # Test-time options of the embedding (keras_siamese.model.test_time).
 TTAS = ("none", "flip")

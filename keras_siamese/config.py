@@ -283,7 +283,7 @@ class TrainConfig(
         """
         check_choices(self)
         self.check_data()
-        self.check_tower(self.image_shape)
+        self.check_tower(self.image_shape, self.tower_size)
         check_margin(self.resolved_margin)
         objectives.check(self, self.known_num_seen)
         self.check_loss()
@@ -308,6 +308,12 @@ class TrainConfig(
             )
         if not self.workdir:
             raise ConfigError("--workdir is required: the folder that will hold this run.")
+
+    @property
+    def tower_size(self) -> int:
+        """The side of the images the tower computes on: --image_size for a Keras
+        Applications backbone, else the data's own."""
+        return self.image_size if self.uses_application else self.image_shape[0]
 
     @classmethod
     def from_recorded(cls, settings: dict) -> TrainConfig:

@@ -157,7 +157,9 @@ class DataSettings:
         if not self.reads_its_own_images:
             defaults = defaults_of(self)
             for name in OWN_IMAGE_SETTINGS:
-                if getattr(self, name) != defaults[name]:
+                # A Keras Applications tower computes at --image_size, resizing the images.
+                resized = name == "image_size" and getattr(self, "uses_application", False)
+                if getattr(self, name) != defaults[name] and not resized:
                     raise ConfigError(
                         f"--{name} is for --dataset=folder or tfds:NAME; {self.dataset} images "
                         "have a fixed size and test split."

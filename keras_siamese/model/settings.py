@@ -1,12 +1,25 @@
-"""The settings of the tower: its depth, embedding and pooling; checked without Keras."""
+"""The settings of the tower: its network, weights, embedding and pooling; checked without
+Keras."""
 
 from __future__ import annotations
 
 import dataclasses
+import os
 
-from keras_siamese.choices import EMBEDDINGS, NECKS, check_depth, check_pool_grid
+from keras_siamese.choices import (
+    BACKBONE_MINIMUM_SIZE,
+    BACKBONE_WEIGHTS,
+    BACKBONES,
+    EMBEDDINGS,
+    NECKS,
+    check_depth,
+    check_pool_grid,
+)
 from keras_siamese.errors import ConfigError
 from keras_siamese.settings import setting
+
+# The tower of the reference, which computes at the data's own size.
+REFERENCE_BACKBONE = BACKBONES[0]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,10 +49,59 @@ class TowerSettings:
         NECKS,
     )
     l2_normalize: bool = setting(False, "Scale embeddings to unit length.")
+    backbone: str = setting(
+        REFERENCE_BACKBONE,
+        "The tower under the pooling and embedding head: resnet56, the reference's CIFAR "
+        "ResNet (with --depth), or a Keras Applications network (ImageNet sizes: 224 "
+        "pixels, efficientnetv2s 384), computing at --image_size pixels (at least 32; "
+        "smaller images, CIFAR-100's included, are resized inside the tower).",
+        BACKBONES,
+    )
+    backbone_weights: str = setting(
+        "none",
+        "A Keras Applications backbone's starting weights: none (random), imagenet (Keras's "
+        "download, cached in ~/.keras/models), or the path of a .weights.h5 file of the "
+        "network without its top.",
+    )
 
-    def check_tower(self, image_shape: tuple[int, int, int]) -> None:
-        """Raises ConfigError for a tower that cannot be built on images of `image_shape`."""
-        check_depth(self.depth)
+    @property
+    def uses_application(self) -> bool:
+        """Whether the tower is a Keras Applications network, not the CIFAR ResNet."""
+        return self.backbone != REFERENCE_BACKBONE
+
+    def check_tower(self, image_shape: tuple[int, int, int], size: int) -> None:
+        """Raises ConfigError for a tower that cannot be built on images of `image_shape`
+        computing at `size` pixels."""
         if self.embedding_dim < 1:
             raise ConfigError(f"--embedding_dim={self.embedding_dim} must be at least 1.")
-        check_pool_grid(self.pool_grid, image_shape)
+        if not self.uses_application:
+            check_depth(self.depth)
+            if self.backbone_weights != "none":
+                raise ConfigError(
+                    "--backbone_weights is for a Keras Applications --backbone: resnet56 starts "
+                    "from random weights, or from an export with --init_from."
+                )
+            check_pool_grid(self.pool_grid, image_shape)
+            return
+        if self.depth != 56:
+            raise ConfigError(
+                f"--depth is resnet56's: --backbone={self.backbone} has its own depth."
+            )
+        if size < BACKBONE_MINIMUM_SIZE:
+            raise ConfigError(
+                f"--image_size={size} is below --backbone={self.backbone}'s minimum of "
+                f"{BACKBONE_MINIMUM_SIZE} pixels."
+            )
+        if self.backbone_weights not in BACKBONE_WEIGHTS and not os.path.isfile(
+            self.backbone_weights
+        ):
+            raise ConfigError(
+                f"--backbone_weights={self.backbone_weights} is neither none, imagenet nor a "
+                "file: give the path of a .weights.h5 file."
+            )
+        final = -(-size // 32)
+        if not 1 <= self.pool_grid <= final:
+            raise ConfigError(
+                f"--pool_grid={self.pool_grid} must be from 1 to {final}, the size of the last "
+                f"feature map of {self.backbone} at {size} pixels."
+            )

@@ -55,6 +55,10 @@ class ExportMetadata(JsonRecord):
     # in (None in exports written before they were recorded).
     precision: str | None = None
     export_precision: str | None = None
+    # The tower (None: the CIFAR ResNet of `depth`) and the weights it started from (a name,
+    # or a file and its SHA-256).
+    backbone: str | None = None
+    backbone_weights: dict | None = None
     normalization: dict | None = None
     config: dict = dataclasses.field(default_factory=dict)
     versions: dict = dataclasses.field(default_factory=dict)

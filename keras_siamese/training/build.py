@@ -17,7 +17,7 @@ from keras import ops
 from keras_siamese import objectives
 from keras_siamese.config import TrainConfig
 from keras_siamese.data.datasets import DatasetInfo
-from keras_siamese.model import resnet
+from keras_siamese.model import backbones, resnet
 
 if TYPE_CHECKING:
     from keras_siamese.training.teacher import Teacher
@@ -41,6 +41,18 @@ def precision_policy(precision: str) -> Iterator[None]:
 
 def build_tower(config: TrainConfig, info: DatasetInfo) -> keras.Model:
     """The embedding tower for `config` on images described by `info`."""
+    if config.uses_application:
+        return backbones.backbone_tower(
+            config.backbone,
+            input_shape=info.image_shape,
+            size=config.tower_size,
+            weights=config.backbone_weights,
+            embedding=config.embedding,
+            embedding_dim=config.embedding_dim,
+            l2_normalize=config.l2_normalize,
+            neck=config.neck,
+            pool_grid=config.pool_grid,
+        )
     return resnet.resnet_tower(
         config.depth,
         input_shape=info.image_shape,

@@ -26,7 +26,7 @@ from keras_siamese.data.sources import load_dataset
 from keras_siamese.errors import ConfigError, UserError
 from keras_siamese.evaluation import protocol
 from keras_siamese.evaluation.results import Budget, Metrics
-from keras_siamese.model import test_time
+from keras_siamese.model import backbones, test_time
 from keras_siamese.serving import export
 from keras_siamese.serving.metadata import ExportMetadata
 from keras_siamese.training import build, devices, generations, teacher, warm_start
@@ -549,6 +549,10 @@ def _metadata(
         center=config.center,
         precision=run.precision,
         export_precision=EXPORT_PRECISIONS[config.export_precision],
+        backbone=config.backbone if config.uses_application else None,
+        backbone_weights=(
+            backbones.weights_record(config.backbone_weights) if config.uses_application else None
+        ),
         normalization={"mean": list(dataset.info.mean), "std": list(dataset.info.std)},
         config=dataclasses.asdict(config),
         versions=export.package_versions(),

@@ -1,0 +1,165 @@
+"""Pretrained image towers behind `--backbone`: the Keras Applications networks, under the
+project's pooling and embedding head.
+
+Each takes uint8 images at the data's size and returns float32 embeddings, as the
+CIFAR ResNet does (`keras_siamese.model.resnet`): the tower resizes the images to
+its working size, converts grey to colour and applies the network's own
+preprocessing inside the model, so an export still takes raw pixels. ImageNet
+weights come from Keras's download (cached in `~/.keras/models`), or from a
+`.weights.h5` file of the network (`save_weights` of the same application without
+its top).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import warnings
+
+import keras
+from keras import layers
+
+from keras_siamese.choices import BACKBONE_MINIMUM_SIZE, EMBEDDINGS, NECKS
+from keras_siamese.errors import ConfigError
+
+# How a network expects its float pixels in [0, 255]: its own preprocessing layers
+# ("own"), or scaled to [-1, 1] ("tf", Keras's `preprocess_input` of ResNet50V2).
+_OWN, _TF = "own", "tf"
+
+
+@dataclasses.dataclass(frozen=True)
+class Application:
+    """A Keras Applications network: its constructor, its ImageNet size and its input."""
+
+    constructor: str
+    imagenet_size: int
+    pixels: str
+
+
+APPLICATIONS = {
+    "efficientnetv2b0": Application("EfficientNetV2B0", 224, _OWN),
+    "efficientnetv2s": Application("EfficientNetV2S", 384, _OWN),
+    "mobilenetv3small": Application("MobileNetV3Small", 224, _OWN),
+    "mobilenetv3large": Application("MobileNetV3Large", 224, _OWN),
+    "resnet50v2": Application("ResNet50V2", 224, _TF),
+    "convnexttiny": Application("ConvNeXtTiny", 224, _OWN),
+}
+# A backbone's feature map is its input's side over this (five stride-2 stages).
+REDUCTION = 32
+_KAIMING_NORMAL = {
+    "class_name": "VarianceScaling",
+    "config": {"scale": 2.0, "mode": "fan_in", "distribution": "untruncated_normal"},
+}
+
+
+def weights_record(weights: str) -> dict:
+    """What a run records of the weights it started from: the name, or the file and its
+    SHA-256."""
+    if weights in ("none", "imagenet"):
+        return {"weights": weights}
+    digest = hashlib.sha256()
+    with open(weights, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return {"weights": os.path.abspath(weights), "sha256": digest.hexdigest()}
+
+
+def _network(name: str, size: int, weights: str) -> keras.Model:
+    """The application without its top at `size` x `size` x 3, with its weights.
+
+    Raises:
+        ConfigError: when ImageNet weights cannot be downloaded, or a weights file
+            does not fit the network.
+    """
+    app = APPLICATIONS[name]
+    constructor = getattr(keras.applications, app.constructor)
+    options = {"include_top": False, "input_shape": (size, size, 3), "pooling": None}
+    try:
+        with warnings.catch_warnings():
+            # Keras warns that ImageNet weights were made at 224 pixels; the help says so.
+            warnings.filterwarnings("ignore", message=".*input_shape.*", category=UserWarning)
+            network = constructor(weights="imagenet" if weights == "imagenet" else None, **options)
+    except Exception as e:  # Keras reports a failed download as a bare Exception
+        if weights != "imagenet":
+            raise
+        reason = str(e).splitlines()[0][:160] if str(e) else type(e).__name__
+        raise ConfigError(
+            f"--backbone_weights=imagenet: Keras could not download {name}'s ImageNet "
+            f"weights ({reason}): run once where the internet is reachable (they are "
+            "cached in ~/.keras/models), or pass --backbone_weights=PATH, a .weights.h5 file "
+            f"of keras.applications.{app.constructor}(include_top=False)."
+        ) from None
+    if weights not in ("none", "imagenet"):
+        try:
+            # Keras loads what fits and warns of the rest: a partial load is refused too.
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")
+                network.load_weights(weights)
+        except (OSError, ValueError, KeyError, Warning) as e:
+            raise ConfigError(
+                f"--backbone_weights={weights} does not fit the {name} tower at {size} pixels "
+                f"({str(e).splitlines()[0][:200]})."
+            ) from None
+    return network
+
+
+def backbone_tower(
+    name: str,
+    input_shape: tuple[int, int, int],
+    size: int,
+    weights: str = "none",
+    embedding: str = "gap",
+    embedding_dim: int = 64,
+    l2_normalize: bool = False,
+    neck: str = "none",
+    pool_grid: int = 1,
+) -> keras.Model:
+    """Builds a Keras Applications tower: uint8 images in, float32 embeddings out.
+
+    Args:
+        name: one of `APPLICATIONS`.
+        input_shape: `(H, W, C)` of the images the tower takes (1 or 3 channels).
+        size: the side it computes at; images of another size are resized inside.
+        weights: `none`, `imagenet`, or the path of a `.weights.h5` file of the network.
+        embedding, embedding_dim, l2_normalize, neck, pool_grid: the project's head, as
+            `keras_siamese.model.resnet.resnet_tower` takes them.
+
+    Raises:
+        ConfigError: for a size below the minimum, an unknown choice, or weights that
+            cannot be had.
+    """
+    if name not in APPLICATIONS:
+        raise ConfigError(
+            f"--backbone={name} is unknown: choose one of resnet56, {', '.join(APPLICATIONS)}."
+        )
+    if size < BACKBONE_MINIMUM_SIZE:
+        raise ConfigError(
+            f"--image_size={size} is below {name}'s minimum of {BACKBONE_MINIMUM_SIZE} pixels."
+        )
+    if embedding not in EMBEDDINGS or neck not in NECKS:
+        raise ConfigError(f"--embedding={embedding} or --neck={neck} is unknown.")
+    network = _network(name, size, weights)
+    images = keras.Input(shape=input_shape, dtype="uint8", name="images")
+    # Preprocessing stays float32 whatever the mixed-precision policy.
+    x = layers.Rescaling(1.0, dtype="float32", name="pixels")(images)
+    if tuple(input_shape[:2]) != (size, size):
+        x = layers.Resizing(size, size, dtype="float32", name="resize")(x)
+    if input_shape[-1] == 1:
+        x = layers.Concatenate(dtype="float32", name="grey_to_colour")([x, x, x])
+    if APPLICATIONS[name].pixels == _TF:
+        x = layers.Rescaling(1.0 / 127.5, offset=-1.0, dtype="float32", name="to_unit_range")(x)
+    x = network(x)
+    if pool_grid == 1:
+        x = layers.GlobalAveragePooling2D(name="pool")(x)
+    else:
+        x = layers.AdaptiveAveragePooling2D(pool_grid, name="pool")(x)
+        x = layers.Flatten(name="pool_cells")(x)
+    if embedding == "dense":
+        x = layers.Dense(embedding_dim, kernel_initializer=_KAIMING_NORMAL, name="projection")(x)
+    if neck == "batchnorm":
+        x = layers.BatchNormalization(center=False, dtype="float32", name="neck")(x)
+    if l2_normalize:
+        x = layers.UnitNormalization(name="l2_normalize")(x)
+    x = layers.Activation("linear", dtype="float32", name="embedding")(x)
+    return keras.Model(images, x, name=name)
