@@ -100,6 +100,7 @@ def test_bad_backbone_settings_are_one_line_and_nothing_is_written(
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow  # a whole run through a MobileNetV3: make test-slow
 def test_a_run_on_a_backbone_from_a_weights_file_trains_exports_and_records_them(tmp_path):
     path = _weights_file(tmp_path)
     workdir = tmp_path / "run"

@@ -115,7 +115,11 @@ def test_a_resumed_auto_run_keeps_the_precision_it_started_with(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "export_precision, policy", [("float32", "float32"), ("bfloat16", "mixed_bfloat16")]
+    "export_precision, policy",
+    [
+        ("float32", "float32"),
+        pytest.param("bfloat16", "mixed_bfloat16", marks=pytest.mark.slow),
+    ],
 )
 def test_a_bfloat16_run_exports_float32_unless_asked(tmp_path, export_precision, policy):
     import json
