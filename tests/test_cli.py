@@ -13,7 +13,8 @@ import pytest
 from absl import flags
 
 from keras_siamese import cli, flag_help
-from keras_siamese.config import EvalConfig, TrainConfig, TuneConfig
+from keras_siamese.config import TrainConfig, TuneConfig
+from keras_siamese.evaluation.settings import EvalConfig
 from keras_siamese.programs import flags_doc
 from tests.conftest import ROOT, program_error, program_flags, run_main, train_error
 

@@ -16,9 +16,10 @@ from absl import flags, logging
 
 from keras_siamese import cli
 from keras_siamese import workdir as wd
-from keras_siamese.config import EvalConfig, TrainConfig
+from keras_siamese.config import TrainConfig
 from keras_siamese.data.sources import load_dataset
 from keras_siamese.errors import UserError
+from keras_siamese.evaluation.settings import EvalConfig
 
 
 def define_flags(flag_values: flags.FlagValues) -> None:
