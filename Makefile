@@ -35,7 +35,8 @@ format: $(STAMP)
 # handed out in the order tests/conftest.py gives them (xdist would otherwise start with
 # the files of most tests, not the slowest); plain `pytest` runs them in one, for debugging.
 # `make test` leaves out the end-to-end runs marked slow (a distributed search and training
-# killed and resumed, training under JAX, a real browser, the wheel pip builds):
+# killed and resumed, mirrored training, training under JAX, a real browser, the wheel pip
+# builds, a backbone's run, the objectives beyond one of each family):
 # `make test-slow` runs them, and CI runs both.
 PYTEST := $(BIN)/python -m pytest -n 2 --dist loadfile --no-loadscope-reorder
 test: lint

@@ -58,9 +58,18 @@ def _model_and_batch(config: TrainConfig, cifar_subset, **build_kwargs):
     return tower, model, x, y
 
 
+# One objective of each family (and each pair head) in make test; the others, whose losses
+# tests/test_metric_losses.py and tests/test_loss_definitions.py check, in make test-slow.
+IN_MAKE_TEST = ("triplet", "batch_hard", "contrastive", "normsoftmax", "supcon", "arcface")
+
+
 @pytest.mark.parametrize(
     "objective,head",
-    [(o, "contrastive") for o in objectives.OBJECTIVES] + [("contrastive", "bce")],
+    [
+        pytest.param(o, "contrastive", marks=() if o in IN_MAKE_TEST else pytest.mark.slow)
+        for o in objectives.OBJECTIVES
+    ]
+    + [("contrastive", "bce")],
 )
 def test_each_objective_lowers_its_loss(objective, head, cifar_subset, tmp_path):
     _, images, _ = cifar_subset

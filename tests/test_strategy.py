@@ -6,6 +6,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 from tests.conftest import ROOT
 
 _SCRIPT = textwrap.dedent(
@@ -55,6 +57,7 @@ _SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.slow  # a fresh process with two logical devices: make test-slow
 def test_mirrored_strategy_splits_the_global_batch_and_learns(data_root):
     result = subprocess.run(
         [sys.executable, "-c", _SCRIPT, os.path.join(data_root, "cifar100")],
