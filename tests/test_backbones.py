@@ -20,7 +20,14 @@ from tests.test_distillation import TINY as RESNET_TINY
 TINY = [flag for flag in RESNET_TINY if not flag.startswith("--depth")]
 
 
-@pytest.mark.parametrize("name", ["mobilenetv3small", "resnet50v2", "efficientnetv2b0"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "mobilenetv3small",
+        pytest.param("resnet50v2", marks=pytest.mark.slow),
+        pytest.param("efficientnetv2b0", marks=pytest.mark.slow),
+    ],
+)
 def test_a_backbone_takes_uint8_images_at_any_size_and_gives_the_heads_embedding(name):
     tower = backbones.backbone_tower(name, (28, 28, 1), 32, embedding="dense", embedding_dim=16)
     assert tower.input.dtype == "uint8" and tower.output_shape == (None, 16)

@@ -169,6 +169,7 @@ def test_a_teacher_that_does_not_fit_is_one_line_and_nothing_is_written(
         assert not workdir.exists()
 
 
+@pytest.mark.slow  # three trainings: make test-slow
 def test_generations_train_in_one_run_folder_and_resume_in_the_right_one(tmp_path):
     workdir = tmp_path / "run"
     out = program_output("train_main", *TINY, "--generations=2", f"--workdir={workdir}")
