@@ -22,6 +22,7 @@ from keras import layers
 
 from keras_siamese.choices import BACKBONE_MINIMUM_SIZE, EMBEDDINGS, NECKS
 from keras_siamese.errors import ConfigError
+from keras_siamese.model.resnet import embedding_head
 
 # How a network expects its float pixels in [0, 255]: its own preprocessing layers
 # ("own"), or scaled to [-1, 1] ("tf", Keras's `preprocess_input` of ResNet50V2).
@@ -47,10 +48,6 @@ APPLICATIONS = {
 }
 # A backbone's feature map is its input's side over this (five stride-2 stages).
 REDUCTION = 32
-_KAIMING_NORMAL = {
-    "class_name": "VarianceScaling",
-    "config": {"scale": 2.0, "mode": "fan_in", "distribution": "untruncated_normal"},
-}
 
 
 def weights_record(weights: str) -> dict:
@@ -149,17 +146,5 @@ def backbone_tower(
         x = layers.Concatenate(dtype="float32", name="grey_to_colour")([x, x, x])
     if APPLICATIONS[name].pixels == _TF:
         x = layers.Rescaling(1.0 / 127.5, offset=-1.0, dtype="float32", name="to_unit_range")(x)
-    x = network(x)
-    if pool_grid == 1:
-        x = layers.GlobalAveragePooling2D(name="pool")(x)
-    else:
-        x = layers.AdaptiveAveragePooling2D(pool_grid, name="pool")(x)
-        x = layers.Flatten(name="pool_cells")(x)
-    if embedding == "dense":
-        x = layers.Dense(embedding_dim, kernel_initializer=_KAIMING_NORMAL, name="projection")(x)
-    if neck == "batchnorm":
-        x = layers.BatchNormalization(center=False, dtype="float32", name="neck")(x)
-    if l2_normalize:
-        x = layers.UnitNormalization(name="l2_normalize")(x)
-    x = layers.Activation("linear", dtype="float32", name="embedding")(x)
+    x = embedding_head(network(x), embedding, embedding_dim, l2_normalize, neck, pool_grid)
     return keras.Model(images, x, name=name)

@@ -144,12 +144,27 @@ def resnet_tower(
         for block in range(blocks_per_stage):
             stride = 2 if stage > 0 and block == 0 else 1
             x = _basic_block(x, channels, stride, f"stage{stage + 1}_block{block + 1}", norm)
+    x = embedding_head(x, embedding, embedding_dim, l2_normalize, neck, pool_grid)
+    return keras.Model(images, x, name=name or f"resnet{depth}")
+
+
+def embedding_head(
+    features,
+    embedding: str,
+    embedding_dim: int,
+    l2_normalize: bool,
+    neck: str,
+    pool_grid: int,
+):
+    """The project's head on a tower's last feature map: the pool (over a grid of cells),
+    the dense projection, the batch-norm neck and the L2 normalisation that the settings
+    ask for, then the float32 embedding; what every tower ends with."""
     if pool_grid == 1:
-        x = layers.GlobalAveragePooling2D(name="pool")(x)
+        x = layers.GlobalAveragePooling2D(name="pool")(features)
     else:
         # Where a feature is matters for shapes that share their strokes (a 7 and a 9);
         # the global pool keeps only whether it is there.
-        x = layers.AdaptiveAveragePooling2D(pool_grid, name="pool")(x)
+        x = layers.AdaptiveAveragePooling2D(pool_grid, name="pool")(features)
         x = layers.Flatten(name="pool_cells")(x)
     if embedding == "dense":
         x = layers.Dense(embedding_dim, kernel_initializer=_KAIMING_NORMAL, name="projection")(x)
@@ -160,8 +175,7 @@ def resnet_tower(
         x = layers.BatchNormalization(center=False, dtype="float32", **_BN, name="neck")(x)
     if l2_normalize:
         x = layers.UnitNormalization(name="l2_normalize")(x)
-    x = layers.Activation("linear", dtype="float32", name="embedding")(x)
-    return keras.Model(images, x, name=name or f"resnet{depth}")
+    return layers.Activation("linear", dtype="float32", name="embedding")(x)
 
 
 resnet56 = functools.partial(resnet_tower, 56)

@@ -41,29 +41,28 @@ def precision_policy(precision: str) -> Iterator[None]:
 
 def build_tower(config: TrainConfig, info: DatasetInfo) -> keras.Model:
     """The embedding tower for `config` on images described by `info`."""
+    head = dict(
+        embedding=config.embedding,
+        embedding_dim=config.embedding_dim,
+        l2_normalize=config.l2_normalize,
+        neck=config.neck,
+        pool_grid=config.pool_grid,
+    )
     if config.uses_application:
         return backbones.backbone_tower(
             config.backbone,
             input_shape=info.image_shape,
             size=config.tower_size,
             weights=config.backbone_weights,
-            embedding=config.embedding,
-            embedding_dim=config.embedding_dim,
-            l2_normalize=config.l2_normalize,
-            neck=config.neck,
-            pool_grid=config.pool_grid,
+            **head,
         )
     return resnet.resnet_tower(
         config.depth,
         input_shape=info.image_shape,
         mean=info.mean,
         std=info.std,
-        embedding=config.embedding,
-        embedding_dim=config.embedding_dim,
-        l2_normalize=config.l2_normalize,
-        neck=config.neck,
-        pool_grid=config.pool_grid,
         fused_batch_norm=config.fused_batch_norm,
+        **head,
     )
 
 
