@@ -22,6 +22,7 @@ from keras_siamese.model.mining import label_masks
 
 __all__ = [
     "CircleLoss",
+    "FunctionLoss",
     "LiftedStructureLoss",
     "MultiSimilarityLoss",
     "NTXentLoss",
@@ -205,8 +206,10 @@ def lifted_structure_loss(labels, embeddings, *, neg_margin=1.0, pos_margin=0.0)
     return ops.mean(ops.relu(pos + neg))
 
 
-class _PairLoss(keras.losses.Loss):
-    """A pair-based loss for `model.compile`: `y_true` integer labels, `y_pred` embeddings."""
+class FunctionLoss(keras.losses.Loss):
+    """A loss for `model.compile` that calls one of these pure functions with its options:
+    `y_true` integer labels, `y_pred` what the function takes beside them. A subclass
+    names the function (`_function`) and checks its options (`_check`) when it is made."""
 
     _function = None
 
@@ -217,17 +220,24 @@ class _PairLoss(keras.losses.Loss):
         self.options = options
 
     def _check(self, options: dict) -> None:
-        for key, value in options.items():
-            if key in ("alpha", "beta", "gamma", "temperature"):
-                _positive(key, value)
-        if "m" in options and not 0 <= options["m"] <= 1:
-            raise ValueError(f"m must be from 0 to 1, not {options['m']}")
+        """Raises ValueError for an option out of its range."""
 
     def call(self, y_true, y_pred):
         return type(self)._function(ops.cast(y_true, "int32"), y_pred, **self.options)
 
     def get_config(self) -> dict:
         return {"name": self.name, **self.options}
+
+
+class _PairLoss(FunctionLoss):
+    """A pair-based loss for `model.compile`: `y_true` integer labels, `y_pred` embeddings."""
+
+    def _check(self, options: dict) -> None:
+        for key, value in options.items():
+            if key in ("alpha", "beta", "gamma", "temperature"):
+                _positive(key, value)
+        if "m" in options and not 0 <= options["m"] <= 1:
+            raise ValueError(f"m must be from 0 to 1, not {options['m']}")
 
 
 @keras.saving.register_keras_serializable(package="keras_siamese")

@@ -20,7 +20,7 @@ import keras
 from keras import ops
 
 from keras_siamese.model.distances import l2_normalize, loss_precision
-from keras_siamese.model.pair_losses import masked_logsumexp
+from keras_siamese.model.pair_losses import FunctionLoss, masked_logsumexp
 
 __all__ = [
     "PROXY_ANCHOR_INITIALIZER",
@@ -219,21 +219,9 @@ class Proxies(keras.layers.Layer):
         }
 
 
-class _ProxyLoss(keras.losses.Loss):
+class _ProxyLoss(FunctionLoss):
     """A proxy-based loss for `model.compile`: `y_true` integer labels, `y_pred` the
     cosines that `Proxies` outputs."""
-
-    _function = None
-
-    def __init__(self, name: str | None = None, **options):
-        super().__init__(name=name or self.__class__.__name__, reduction="sum_over_batch_size")
-        self.options = options
-
-    def call(self, y_true, y_pred):
-        return type(self)._function(ops.cast(y_true, "int32"), y_pred, **self.options)
-
-    def get_config(self) -> dict:
-        return {"name": self.name, **self.options}
 
 
 @keras.saving.register_keras_serializable(package="keras_siamese")
