@@ -153,6 +153,10 @@ class LeverSettings:
 
     def check_levers(self) -> None:
         """Raises ConfigError for a lever's setting out of its range."""
+        for name in ("mixup", "cutmix", "rotation_weight"):
+            value = getattr(self, name)
+            if not value >= 0 or math.isinf(value):
+                raise ConfigError(f"--{name}={value} must be 0 (off) or a positive number.")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ConfigError(f"--ema_decay={self.ema_decay} must be in [0, 1).")
         if not 0.0 < self.distill_weight <= 1.0:
@@ -161,10 +165,6 @@ class LeverSettings:
             raise ConfigError(
                 f"--distill_temperature={self.distill_temperature} must be a positive number."
             )
-        if not self.logit_scale > 0:
-            raise ConfigError(f"--logit_scale={self.logit_scale} must be greater than 0.")
-        if not 0.0 <= self.label_smoothing < 1.0:
-            raise ConfigError(f"--label_smoothing={self.label_smoothing} must be in [0, 1).")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -283,9 +283,9 @@ class TrainConfig(
         self.check_data()
         self.check_tower(self.image_shape, self.tower_size)
         check_margin(self.resolved_margin)
+        self.check_levers()
         objectives.check(self, self.known_num_seen)
         self.check_loss()
-        self.check_levers()
         self.check_optimization()
         for name in ("batch_size", "epochs"):
             if getattr(self, name) < 1:

@@ -79,7 +79,6 @@ def check(config: RunSettings, num_seen: int | None) -> None:
 
     A setting owned by other objectives is refused unless it keeps its default.
     """
-    CLASSIFICATION.check_strengths(config)
     defaults = defaults_of(config)
     for family in FAMILIES:
         for name, owned in family.owns.items():

@@ -9,7 +9,6 @@ a margin) is left out of the export. Its levers: mixing images and targets
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING, Any
 
 from keras_siamese.choices import ROTATIONS
@@ -18,9 +17,6 @@ from keras_siamese.objectives.base import Head, Inputs, Objective, Owned, RunSet
 
 if TYPE_CHECKING:
     from keras_siamese.data.splits import Partition
-
-# The levers that are a non-negative strength, 0 for off.
-_STRENGTHS = ("mixup", "cutmix", "rotation_weight")
 
 
 class Classification(Objective):
@@ -36,13 +32,6 @@ class Classification(Objective):
         "generations": Owned(purpose="distils each generation from the one before"),
     }
     tf_only = ("mixup", "cutmix", "rotation_weight")
-
-    def check_strengths(self, config: RunSettings) -> None:
-        """Raises ConfigError for a lever's strength that is not 0 or a positive number."""
-        for name in _STRENGTHS:
-            value = getattr(config, name)
-            if not value >= 0 or math.isinf(value):
-                raise ConfigError(f"--{name}={value} must be 0 (off) or a positive number.")
 
     def check(self, config: RunSettings, num_seen: int | None) -> None:
         shape = config.image_shape
