@@ -119,6 +119,13 @@ class Objective:
     label: str = ""
     owns: Mapping[str, Owned] = {}
     tf_only: tuple[str, ...] = ()
+    # Per objective, the settings that are its loss's arguments: setting -> argument.
+    loss_arguments: Mapping[str, Mapping[str, str]] = {}
+
+    def loss_options(self, config: RunSettings) -> dict:
+        """The run's objective's loss arguments, from its settings (`loss_arguments`)."""
+        names = self.loss_arguments.get(config.objective, {})
+        return {argument: getattr(config, name) for name, argument in names.items()}
 
     def who(self, objectives: tuple[str, ...] = ()) -> str:
         """The objectives `objectives` (default: all of the family) as a refusal names them."""

@@ -30,6 +30,7 @@ class PairBased(PKMining):
     P x K images a step."""
 
     names = tuple(HYPERPARAMETERS)
+    loss_arguments = HYPERPARAMETERS
     label = ""
     owns = {
         setting: Owned((objective,))
@@ -53,11 +54,6 @@ class PairBased(PKMining):
     def uses_margin(self, config: RunSettings) -> bool:
         return False
 
-    def options(self, config: RunSettings) -> dict:
-        """The loss's arguments from the run's settings."""
-        names = HYPERPARAMETERS[config.objective]
-        return {argument: getattr(config, name) for name, argument in names.items()}
-
     def head(
         self,
         config: RunSettings,
@@ -76,4 +72,4 @@ class PairBased(PKMining):
             "supcon": pair_losses.SupConLoss,
             "lifted_structure": pair_losses.LiftedStructureLoss,
         }[config.objective]
-        return Head(siamese.mining_model(tower), loss_class(**self.options(config)))
+        return Head(siamese.mining_model(tower), loss_class(**self.loss_options(config)))

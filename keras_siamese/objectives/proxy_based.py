@@ -31,6 +31,7 @@ class ProxyBased(Classification):
     --batch_size images a step."""
 
     names = tuple(HYPERPARAMETERS)
+    loss_arguments = HYPERPARAMETERS
     owns = {
         "proxy_anchor_margin": Owned(("proxy_anchor",)),
         "proxy_anchor_alpha": Owned(("proxy_anchor",)),
@@ -82,9 +83,7 @@ class ProxyBased(Classification):
         if num_classes is None:
             raise ValueError(f"--objective={config.objective} needs the number of classes")
         objective = config.objective
-        options = {
-            argument: getattr(config, name) for name, argument in HYPERPARAMETERS[objective].items()
-        }
+        options = self.loss_options(config)
         loss = {
             "proxy_anchor": proxy_losses.ProxyAnchorLoss,
             "proxy_nca": proxy_losses.ProxyNCALoss,
