@@ -14,7 +14,9 @@ layer on the embeddings outputs, as a classifier's loss takes its scores:
     model = keras.Model(images, cosines)
     model.compile(optimizer="adam", loss=keras_siamese.losses.ArcFaceLoss())
 
-Defaults and reductions follow pytorch-metric-learning's losses of the same names.
+A `CrossBatchMemory` layer pairs the pair-based losses with earlier batches' images too
+(`memory.wrap(loss)`). Defaults and reductions follow pytorch-metric-learning's losses of
+the same names.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from keras_siamese.model.losses import (
     contrastive_loss,
     triplet_loss,
 )
+from keras_siamese.model.memory import CrossBatchMemory, CrossBatchMemoryLoss
 from keras_siamese.model.pair_losses import (
     CircleLoss,
     LiftedStructureLoss,
@@ -65,6 +68,8 @@ __all__ = [
     "CircleLoss",
     "ClassificationLoss",
     "ContrastiveLoss",
+    "CrossBatchMemory",
+    "CrossBatchMemoryLoss",
     "LiftedStructureLoss",
     "MultiSimilarityLoss",
     "NTXentLoss",

@@ -164,21 +164,39 @@ def _mean_above_zero(values) -> float:
     return sum(above) / len(above) if above else 0.0
 
 
-def multi_similarity(labels, embeddings, alpha, beta, base) -> float:
+def _others(labels, embeddings, a, memory):
+    """The (label, embedding) of every image anchor `a` pairs with: the batch's other
+    images, then the memory's filled slots (label >= 0)."""
+    others = [(labels[k], embeddings[k]) for k in range(len(labels)) if k != a]
+    if memory is not None:
+        others += [(label, e) for e, label in zip(*memory, strict=True) if label >= 0]
+    return others
+
+
+def _similarities(labels, embeddings, a, memory):
+    """Anchor `a`'s cosines to its positives and to its negatives."""
+    pairs = [
+        (label, _cosine(embeddings[a], e)) for label, e in _others(labels, embeddings, a, memory)
+    ]
+    return (
+        [s for label, s in pairs if label == labels[a]],
+        [s for label, s in pairs if label != labels[a]],
+    )
+
+
+def multi_similarity(labels, embeddings, alpha, beta, base, memory=None) -> float:
     total = 0.0
     for a in range(len(labels)):
-        pos = [_cosine(embeddings[a], embeddings[p]) for p in _positives(labels, a)]
-        neg = [_cosine(embeddings[a], embeddings[n]) for n in _negatives(labels, a)]
+        pos, neg = _similarities(labels, embeddings, a, memory)
         total += math.log(1.0 + sum(math.exp(-alpha * (s - base)) for s in pos)) / alpha
         total += math.log(1.0 + sum(math.exp(beta * (s - base)) for s in neg)) / beta
     return total / len(labels)
 
 
-def circle(labels, embeddings, m, gamma) -> float:
+def circle(labels, embeddings, m, gamma, memory=None) -> float:
     per_anchor = []
     for a in range(len(labels)):
-        pos = [_cosine(embeddings[a], embeddings[p]) for p in _positives(labels, a)]
-        neg = [_cosine(embeddings[a], embeddings[n]) for n in _negatives(labels, a)]
+        pos, neg = _similarities(labels, embeddings, a, memory)
         if not pos or not neg:
             per_anchor.append(0.0)
             continue
@@ -188,42 +206,41 @@ def circle(labels, embeddings, m, gamma) -> float:
     return _mean_above_zero(per_anchor)
 
 
-def ntxent(labels, embeddings, temperature) -> float:
-    if not any(_negatives(labels, a) for a in range(len(labels))):
+def ntxent(labels, embeddings, temperature, memory=None) -> float:
+    anchors = [_similarities(labels, embeddings, a, memory) for a in range(len(labels))]
+    if not any(neg for _, neg in anchors):
         return 0.0
     per_pair = []
-    for a in range(len(labels)):
-        neg = [_cosine(embeddings[a], embeddings[n]) / temperature for n in _negatives(labels, a)]
-        for p in _positives(labels, a):
-            s_ap = _cosine(embeddings[a], embeddings[p]) / temperature
-            per_pair.append(_logsumexp([s_ap, *neg]) - s_ap)
+    for pos, neg in anchors:
+        for s_ap in pos:
+            logits = [s_ap / temperature, *(s / temperature for s in neg)]
+            per_pair.append(_logsumexp(logits) - s_ap / temperature)
     return sum(per_pair) / len(per_pair) if per_pair else 0.0
 
 
-def supcon(labels, embeddings, temperature) -> float:
-    n = len(labels)
-    if not any(_positives(labels, a) for a in range(n)) or not any(
-        _negatives(labels, a) for a in range(n)
-    ):
+def supcon(labels, embeddings, temperature, memory=None) -> float:
+    anchors = [_similarities(labels, embeddings, a, memory) for a in range(len(labels))]
+    if not any(pos for pos, _ in anchors) or not any(neg for _, neg in anchors):
         return 0.0
     per_anchor = []
-    for a in range(n):
-        positives = _positives(labels, a)
-        if not positives:
+    for pos, neg in anchors:
+        if not pos:
             per_anchor.append(0.0)
             continue
-        s = [_cosine(embeddings[a], embeddings[k]) / temperature for k in range(n)]
-        denominator = _logsumexp([s[k] for k in range(n) if k != a])
-        per_anchor.append(-sum(s[p] - denominator for p in positives) / len(positives))
+        denominator = _logsumexp([s / temperature for s in pos + neg])
+        per_anchor.append(-sum(s / temperature - denominator for s in pos) / len(pos))
     return _mean_above_zero(per_anchor)
 
 
-def lifted_structure(labels, embeddings, neg_margin, pos_margin) -> float:
+def lifted_structure(labels, embeddings, neg_margin, pos_margin, memory=None) -> float:
     total = 0.0
     for a in range(len(labels)):
-        d = [float(np.linalg.norm(_unit(embeddings[a]) - _unit(e))) for e in embeddings]
-        pos = [d[p] - pos_margin for p in _positives(labels, a)]
-        neg = [neg_margin - d[n] for n in _negatives(labels, a)]
+        distances = [
+            (label, float(np.linalg.norm(_unit(embeddings[a]) - _unit(e))))
+            for label, e in _others(labels, embeddings, a, memory)
+        ]
+        pos = [d - pos_margin for label, d in distances if label == labels[a]]
+        neg = [neg_margin - d for label, d in distances if label != labels[a]]
         total += max((_logsumexp(pos) if pos else 0.0) + (_logsumexp(neg) if neg else 0.0), 0.0)
     return total / len(labels)
 

@@ -44,6 +44,25 @@ def main() -> None:
         model.compile(optimizer=keras.optimizers.Adam(0.01), loss=loss_class())
         history = model.fit(x, labels, batch_size=32, epochs=30, shuffle=False, verbose=0)
         print(name, history.history["loss"][0], history.history["loss"][-1], flush=True)
+    _memory(x, labels)
+
+
+def _memory(x, labels) -> None:
+    """SupCon with a cross-batch memory: the memory fills inside JAX's training step, and
+    the loss without it (an evaluation's) falls."""
+    from keras_siamese.model.memory import CrossBatchMemory
+
+    keras.utils.set_random_seed(0)
+    inputs, label_input = keras.Input((8,)), keras.Input((), dtype="int32")
+    memory = CrossBatchMemory(24)
+    model = keras.Model([inputs, label_input], memory(keras.layers.Dense(4)(inputs), label_input))
+    model.compile(optimizer=keras.optimizers.Adam(0.01), loss=memory.wrap(losses.SupConLoss()))
+    first = model.evaluate((x, labels), labels, batch_size=32, verbose=0)
+    model.fit((x, labels), labels, batch_size=8, epochs=10, shuffle=False, verbose=0)
+    last = model.evaluate((x, labels), labels, batch_size=32, verbose=0)
+    assert (np.asarray(memory.labels.value) >= 0).all(), "the memory stayed empty"
+    assert int(memory.position.value) == (10 * 32) % 24, int(memory.position.value)
+    print("supcon_with_memory", first, last, flush=True)
 
 
 if __name__ == "__main__":

@@ -157,6 +157,16 @@ def test_the_split_flagfiles_keep_the_reference_protocol():
         (["--objective=arcface", "--mixup=0.2"], "or normsoftmax, not --objective=arcface"),
         (["--objective=supcon", "--classifier_weight=1"], "--classifier_weight is for the batch_*"),
         (["--objective=supcon", "--images_per_class=1"], "must be at least 2"),
+        (
+            ["--objective=supcon", "--memory_size=100"],
+            "--memory_size=100 is smaller than a batch of 128 images",
+        ),
+        (
+            ["--objective=arcface", "--memory_size=512"],
+            "--memory_size pairs each batch with earlier images: it is for --objective=multi_"
+            "similarity, circle, ntxent, supcon or lifted_structure, not --objective=arcface.",
+        ),
+        (["--objective=circle", "--memory_warmup_steps=5"], "is for a run with --memory_size"),
     ],
 )
 def test_bad_training_flags_are_one_line(capsys, tmp_path, args, message):

@@ -227,7 +227,7 @@ def test_each_loss_trains_a_model_a_user_writes_under_jax():
     assert result.returncode == 0, result.stderr[-3000:]
     lines = [line.split() for line in result.stdout.splitlines()]
     assert sorted(name for name, _, _ in lines) == sorted(
-        [*PAIR_LOSSES, "proxy_anchor", "proxy_nca", "arcface"]
+        [*PAIR_LOSSES, "proxy_anchor", "proxy_nca", "arcface", "supcon_with_memory"]
     )
     for name, first, last in lines:
         assert np.isfinite(float(last)) and float(last) < float(first), (name, first, last)

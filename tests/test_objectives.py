@@ -86,6 +86,24 @@ def test_each_objective_lowers_its_loss(objective, head, cifar_subset, tmp_path)
         _assert_the_export_holds_the_tower_alone(tower, model, images[:3], objective, tmp_path)
 
 
+def test_a_pair_based_objective_with_a_memory_lowers_its_loss_and_fills_it(cifar_subset):
+    config = _config("multi_similarity", memory_size=48, memory_warmup_steps=1)
+    tower, model, x, y = _model_and_batch(config, cifar_subset)
+    (_, labels), targets = x, y
+    np.testing.assert_array_equal(labels, targets)
+    # Outside training the memory is left out: the batch's own loss, before and after.
+    before = float(model.test_on_batch(x, y, return_dict=True)["loss"])
+    for _ in range(8):
+        model.train_on_batch(x, y)
+    after = float(model.test_on_batch(x, y, return_dict=True)["loss"])
+    assert np.isfinite(after) and after < before, (before, after)
+    memory = model.get_layer("memory")
+    # 8 batches of 16 through 48 slots: all filled, the position 8 x 16 mod 48 = 32.
+    assert (memory.labels.numpy() >= 0).all() and int(memory.position.numpy()) == 32
+    # The export is the tower alone, whatever the training model held.
+    assert tower.input.dtype == "uint8" and tower.output_shape == (None, 64)
+
+
 def _assert_the_export_holds_the_tower_alone(tower, model, images, objective, tmp_path):
     """Whatever the objective, the SavedModel serves the tower and holds nothing else."""
     export_dir = str(tmp_path / "export")

@@ -10,6 +10,14 @@ default, as its docstring says, so that a figure from a PyTorch project
 transfers. The maths runs in float32 under mixed precision (float64 stays
 float64); every loss is 0 where no pair it needs exists, and finite, with
 finite gradients, on degenerate batches.
+
+Each also takes `memory=(embeddings, labels)`: images of earlier batches (a
+cross-batch memory, Wang et al. 2020; `keras_siamese.model.memory`) that every
+image of the batch is paired with too, as constants. The batch's own pairs keep
+their gradients, so an empty memory gives the loss without one; where
+pytorch-metric-learning's `CrossBatchMemory` pairs the batch only with the
+memory it has just been added to, the values are the same and the batch's own
+pairs have a gradient through both of their images instead of one.
 """
 
 from __future__ import annotations
@@ -86,12 +94,36 @@ def _positive(name: str, value: float) -> float:
     return float(value)
 
 
-def _cosine_similarities(embeddings):
+def _pairs(labels, embeddings, memory):
+    """The cosine similarities of each image of the batch to every other image of the
+    batch and of the memory, `[N, N + M]`, with the masks of the positive and negative
+    pairs among them.
+
+    `memory`: None, or `(embeddings, labels)` of M earlier images, constants; a
+    negative label marks an empty slot, which pairs with nothing.
+    """
     unit = l2_normalize(embeddings)
-    return ops.matmul(unit, ops.transpose(unit))
+    if memory is None:
+        positive, negative = label_masks(labels)
+        return ops.matmul(unit, ops.transpose(unit)), positive, negative
+    stored, stored_labels = memory
+    stored = ops.stop_gradient(l2_normalize(ops.cast(stored, unit.dtype)))
+    stored_labels = ops.reshape(ops.cast(stored_labels, labels.dtype), [-1])
+    rows = stored.shape[0], stored_labels.shape[0]
+    if None not in rows and rows[0] != rows[1]:
+        raise ValueError(f"memory: {rows[0]} embeddings but {rows[1]} labels")
+    references = ops.concatenate([unit, stored], axis=0)
+    reference_labels = ops.concatenate([labels, stored_labels], axis=0)
+    n, total = ops.shape(labels)[0], ops.shape(reference_labels)[0]
+    same = ops.equal(labels[:, None], reference_labels[None, :])
+    not_self = ops.not_equal(ops.arange(n)[:, None], ops.arange(total)[None, :])
+    filled = ops.concatenate([ops.ones_like(labels, "bool"), stored_labels >= 0], axis=0)
+    positive = ops.logical_and(ops.logical_and(same, not_self), filled[None, :])
+    negative = ops.logical_and(ops.logical_not(same), filled[None, :])
+    return ops.matmul(unit, ops.transpose(references)), positive, negative
 
 
-def multi_similarity_loss(labels, embeddings, *, alpha=2.0, beta=50.0, base=0.5):
+def multi_similarity_loss(labels, embeddings, *, alpha=2.0, beta=50.0, base=0.5, memory=None):
     """The multi-similarity loss (Wang et al. 2019) on cosine similarities `S`.
 
     Each anchor i contributes
@@ -103,14 +135,13 @@ def multi_similarity_loss(labels, embeddings, *, alpha=2.0, beta=50.0, base=0.5)
     """
     alpha, beta = _positive("alpha", alpha), _positive("beta", beta)
     labels, embeddings = _checked(labels, embeddings)
-    s = _cosine_similarities(embeddings)
-    positive, negative = label_masks(labels)
+    s, positive, negative = _pairs(labels, embeddings, memory)
     pos = masked_logsumexp(alpha * (base - s), positive, add_one=True) / alpha
     neg = masked_logsumexp(beta * (s - base), negative, add_one=True) / beta
     return ops.mean(pos + neg)
 
 
-def circle_loss(labels, embeddings, *, m=0.4, gamma=80.0):
+def circle_loss(labels, embeddings, *, m=0.4, gamma=80.0, memory=None):
     """The circle loss (Sun et al. 2020) on cosine similarities `S`.
 
     With optima `O_p = 1 + m`, `O_n = -m` and margins `D_p = 1 - m`, `D_n = m`,
@@ -125,8 +156,7 @@ def circle_loss(labels, embeddings, *, m=0.4, gamma=80.0):
         raise ValueError(f"m must be from 0 to 1, not {m}")
     gamma = _positive("gamma", gamma)
     labels, embeddings = _checked(labels, embeddings)
-    s = _cosine_similarities(embeddings)
-    positive, negative = label_masks(labels)
+    s, positive, negative = _pairs(labels, embeddings, memory)
     alpha_p = ops.stop_gradient(ops.relu(1.0 + m - s))
     alpha_n = ops.stop_gradient(ops.relu(s + m))
     pos = masked_logsumexp(-gamma * alpha_p * (s - (1.0 - m)), positive)
@@ -142,7 +172,7 @@ def _mean_above_zero(values):
     return ops.sum(values) / ops.maximum(count, 1.0)
 
 
-def ntxent_loss(labels, embeddings, *, temperature=0.07):
+def ntxent_loss(labels, embeddings, *, temperature=0.07, memory=None):
     """The NT-Xent (normalised temperature-scaled cross-entropy, InfoNCE) loss.
 
     Each positive pair (a, p) is a softmax over `S/temperature` that must pick p
@@ -152,8 +182,8 @@ def ntxent_loss(labels, embeddings, *, temperature=0.07):
     """
     temperature = _positive("temperature", temperature)
     labels, embeddings = _checked(labels, embeddings)
-    s = _cosine_similarities(embeddings) / temperature
-    positive, negative = label_masks(labels)
+    s, positive, negative = _pairs(labels, embeddings, memory)
+    s = s / temperature
     # For pair (a, p): log(exp(S_ap) + sum_n exp(S_an)) - S_ap.
     negatives = masked_logsumexp(s, negative)  # [N]; 0 where a has no negative
     has_negative = ops.any(negative, axis=1)
@@ -166,7 +196,7 @@ def ntxent_loss(labels, embeddings, *, temperature=0.07):
     return ops.where(some_negative, loss, 0.0)
 
 
-def supcon_loss(labels, embeddings, *, temperature=0.1):
+def supcon_loss(labels, embeddings, *, temperature=0.1, memory=None):
     """The supervised contrastive loss (Khosla et al. 2020), `L_out`.
 
     Each anchor i contributes `-(1/|P_i|) sum_p log(exp(S_ip/t) / sum_{k != i} exp(S_ik/t))`
@@ -176,8 +206,8 @@ def supcon_loss(labels, embeddings, *, temperature=0.1):
     """
     temperature = _positive("temperature", temperature)
     labels, embeddings = _checked(labels, embeddings)
-    s = _cosine_similarities(embeddings) / temperature
-    positive, negative = label_masks(labels)
+    s, positive, negative = _pairs(labels, embeddings, memory)
+    s = s / temperature
     others = ops.logical_or(positive, negative)
     log_prob = s - masked_logsumexp(s, others)[:, None]
     count = ops.sum(ops.cast(positive, s.dtype), axis=1)
@@ -186,7 +216,7 @@ def supcon_loss(labels, embeddings, *, temperature=0.1):
     return ops.where(ops.logical_and(ops.any(positive), ops.any(negative)), loss, 0.0)
 
 
-def lifted_structure_loss(labels, embeddings, *, neg_margin=1.0, pos_margin=0.0):
+def lifted_structure_loss(labels, embeddings, *, neg_margin=1.0, pos_margin=0.0, memory=None):
     """The generalised lifted structure loss (Hermans et al. 2017, after Oh Song et al.).
 
     On euclidean distances `d` between the L2-normalised embeddings, each anchor
@@ -196,9 +226,8 @@ def lifted_structure_loss(labels, embeddings, *, neg_margin=1.0, pos_margin=0.0)
     `LpDistance` default), the mean over all anchors.
     """
     labels, embeddings = _checked(labels, embeddings)
-    unit = l2_normalize(embeddings)
-    squared = ops.maximum(2.0 - 2.0 * ops.matmul(unit, ops.transpose(unit)), 0.0)
-    positive, negative = label_masks(labels)
+    s, positive, negative = _pairs(labels, embeddings, memory)
+    squared = ops.maximum(2.0 - 2.0 * s, 0.0)
     # The root of 0 (coinciding embeddings) has no finite gradient: distances start at 1e-6.
     d = ops.sqrt(ops.maximum(squared, _SMALLEST_SQUARED))
     pos = masked_logsumexp(d - pos_margin, positive)
@@ -231,6 +260,9 @@ class FunctionLoss(keras.losses.Loss):
 
 class _PairLoss(FunctionLoss):
     """A pair-based loss for `model.compile`: `y_true` integer labels, `y_pred` embeddings."""
+
+    # Its function takes `memory`: `CrossBatchMemoryLoss` can wrap it.
+    takes_memory = True
 
     def _check(self, options: dict) -> None:
         for key, value in options.items():

@@ -88,6 +88,15 @@ def mining_model(tower: keras.Model) -> keras.Model:
     return keras.Model(images, embeddings, name="siamese_batch")
 
 
+def memory_model(tower: keras.Model, memory: keras.layers.Layer) -> keras.Model:
+    """The tower with a cross-batch memory (`keras_siamese.model.memory`) as a training
+    model: images and their labels in, the memory's packed batch and memory out."""
+    images = keras.Input(shape=tower.input_shape[1:], dtype="uint8", name="images")
+    labels = keras.Input(shape=(), dtype="int32", name="labels")
+    embeddings = layers.Activation("linear", dtype="float32", name="embeddings")(tower(images))
+    return keras.Model([images, labels], memory(embeddings, labels), name="siamese_memory")
+
+
 def _pair_distance_of_list(embeddings, distance: str):
     left, right = embeddings
     return distances.paired_distance(left, right, distance)

@@ -143,6 +143,14 @@ class LossCatalogueSettings:
     )
     arcface_scale: float = setting(64.0, "arcface, subcenter_arcface: the logits' scale, > 0.")
     sub_centers: int = setting(3, "subcenter_arcface: proxies per class, at least 1.")
+    memory_size: int = setting(
+        0,
+        "The pair-based objectives: a cross-batch memory of the last N images trained on, "
+        "which each batch is paired with too; at least one batch (0: none).",
+    )
+    memory_warmup_steps: int = setting(
+        0, "The cross-batch memory: training steps before its images pair with the batch."
+    )
     proxy_lr_multiplier: float = setting(
         1.0,
         "The proxy-based objectives: the proxies' learning rate over the tower's (the "
