@@ -163,6 +163,21 @@ def test_the_report_writes_the_table_and_its_figure(tmp_path):
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
 
 
+def test_a_folder_block_draws_each_variant_control_first(tmp_path):
+    _record(tmp_path / "race" / "supcon" / "seed_0", 0, (0.50, 0.03))
+    _record(tmp_path / "race" / "control" / "seed_0", 0, (0.60, 0.02))
+    _record(tmp_path / "race" / "control" / "seed_1", 1, (0.64, 0.02))
+    result = table.build_table(table.find_records(str(tmp_path)))
+    text = "a\n<!-- runs-table: race -->\nold\n<!-- /runs-table: race -->\nb\n"
+    lines = table.splice(text, result).splitlines()
+    assert lines[0] == "a" and lines[-1] == "b" and "old" not in lines
+    rows = [x for x in lines if x.startswith("| control") or x.startswith("| supcon")]
+    assert rows[0].startswith("| control | 90_10 | 132,096 | 0, 1 | 62.0 (60.0–64.0) |")
+    assert rows[1].startswith("| supcon | 90_10 | 132,096 | 0 | 50.0 ± 3.0 |")
+    with pytest.raises(UserError, match="No runs under the folder nothing"):
+        table.splice("<!-- runs-table: nothing -->\n<!-- /runs-table: nothing -->", result)
+
+
 def test_splice_redraws_only_the_marked_block():
     result = {"recipes": {}, "reference": table.build_table([])["reference"]}
     text = "before\n<!-- headline-table -->\nstale\n<!-- /headline-table -->\nafter\n"

@@ -12,9 +12,11 @@ figure are drawn from it, never typed by hand.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import os
+import re
 import sys
 from collections.abc import Callable
 
@@ -80,6 +82,7 @@ COLUMNS = (
         _unseen(lambda u: u.retrieval.recall_at_1),
         "recall_at_1",
     ),
+    Column("map_at_r", "MAP@R (unseen)", _unseen(lambda u: u.retrieval.map_at_r)),
     Column(
         "triplet",
         "triplet accuracy (seen)",
@@ -432,6 +435,38 @@ def recipes_markdown(
     return "\n".join(lines) + "\n"
 
 
+# A folder of compared runs (`docs/results/runs/FOLDER/VARIANT/seed_N`): the variant first
+# named CONTROL leads its table.
+CONTROL = "control"
+_COMPARED = ("5way_1shot", "oneshot_random", "recall_at_1", "map_at_r", "triplet")
+
+
+def folder_markdown(table: dict, folder: str) -> str:
+    """Every variant of the runs in `folder` (the recipes `FOLDER/VARIANT`), a row per
+    variant and split, the control first: images, seeds and the compared metrics."""
+    variants = sorted(
+        (
+            recipe[len(folder) + 1 :]
+            for recipe in table["recipes"]
+            if recipe.startswith(folder + "/")
+        ),
+        key=lambda v: (v != CONTROL, v),
+    )
+    if not variants:
+        raise UserError(f"No runs under the folder {folder} of the table.")
+    columns = _columns(_COMPARED)
+    titles = ["variant", "split", "images", "seeds"] + [c.title for c in columns]
+    lines = ["| " + " | ".join(titles) + " |", "|" + " --- |" * len(titles)]
+    for variant in variants:
+        runs = table["recipes"][f"{folder}/{variant}"]
+        for key in sorted(runs, key=lambda k: _split_order(("", k))):
+            row = runs[key]
+            cells = [variant, *_run_cells(key, row)]
+            cells += [_cell(row["metrics"].get(c.key), c) for c in columns]
+            lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def _pair_head(columns: list[Column]) -> str:
     titles = ["split"]
     for c in columns:
@@ -527,9 +562,17 @@ BLOCKS = {
 }
 
 
+# The block of one folder's runs: <!-- runs-table: FOLDER --> ... <!-- /runs-table: FOLDER -->
+_FOLDER_BLOCK = re.compile(r"<!-- (runs-table: [^ ]+) -->\n")
+
+
 def splice(text: str, table: dict) -> str:
-    """`text` with each block between `<!-- NAME -->` and `<!-- /NAME -->` redrawn from `table`."""
-    for name, render in BLOCKS.items():
+    """`text` with each block between `<!-- NAME -->` and `<!-- /NAME -->` redrawn from `table`
+    (a `runs-table: FOLDER` block: `folder_markdown` of that folder)."""
+    renders = dict(BLOCKS)
+    for name in _FOLDER_BLOCK.findall(text):
+        renders[name] = functools.partial(folder_markdown, folder=name.split(": ", 1)[1])
+    for name, render in renders.items():
         start, end = f"<!-- {name} -->\n", f"<!-- /{name} -->"
         first = text.find(start)
         if first < 0:
