@@ -127,6 +127,22 @@ def test_the_recipes_table_holds_the_splits_where_both_recipes_ran(tmp_path):
     assert "| 22,500,000 | – | 31.2 |" in rows[2]  # 150 epochs of 50,000 triplets
 
 
+def test_a_distilled_row_counts_its_teachers_images_beside_its_own(tmp_path):
+    _record(tmp_path / "fast" / "a", 0, (0.70, 0.02))
+    _record(tmp_path / "distill" / "b", 0, (0.73, 0.02))
+    path = tmp_path / "distill" / "b" / "metrics.json"
+    metrics = json.loads(path.read_text())
+    metrics["budget"]["teacher_images"] = 132_096
+    path.write_text(json.dumps(metrics))
+    rows = table.recipes_markdown(table.build_table(table.find_records(str(tmp_path))))
+    rows = rows.splitlines()[2:]
+    assert [r.split(" | ")[:3] for r in rows] == [
+        ["| 90_10", "fast", "132,096"],
+        ["| 90_10", "distill", "132,096 + 132,096 (teacher)"],
+        ["| 90_10", "reference's models", "22,500,000"],
+    ]
+
+
 def test_the_gains_table_subtracts_the_reference_models_figures(tmp_path):
     _record(tmp_path / "fast" / "a", 0, (0.60, 0.03))
     _record(tmp_path / "fast" / "b", 1, (0.70, 0.04))

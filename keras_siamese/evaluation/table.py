@@ -138,6 +138,11 @@ class RunRecord:
         """Images through the tower in training, when the record holds its budget."""
         return self.metrics.budget.images if self.metrics.budget else None
 
+    @property
+    def teacher_images(self) -> int | None:
+        """A distilled run's teacher's training images, where the record holds them."""
+        return self.metrics.budget.teacher_images if self.metrics.budget else None
+
 
 def _flag(lines: list[str], name: str) -> str | None:
     prefix = f"--{name}="
@@ -244,6 +249,7 @@ def _row(group: list[RunRecord]) -> dict:
         "seeds": [r.seed for r in group],
         "runs": [os.path.basename(r.path) for r in group],
         "images": group[0].images,
+        "teacher_images": group[0].teacher_images,
         "metrics": metrics,
     }
 
@@ -311,15 +317,18 @@ def _columns(keys: tuple[str, ...]) -> list[Column]:
     return [by_key[k] for k in keys]
 
 
-def _images(images: int | None) -> str:
-    return _DASH if images is None else f"{images:,}"
+def _images(images: int | None, teacher_images: int | None = None) -> str:
+    if images is None:
+        return _DASH
+    return f"{images:,}" + (f" + {teacher_images:,} (teacher)" if teacher_images else "")
 
 
 def _run_cells(key: str, row: dict | None) -> list[str]:
     """A row's first cells: its split (or `SPLIT (FOLDER)`), images and seeds."""
     if row is None:
         return [key, "not trained yet", _DASH]
-    return [key, _images(row["images"]), ", ".join(str(s) for s in row["seeds"])]
+    images = _images(row["images"], row.get("teacher_images"))
+    return [key, images, ", ".join(str(s) for s in row["seeds"])]
 
 
 def markdown_table(table: dict, recipe: str = MAIN_RECIPE, splits=SPLITS) -> str:
@@ -404,24 +413,30 @@ def _gain(entry: dict | None, reference_value: float | None, column: Column) -> 
 
 # The reference's own protocol (flags/SPLIT.flags: triplets) trained at a split's fast budget.
 REFERENCE_PROTOCOL = "reference_protocol"
+# The fast recipe in two generations, the second distilled from the first (flags/distilled.flags).
+DISTILLED = "distill"
 _RECIPES = ("5way_1shot", "oneshot_random", "recall_at_1", "triplet", "roc_auc")
 
 
 def recipes_markdown(
-    table: dict, recipes: tuple[str, ...] = (MAIN_RECIPE, REFERENCE_PROTOCOL)
+    table: dict, recipes: tuple[str, ...] = (MAIN_RECIPE, DISTILLED, REFERENCE_PROTOCOL)
 ) -> str:
-    """Both recipes at each split where the reference protocol has a run: a row a recipe,
-    with its images, beside the reference's 150-epoch models."""
+    """The recipes side by side at each split where one beside the first has a run: a row
+    a recipe that ran there, with its images, and the reference's 150-epoch models."""
     columns = _columns(_RECIPES)
     titles = ["split", "recipe", "images", "seeds"] + [c.title for c in columns]
     lines = ["| " + " | ".join(titles) + " |", "|" + " --- |" * len(titles)]
-    compared = table["recipes"].get(recipes[-1], {})
     for split in SPLITS:
-        keys = row_keys(compared, [split])
-        if not any(k in compared for k in keys):
+        ran = [
+            recipe
+            for recipe in recipes
+            if any(k in table["recipes"].get(recipe, {}) for k in row_keys({}, [split]))
+            or any(k.startswith(f"{split} (") for k in table["recipes"].get(recipe, {}))
+        ]
+        if not set(ran) - {recipes[0]}:
             continue
-        for recipe in recipes:
-            runs = table["recipes"].get(recipe, {})
+        for recipe in ran:
+            runs = table["recipes"][recipe]
             for key in row_keys(runs, [split]):
                 row = runs.get(key)
                 cells = _run_cells(key, row)
