@@ -179,19 +179,28 @@ def test_the_report_writes_the_table_and_its_figure(tmp_path):
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
 
 
-def test_a_folder_block_draws_each_variant_control_first(tmp_path):
+def test_a_runs_block_draws_the_recipes_it_names_a_folders_control_first(tmp_path):
     _record(tmp_path / "race" / "supcon" / "seed_0", 0, (0.50, 0.03))
     _record(tmp_path / "race" / "control" / "seed_0", 0, (0.60, 0.02))
     _record(tmp_path / "race" / "control" / "seed_1", 1, (0.64, 0.02))
+    _record(tmp_path / "fast" / "a", 0, (0.70, 0.01))
+    _record(tmp_path / "fast" / "b", 0, (0.40, 0.01), split="50_50")
     result = table.build_table(table.find_records(str(tmp_path)))
-    text = "a\n<!-- runs-table: race -->\nold\n<!-- /runs-table: race -->\nb\n"
+    name = "runs-table: race/*,fast@90_10"
+    text = f"a\n<!-- {name} -->\nold\n<!-- /{name} -->\nb\n"
     lines = table.splice(text, result).splitlines()
     assert lines[0] == "a" and lines[-1] == "b" and "old" not in lines
-    rows = [x for x in lines if x.startswith("| control") or x.startswith("| supcon")]
-    assert rows[0].startswith("| control | 90_10 | 132,096 | 0, 1 | 62.0 (60.0–64.0) |")
-    assert rows[1].startswith("| supcon | 90_10 | 132,096 | 0 | 50.0 ± 3.0 |")
-    with pytest.raises(UserError, match="No runs under the folder nothing"):
-        table.splice("<!-- runs-table: nothing -->\n<!-- /runs-table: nothing -->", result)
+    rows = [x for x in lines if x.startswith("| ") and not x.startswith("| runs")][1:]
+    assert [r.split(" | ")[:2] for r in rows] == [
+        ["| race/control", "90_10"],
+        ["| race/supcon", "90_10"],
+        ["| fast", "90_10"],
+    ]  # fast's 50_50 row left out
+    assert rows[0].startswith("| race/control | 90_10 | 132,096 | 0, 1 | 62.0 (60.0–64.0) |")
+    assert rows[1].startswith("| race/supcon | 90_10 | 132,096 | 0 | 50.0 ± 3.0 |")
+    for entry, message in [("nothing/*", "No runs under nothing/"), ("fast@10_90", "at split")]:
+        with pytest.raises(UserError, match=message):
+            table.splice(f"<!-- runs-table: {entry} -->\n<!-- /runs-table: {entry} -->", result)
 
 
 def test_splice_redraws_only_the_marked_block():

@@ -450,33 +450,50 @@ def recipes_markdown(
     return "\n".join(lines) + "\n"
 
 
-# A folder of compared runs (`docs/results/runs/FOLDER/VARIANT/seed_N`): the variant first
-# named CONTROL leads its table.
+# Compared runs: `<!-- runs-table: ENTRY,ENTRY,... -->`, each entry a recipe (the folder of
+# its runs under docs/results/runs), `RECIPE@SPLIT` for one split of it, or `FOLDER/*` for
+# every recipe in a folder, its CONTROL first.
 CONTROL = "control"
 _COMPARED = ("5way_1shot", "oneshot_random", "recall_at_1", "map_at_r", "triplet")
 
 
-def folder_markdown(table: dict, folder: str) -> str:
-    """Every variant of the runs in `folder` (the recipes `FOLDER/VARIANT`), a row per
-    variant and split, the control first: images, seeds and the compared metrics."""
-    variants = sorted(
-        (
-            recipe[len(folder) + 1 :]
-            for recipe in table["recipes"]
-            if recipe.startswith(folder + "/")
-        ),
-        key=lambda v: (v != CONTROL, v),
-    )
-    if not variants:
-        raise UserError(f"No runs under the folder {folder} of the table.")
+def _compared_rows(table: dict, entry: str) -> list[tuple[str, str]]:
+    """The (recipe, row key) pairs an entry of a runs-table names, in the table's order."""
+    recipes = table["recipes"]
+    if entry.endswith("/*"):
+        folder = entry[:-1]
+        names = sorted(
+            (r for r in recipes if r.startswith(folder)),
+            key=lambda r: (r != folder + CONTROL, r),
+        )
+    else:
+        names = [entry.split("@")[0]]
+    split = entry.split("@")[1] if "@" in entry else None
+    rows = []
+    for name in names:
+        if name not in recipes:
+            raise UserError(f"No runs of the recipe {name} in the table.")
+        keys = sorted(recipes[name], key=lambda k: _split_order(("", k)))
+        if split is not None:
+            keys = row_keys(recipes[name], [split])
+            if not any(k in recipes[name] for k in keys):
+                raise UserError(f"No runs of the recipe {name} at split {split} in the table.")
+        rows += [(name, key) for key in keys]
+    if not rows:
+        raise UserError(f"No runs under {entry} in the table.")
+    return rows
+
+
+def runs_markdown(table: dict, entries: list[str]) -> str:
+    """A row per recipe and split that `entries` name (see `_compared_rows`): images,
+    seeds and the compared metrics."""
     columns = _columns(_COMPARED)
-    titles = ["variant", "split", "images", "seeds"] + [c.title for c in columns]
+    titles = ["runs", "split", "images", "seeds"] + [c.title for c in columns]
     lines = ["| " + " | ".join(titles) + " |", "|" + " --- |" * len(titles)]
-    for variant in variants:
-        runs = table["recipes"][f"{folder}/{variant}"]
-        for key in sorted(runs, key=lambda k: _split_order(("", k))):
-            row = runs[key]
-            cells = [variant, *_run_cells(key, row)]
+    for entry in entries:
+        for recipe, key in _compared_rows(table, entry):
+            row = table["recipes"][recipe][key]
+            cells = [recipe, *_run_cells(key, row)]
             cells += [_cell(row["metrics"].get(c.key), c) for c in columns]
             lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
@@ -577,16 +594,17 @@ BLOCKS = {
 }
 
 
-# The block of one folder's runs: <!-- runs-table: FOLDER --> ... <!-- /runs-table: FOLDER -->
-_FOLDER_BLOCK = re.compile(r"<!-- (runs-table: [^ ]+) -->\n")
+# A block of compared runs: <!-- runs-table: ENTRIES --> ... <!-- /runs-table: ENTRIES -->
+_RUNS_BLOCK = re.compile(r"<!-- (runs-table: [^ ]+) -->\n")
 
 
 def splice(text: str, table: dict) -> str:
     """`text` with each block between `<!-- NAME -->` and `<!-- /NAME -->` redrawn from `table`
-    (a `runs-table: FOLDER` block: `folder_markdown` of that folder)."""
+    (a `runs-table: ENTRIES` block: `runs_markdown` of those entries)."""
     renders = dict(BLOCKS)
-    for name in _FOLDER_BLOCK.findall(text):
-        renders[name] = functools.partial(folder_markdown, folder=name.split(": ", 1)[1])
+    for name in _RUNS_BLOCK.findall(text):
+        entries = name.split(": ", 1)[1].split(",")
+        renders[name] = functools.partial(runs_markdown, entries=entries)
     for name, render in renders.items():
         start, end = f"<!-- {name} -->\n", f"<!-- /{name} -->"
         first = text.find(start)
