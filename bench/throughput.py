@@ -63,6 +63,9 @@ _ROTATION_WEIGHT = flags.DEFINE_float(
     "a step).",
 )
 _EMA_DECAY = flags.DEFINE_float("ema_decay", 0.0, "Keep a moving average of the weights.")
+_MEMORY_SIZE = flags.DEFINE_integer(
+    "memory_size", 0, "A cross-batch memory of this many images (the pair-based objectives)."
+)
 _DISTILL = flags.DEFINE_boolean(
     "distill",
     False,
@@ -168,6 +171,7 @@ def main(argv: list[str]) -> None:
             if objectives.takes(objective, "rotation_weight")
             else 0.0,
             ema_decay=_EMA_DECAY.value,
+            memory_size=_MEMORY_SIZE.value if objectives.takes(objective, "memory_size") else 0,
             fused_batch_norm=_FUSED_BN.value,
             distill_from="teacher"
             if _DISTILL.value and objectives.takes(objective, "distill_from")
