@@ -251,8 +251,8 @@ def test_class_without_a_positive_pair_is_refused_before_the_workdir(capsys, tmp
     workdir = tmp_path / "run"
     line = train_error(capsys, f"--data_dir={data}", f"--workdir={workdir}", "--val_fraction=0")
     assert line == (
-        "error: Class 1 (1) has 1 train image(s): after validation it keeps 1, "
-        "and training needs at least 2."
+        "error: Class '1', the smallest seen class, has 1 train image(s): training needs "
+        "at least 2 (a positive pair)."
     )
     assert not workdir.exists()
 

@@ -89,6 +89,26 @@ def test_image_files_and_folders_embed_as_their_pixels(sim, test_images, tmp_pat
     np.testing.assert_allclose(sim.embed(files), expected[[2, 0]], atol=1e-5)
 
 
+def test_a_tree_of_class_folders_is_a_gallery_whose_ids_keep_the_classes(
+    sim, test_images, tmp_path
+):
+    images, _ = test_images
+    for name, index in [("cats/b.png", 0), ("cats/a.png", 1), ("dogs/c.png", 2), ("z.png", 3)]:
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        _write_png(tmp_path / name, images[index])
+    # Sorted by path: cats/a, cats/b, dogs/c, then z (directly in the folder).
+    np.testing.assert_allclose(sim.embed(str(tmp_path)), sim.embed(images[[1, 0, 2, 3]]), atol=1e-5)
+    index = sim.index(str(tmp_path))
+    assert index.ids.tolist() == [
+        str(tmp_path / n) for n in ("cats/a.png", "cats/b.png", "dogs/c.png", "z.png")
+    ]
+    ids, _ = index.search(images[2], k=1)
+    assert ids[0][0].endswith(os.path.join("dogs", "c.png"))
+    (tmp_path / "dogs" / "notes.txt").write_text("x")
+    with pytest.raises(UserError, match=re.escape("notes.txt is not a PNG, JPEG, BMP or GIF")):
+        sim.embed(str(tmp_path))
+
+
 def test_a_gallery_index_finds_each_image_itself_and_keeps_to_its_export(
     sim, test_images, tmp_path
 ):

@@ -82,5 +82,26 @@ def test_validation_carve_out_is_seeded():
 
 def test_class_too_small_after_validation_is_a_config_error():
     ds = _tiny_dataset(train_per_class=2)
-    with pytest.raises(ConfigError, match="training needs at least 2"):
+    with pytest.raises(ConfigError, match="training needs 2 and validation 2: give it at least"):
         splits.partition(ds, splits.make_split("6_4", 10), val_fraction=0.1)
+
+
+def test_validation_holds_out_two_images_a_class_and_names_the_fraction_that_fits():
+    ds = _tiny_dataset(train_per_class=5)
+    split = splits.make_split("6_4", 10)
+    # 1% of 5 rounds to 0: two held out all the same, a positive pair for validation.
+    part = splits.partition(ds, split, 0.01)
+    assert np.bincount(part.val_labels, minlength=6)[:6].tolist() == [2] * 6
+    assert np.bincount(part.train_labels, minlength=6)[:6].tolist() == [3] * 6
+    # 70% of 5 rounds to 4, leaving 1: the largest fraction leaving 2 is 0.5.
+    with pytest.raises(ConfigError) as refused:
+        splits.partition(ds, split, 0.7)
+    assert str(refused.value) == (
+        "The validation split (--val_fraction=0.7) takes 4 of the 5 train images of class "
+        "'0', the smallest seen class, leaving 1; training needs 2 and validation 2: use "
+        "--val_fraction=0.5 or less."
+    )
+    assert len(splits.partition(ds, split, 0.5).val_labels) == 6 * 2  # round(2.5) = 2
+    # An export written before the minimum rebuilds its one validation image a class.
+    old = splits.partition(ds, split, 0.01, min_val_images=1)
+    assert np.bincount(old.val_labels, minlength=6)[:6].tolist() == [1] * 6

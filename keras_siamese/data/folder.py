@@ -154,6 +154,8 @@ def _decode_all(files: list[str], options: FolderOptions, progress: bool) -> lis
         except BaseException:
             for future in futures:
                 future.cancel()
+            if progress and done:
+                print(file=sys.stdout, flush=True)  # ends the progress line before the error
             raise
     return images
 

@@ -11,6 +11,7 @@ threshold calibration); unseen classes only ever appear in test data.
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from collections.abc import Sequence
 
@@ -175,33 +176,40 @@ class Partition:
     test_unseen_labels: np.ndarray
 
 
+# Validation images a seen class gives when --val_fraction > 0: a positive pair, so that
+# validation triplets and pairs can be drawn from every class.
+VALIDATION_IMAGES_PER_CLASS = 2
+
+
 def partition(
-    dataset: ImageDataset, split: ClassSplit, val_fraction: float, seed: int = 0
+    dataset: ImageDataset,
+    split: ClassSplit,
+    val_fraction: float,
+    seed: int = 0,
+    min_val_images: int = VALIDATION_IMAGES_PER_CLASS,
 ) -> Partition:
     """Divides a data set's arrays by the roles of `split`.
 
     Validation takes `round(val_fraction * n)` images of each seen class
-    (seeded, at least one when `val_fraction > 0`), and every seen class keeps
-    at least two train images so that a positive pair exists. Test images keep
-    their order, so "the first test image of a class" stays the official one.
+    (seeded, at least `min_val_images` when `val_fraction > 0`; exports written
+    before that minimum took at least one), and every seen class keeps at least
+    two train images so that a positive pair exists. Test images keep their
+    order, so "the first test image of a class" stays the official one.
 
     Raises:
-        ConfigError: for a bad fraction or a class too small to train on.
+        ConfigError: for a bad fraction, or a class too small for the validation split
+            and training both, naming the smallest class and the fraction that would do.
     """
     if not 0.0 <= val_fraction < 1.0:
         raise ConfigError(f"--val_fraction={val_fraction} must be in [0, 1).")
+    counts = {c: int(np.sum(dataset.train_labels == c)) for c in split.seen}
+    for c in sorted(split.seen, key=lambda c: counts[c]):
+        _check_validation_carve_out(dataset, c, counts[c], val_fraction, min_val_images)
     rng = np.random.default_rng(seed)
     train_idx, val_idx = [], []
     for c in split.seen:
         idx = np.flatnonzero(dataset.train_labels == c)
-        num_val = round(val_fraction * len(idx))
-        if val_fraction > 0:
-            num_val = max(num_val, 1)
-        if len(idx) - num_val < 2:
-            raise ConfigError(
-                f"Class {c} ({dataset.class_names[c]}) has {len(idx)} train image(s): "
-                f"after validation it keeps {len(idx) - num_val}, and training needs at least 2."
-            )
+        num_val = _validation_count(len(idx), val_fraction, min_val_images)
         chosen = np.zeros(len(idx), dtype=bool)
         chosen[rng.choice(len(idx), size=num_val, replace=False)] = True
         val_idx.append(idx[chosen])
@@ -220,6 +228,41 @@ def partition(
         test_seen_labels=dataset.test_labels[seen_test],
         test_unseen_images=dataset.test_images[unseen_test],
         test_unseen_labels=dataset.test_labels[unseen_test],
+    )
+
+
+def _validation_count(images: int, val_fraction: float, min_val_images: int) -> int:
+    if val_fraction <= 0:
+        return 0
+    return max(round(val_fraction * images), min_val_images)
+
+
+def _check_validation_carve_out(
+    dataset: ImageDataset, c: int, images: int, val_fraction: float, min_val_images: int
+) -> None:
+    """Raises ConfigError when the validation split leaves class `c` under 2 train images."""
+    held = _validation_count(images, val_fraction, min_val_images)
+    if images - held >= 2:
+        return
+    name = dataset.class_names[c]
+    if val_fraction <= 0:
+        raise ConfigError(
+            f"Class {name!r}, the smallest seen class, has {images} train image(s): "
+            "training needs at least 2 (a positive pair)."
+        )
+    if images < 2 + min_val_images:
+        fix = (
+            f"give it at least {2 + min_val_images} images, or train without a validation "
+            "split (--val_fraction=0)"
+        )
+    else:
+        # The largest fraction whose rounded share still leaves two train images.
+        fraction = math.floor(100 * (images - 2.5) / images) / 100
+        fix = f"use --val_fraction={fraction:g} or less"
+    raise ConfigError(
+        f"The validation split (--val_fraction={val_fraction:g}) takes {held} of the "
+        f"{images} train images of class {name!r}, the smallest seen class, leaving "
+        f"{images - held}; training needs 2 and validation {min_val_images}: {fix}."
     )
 
 

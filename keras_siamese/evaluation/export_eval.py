@@ -60,7 +60,13 @@ def rebuild_partition(metadata: ExportMetadata, dataset: ImageDataset) -> splits
             "The split rebuilt from metadata.json does not match its recorded seen classes: "
             "the export was written by an incompatible version."
         )
-    return splits.partition(dataset, split, metadata.val_fraction, seed=metadata.split_seed)
+    return splits.partition(
+        dataset,
+        split,
+        metadata.val_fraction,
+        seed=metadata.split_seed,
+        min_val_images=metadata.min_val_images or 1,
+    )
 
 
 def evaluate_export(

@@ -11,7 +11,8 @@ file to several processes), optionally followed by #COLLECTION (default
 gallery). Each addition is stored as it is made. Needs
 `pip install 'keras-siamese[milvus]'`.
 
-Images are a folder of PNG/JPEG files (ids: their paths), one image file, or
+Images are a folder of PNG, JPEG, BMP or GIF files, or of class folders of them
+(ids: their paths, which keep the class folder), one image file, or
 an .npz file with a uint8 `images` array `[N, H, W, C]` of the export's input
 shape (ids: its `ids` array if it has one, else FILE.npz[i]).
 """

@@ -59,6 +59,9 @@ class ExportMetadata(JsonRecord):
     # or a file and its SHA-256).
     backbone: str | None = None
     backbone_weights: dict | None = None
+    # The fewest validation images a seen class gave (None: an export written when it was
+    # one; now `splits.VALIDATION_IMAGES_PER_CLASS`), so that the partition is rebuilt exactly.
+    min_val_images: int | None = None
     normalization: dict | None = None
     config: dict = dataclasses.field(default_factory=dict)
     versions: dict = dataclasses.field(default_factory=dict)

@@ -43,24 +43,30 @@ Images = np.ndarray | str | os.PathLike | Sequence[str | os.PathLike]
 
 
 def image_files(folder: str) -> list[str]:
-    """The image files (PNG, JPEG, BMP, GIF) directly in `folder`, sorted by name.
+    """The image files (PNG, JPEG, BMP, GIF) in `folder`, sorted by their path: those
+    directly in it, and those of its subfolders at any depth, so that a tree of class
+    folders (`folder/CLASS/IMAGE`, as training reads it) is a gallery whose ids keep
+    each image's class folder.
 
     Raises:
-        ImageError: when `folder` is not a folder, holds another kind of file,
-            or holds no image.
+        ImageError: when `folder` is not a folder, holds another kind of file, or
+            holds no image.
     """
     if not os.path.isdir(folder):
         raise ImageError(f"{folder} is not a folder.")
-    names = sorted(n for n in os.listdir(folder) if not n.startswith("."))
-    others = [n for n in names if not n.lower().endswith(IMAGE_SUFFIXES)]
-    if others:
-        raise ImageError(
-            f"{os.path.join(folder, others[0])} is not a PNG, JPEG, BMP or GIF file: a folder "
-            "of images must hold images only."
-        )
-    if not names:
+    found = []
+    for root, dirs, names in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(n for n in names if not n.startswith(".")):
+            if not name.lower().endswith(IMAGE_SUFFIXES):
+                raise ImageError(
+                    f"{os.path.join(root, name)} is not a PNG, JPEG, BMP or GIF file: a folder "
+                    "of images (or of class folders of images) must hold images only."
+                )
+            found.append(os.path.join(root, name))
+    if not found:
         raise ImageError(f"{folder} holds no PNG, JPEG, BMP or GIF image.")
-    return [os.path.join(folder, n) for n in names]
+    return sorted(found, key=lambda path: os.path.relpath(path, folder).split(os.sep))
 
 
 def mnist_digit(pixels: np.ndarray) -> np.ndarray:

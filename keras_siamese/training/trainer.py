@@ -536,6 +536,7 @@ def _metadata(
         split_order=config.split_order,
         split_seed=config.split_seed,
         val_fraction=config.val_fraction,
+        min_val_images=splits.VALIDATION_IMAGES_PER_CLASS,
         seen_classes=[int(c) for c in split.seen],
         unseen_classes=[int(c) for c in split.unseen],
         class_names=list(dataset.class_names),
