@@ -287,6 +287,11 @@ class TrainConfig(
         objectives.check(self, self.known_num_seen)
         self.check_loss()
         self.check_optimization()
+        if self.freeze_backbone_epochs and self.freeze_backbone_epochs >= self.epochs:
+            raise ConfigError(
+                f"--freeze_backbone_epochs={self.freeze_backbone_epochs} must be shorter than "
+                f"the run's --epochs={self.epochs}: the tower would never fine-tune."
+            )
         for name in ("batch_size", "epochs"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"--{name}={getattr(self, name)} must be at least 1.")

@@ -97,6 +97,16 @@ def test_imagenet_weights_that_cannot_be_downloaded_are_one_config_error(monkeyp
         ),
         (["--backbone_weights=imagenet"], "is for a Keras Applications --backbone"),
         (["--backbone=mobilenetv3small", "--pool_grid=3"], "must be from 1 to 1"),
+        (
+            ["--backbone=mobilenetv3small", "--freeze_backbone_epochs=2", "--epochs=2"],
+            "must be shorter than the run's --epochs=2",
+        ),
+        (
+            ["--backbone=mobilenetv3small", "--backbone_lr_multiplier=0"],
+            "--backbone_lr_multiplier=0.0 must be greater than 0",
+        ),
+        (["--freeze_backbone_epochs=1"], "is for a Keras Applications --backbone, not resnet56"),
+        (["--train_backbone_norm"], "is for a Keras Applications --backbone, not resnet56"),
     ],
 )
 def test_bad_backbone_settings_are_one_line_and_nothing_is_written(
@@ -105,6 +115,83 @@ def test_bad_backbone_settings_are_one_line_and_nothing_is_written(
     error = train_error(capsys, *TINY, *flags, f"--workdir={tmp_path / 'run'}")
     assert message in error
     assert not (tmp_path / "run").exists()
+
+
+def _fine_tuning(tmp_path, **settings):
+    """A mobilenetv3small tower from a weights file, its classifier's training model, one
+    fixed batch, and the network inside the tower."""
+    from keras_siamese.config import TrainConfig
+    from keras_siamese.data.datasets import DATASETS
+    from keras_siamese.training import build
+
+    options = dict(
+        workdir="unused",
+        backbone="mobilenetv3small",
+        backbone_weights=_weights_file(tmp_path),
+        objective="normsoftmax",
+        optimizer="sgd",
+        learning_rate=0.05,
+        weight_decay=5e-4,
+        lr_schedule="constant",
+        epochs=3,
+        batch_size=8,
+    )
+    config = TrainConfig(**{**options, **settings})
+    keras.utils.set_random_seed(0)
+    tower = build.build_tower(config, DATASETS["cifar100"])
+    model = build.build_training_model(config, tower, num_classes=4, steps_per_epoch=2)
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (8, 32, 32, 3), dtype=np.uint8)
+    y = np.arange(8, dtype=np.int32) % 4
+    return model, x, y, backbones.network_of(tower)
+
+
+def test_a_frozen_backbone_does_not_change_until_its_epochs_end(tmp_path):
+    model, x, y, network = _fine_tuning(tmp_path, freeze_backbone_epochs=1)
+    in_tower = {id(v) for v in network.trainable_variables}
+    head = [v for v in model.trainable_variables if id(v) not in in_tower]
+    tower_start = [w.copy() for w in network.get_weights()]
+    trainable_start = [v.numpy().copy() for v in network.trainable_variables]
+    head_start = [v.numpy().copy() for v in head]
+    for _ in range(2):  # the frozen epoch: 2 steps
+        model.train_on_batch(x, y)
+    # Weights (decay included) and the batch norm's statistics (inference mode): unchanged.
+    for got, want in zip(network.get_weights(), tower_start, strict=True):
+        np.testing.assert_array_equal(got, want)
+    assert all(not np.array_equal(v.numpy(), w) for v, w in zip(head, head_start, strict=True))
+    model.train_on_batch(x, y)  # the first step after it: every trainable weight moves
+    after = [v.numpy() for v in network.trainable_variables]
+    assert all(not np.array_equal(a, b) for a, b in zip(after, trainable_start, strict=True))
+
+
+def test_the_backbone_steps_at_its_multiple_of_the_rate(tmp_path):
+    def first_step(multiplier: float):
+        model, x, y, network = _fine_tuning(
+            # A large rate, so that one step's change is far above float32's rounding.
+            tmp_path,
+            backbone_lr_multiplier=multiplier,
+            weight_decay=0.0,
+            momentum=0.0,
+            learning_rate=100.0,
+        )
+        tracked = network.trainable_variables[0]  # the first convolution's kernel
+        before = tracked.numpy().copy()
+        model.train_on_batch(x, y)
+        return tracked.numpy() - before
+
+    plain, tenth = first_step(1.0), first_step(0.1)
+    assert np.abs(plain).max() > 0
+    np.testing.assert_allclose(tenth, 0.1 * plain, rtol=1e-3, atol=1e-7)
+
+
+def test_a_pretrained_towers_batch_norm_stays_in_inference_mode_unless_asked(tmp_path):
+    def batch_norms(**settings):
+        _, _, _, network = _fine_tuning(tmp_path, **settings)
+        return [x for x in network.layers if isinstance(x, keras.layers.BatchNormalization)]
+
+    assert batch_norms() and not any(layer.trainable for layer in batch_norms())
+    assert all(layer.trainable for layer in batch_norms(train_backbone_norm=True))
+    assert all(layer.trainable for layer in batch_norms(backbone_weights="none"))
 
 
 @pytest.mark.slow  # a whole run through a MobileNetV3: make test-slow

@@ -101,6 +101,13 @@ def _network(name: str, size: int, weights: str) -> keras.Model:
     return network
 
 
+def network_of(tower: keras.Model) -> keras.Model | None:
+    """The Keras Applications network inside a tower of `backbone_tower`, or None for
+    another tower."""
+    inner = [layer for layer in tower.layers if isinstance(layer, keras.Model)]
+    return inner[0] if tower.name in APPLICATIONS and len(inner) == 1 else None
+
+
 def backbone_tower(
     name: str,
     input_shape: tuple[int, int, int],
@@ -111,6 +118,7 @@ def backbone_tower(
     l2_normalize: bool = False,
     neck: str = "none",
     pool_grid: int = 1,
+    train_norm: bool = False,
 ) -> keras.Model:
     """Builds a Keras Applications tower: uint8 images in, float32 embeddings out.
 
@@ -121,6 +129,9 @@ def backbone_tower(
         weights: `none`, `imagenet`, or the path of a `.weights.h5` file of the network.
         embedding, embedding_dim, l2_normalize, neck, pool_grid: the project's head, as
             `keras_siamese.model.resnet.resnet_tower` takes them.
+        train_norm: train the network's batch normalisation even when it starts from
+            weights (ImageNet or a file); otherwise those layers stay in inference mode
+            with the statistics and scales they were trained with.
 
     Raises:
         ConfigError: for a size below the minimum, an unknown choice, or weights that
@@ -137,6 +148,10 @@ def backbone_tower(
     if embedding not in EMBEDDINGS or neck not in NECKS:
         raise ConfigError(f"--embedding={embedding} or --neck={neck} is unknown.")
     network = _network(name, size, weights)
+    if weights != "none" and not train_norm:
+        for layer in network.layers:
+            if isinstance(layer, layers.BatchNormalization):
+                layer.trainable = False  # Keras runs a frozen batch norm in inference mode
     images = keras.Input(shape=input_shape, dtype="uint8", name="images")
     # Preprocessing stays float32 whatever the mixed-precision policy.
     x = layers.Rescaling(1.0, dtype="float32", name="pixels")(images)

@@ -63,6 +63,22 @@ class TowerSettings:
         "download, cached in ~/.keras/models), or the path of a .weights.h5 file of the "
         "network without its top.",
     )
+    freeze_backbone_epochs: int = setting(
+        0,
+        "A Keras Applications backbone: the first N epochs train the head (and proxies or "
+        "classifier) with the tower's weights unchanged; then the whole tower fine-tunes.",
+    )
+    backbone_lr_multiplier: float = setting(
+        1.0,
+        "A Keras Applications backbone's learning rate over the head's (for example 0.1 to "
+        "fine-tune a pretrained tower gently), > 0.",
+    )
+    train_backbone_norm: bool = setting(
+        False,
+        "Train the batch-normalisation layers of a pretrained backbone (--backbone_weights "
+        "imagenet or a file); by default they stay in inference mode with their pretrained "
+        "statistics, which small batches would spoil.",
+    )
 
     @property
     def uses_application(self) -> bool:
@@ -74,8 +90,29 @@ class TowerSettings:
         computing at `size` pixels."""
         if self.embedding_dim < 1:
             raise ConfigError(f"--embedding_dim={self.embedding_dim} must be at least 1.")
+        if not self.backbone_lr_multiplier > 0:
+            raise ConfigError(
+                f"--backbone_lr_multiplier={self.backbone_lr_multiplier} must be greater than 0."
+            )
+        if self.freeze_backbone_epochs < 0:
+            raise ConfigError(
+                f"--freeze_backbone_epochs={self.freeze_backbone_epochs} must be 0 or more."
+            )
         if not self.uses_application:
             check_depth(self.depth)
+            fine_tuning = [
+                name
+                for name, value, default in (
+                    ("freeze_backbone_epochs", self.freeze_backbone_epochs, 0),
+                    ("backbone_lr_multiplier", self.backbone_lr_multiplier, 1.0),
+                    ("train_backbone_norm", self.train_backbone_norm, False),
+                )
+                if value != default
+            ]
+            if fine_tuning:
+                raise ConfigError(
+                    f"--{fine_tuning[0]} is for a Keras Applications --backbone, not resnet56."
+                )
             if self.backbone_weights != "none":
                 raise ConfigError(
                     "--backbone_weights is for a Keras Applications --backbone: resnet56 starts "

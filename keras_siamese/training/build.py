@@ -54,6 +54,7 @@ def build_tower(config: TrainConfig, info: DatasetInfo) -> keras.Model:
             input_shape=info.image_shape,
             size=config.tower_size,
             weights=config.backbone_weights,
+            train_norm=config.train_backbone_norm,
             **head,
         )
     return resnet.resnet_tower(
@@ -96,7 +97,7 @@ def learning_rate(config: TrainConfig, steps_per_epoch: int | None):
 
 
 def optimizer(
-    config: TrainConfig, steps_per_epoch: int | None = None
+    config: TrainConfig, steps_per_epoch: int | None = None, tower: keras.Model | None = None
 ) -> keras.optimizers.Optimizer:
     """The optimizer of `config`, with its learning rate or schedule.
 
@@ -104,7 +105,9 @@ def optimizer(
     Keras writes into the model when `fit` ends (`averaged_weights` swaps it in
     earlier); the average is optimizer state, so a resumed run continues it. The
     variables the objective names (`learning_rate_multipliers`, e.g. a proxy-based
-    loss's proxies) step at a multiple of the rate.
+    loss's proxies) step at a multiple of the rate. A Keras Applications network in
+    `tower` steps at `--backbone_lr_multiplier` times the rate and, for the first
+    `--freeze_backbone_epochs`, not at all.
     """
     rate = learning_rate(config, steps_per_epoch)
     decay = config.weight_decay or None
@@ -122,7 +125,48 @@ def optimizer(
     multipliers = objectives.objective_of(config).learning_rate_multipliers(config)
     if multipliers:
         base = _multiplied_rates(base, multipliers)
+    network = backbones.network_of(tower) if tower is not None else None
+    tuned = config.freeze_backbone_epochs or config.backbone_lr_multiplier != 1
+    if network is not None and tuned:
+        if config.freeze_backbone_epochs and not steps_per_epoch:
+            raise ValueError("--freeze_backbone_epochs needs the steps per epoch")
+        base = _tower_rates(
+            base,
+            network.trainable_variables,
+            config.backbone_lr_multiplier,
+            config.freeze_backbone_epochs * (steps_per_epoch or 0),
+        )
     return base(rate, **options)
+
+
+def _tower_rates(base: type, variables: list, factor: float, frozen_steps: int) -> type:
+    """`base` whose step for `variables` takes the learning rate times `factor` and, during
+    the first `frozen_steps` steps, changes them not at all: no update, no weight decay,
+    no momentum gathered (their decay is applied here, after the frozen steps)."""
+    ids = {id(v) for v in variables}
+
+    class TowerRates(base):
+        def build(self, var_list):
+            if frozen_steps and self.weight_decay is not None:
+                self.exclude_from_weight_decay(var_list=[v for v in var_list if id(v) in ids])
+            super().build(var_list)
+
+        def update_step(self, gradient, variable, learning_rate):
+            # The backend's variable: its Keras variable is the one the set knows.
+            if id(self._trainable_variables[self._get_variable_index(variable)]) in ids:
+                if frozen_steps:
+                    active = ops.cast(self.iterations >= frozen_steps, variable.dtype)
+                    if self.weight_decay is not None:
+                        decay = ops.cast(self.weight_decay, variable.dtype)
+                        rate = ops.cast(learning_rate, variable.dtype)
+                        variable.assign(variable - variable * decay * rate * active)
+                    gradient = gradient * ops.cast(active, gradient.dtype)
+                    learning_rate = learning_rate * ops.cast(active, learning_rate.dtype)
+                learning_rate = learning_rate * factor
+            super().update_step(gradient, variable, learning_rate)
+
+    TowerRates.__name__ = base.__name__
+    return TowerRates
 
 
 def _multiplied_rates(base: type, multipliers: dict[str, float]) -> type:
@@ -205,7 +249,7 @@ def build_training_model(
     learning-rate schedule or a mining warm-up needs the run's `steps_per_epoch`;
     with `--distill_from`, `teacher` is the frozen first generation.
     """
-    train_optimizer = optimizer(config, steps_per_epoch)
+    train_optimizer = optimizer(config, steps_per_epoch, tower)
     head = objectives.objective_of(config).head(
         config,
         tower,
