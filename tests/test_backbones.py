@@ -93,7 +93,7 @@ def test_imagenet_weights_that_cannot_be_downloaded_are_one_config_error(monkeyp
         (["--backbone=mobilenetv3small", "--depth=20"], "--depth is resnet56's"),
         (
             ["--backbone=mobilenetv3small", "--backbone_weights=/nonexistent.weights.h5"],
-            "is neither none, imagenet nor a file",
+            "is neither none, imagenet, a file nor an export",
         ),
         (["--backbone_weights=imagenet"], "is for a Keras Applications --backbone"),
         (["--backbone=mobilenetv3small", "--pool_grid=3"], "must be from 1 to 1"),
@@ -192,6 +192,47 @@ def test_a_pretrained_towers_batch_norm_stays_in_inference_mode_unless_asked(tmp
     assert batch_norms() and not any(layer.trainable for layer in batch_norms())
     assert all(layer.trainable for layer in batch_norms(train_backbone_norm=True))
     assert all(layer.trainable for layer in batch_norms(backbone_weights="none"))
+
+
+def test_a_backbone_tower_is_its_own_base_tower_with_or_without_test_time_options():
+    from keras_siamese.model import test_time
+
+    tower = backbones.backbone_tower("mobilenetv3small", (32, 32, 3), 32)
+    assert test_time.base_tower(tower) is tower  # not the network inside it
+    wrapped = test_time.embedding_model(tower, tta="flip")
+    assert test_time.base_tower(wrapped) is tower
+
+
+def test_an_export_of_this_project_is_a_backbones_weights_source(tmp_path):
+    from keras_siamese.config import TrainConfig
+    from keras_siamese.data.datasets import DATASETS
+    from keras_siamese.training import build
+    from tests.conftest import sample_metadata
+
+    keras.utils.set_random_seed(3)
+    source = backbones.backbone_tower(
+        "mobilenetv3small", (32, 32, 3), 32, embedding="dense", embedding_dim=16
+    )
+    export.export_tower(source, str(tmp_path / "export"), sample_metadata())
+    config = TrainConfig(
+        workdir="unused",
+        backbone="mobilenetv3small",
+        backbone_weights=str(tmp_path / "export"),
+        embedding="dense",
+        embedding_dim=32,
+    )
+    keras.utils.set_random_seed(4)
+    tower = build.build_tower(config, DATASETS["cifar100"])
+    # The network's weights are the export's; the head (32-d, the export's 16) starts afresh.
+    got, want = backbones.network_of(tower), backbones.network_of(source)
+    for a, b in zip(got.get_weights(), want.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert tower.output_shape == (None, 32)
+    other = TrainConfig(
+        workdir="unused", backbone="mobilenetv3large", backbone_weights=str(tmp_path / "export")
+    )
+    with pytest.raises(ConfigError, match="is an export of a mobilenetv3small tower, not of"):
+        build.build_tower(other, DATASETS["cifar100"])
 
 
 @pytest.mark.slow  # a whole run through a MobileNetV3: make test-slow

@@ -62,8 +62,9 @@ def weights_record(weights: str) -> dict:
     return {"weights": os.path.abspath(weights), "sha256": digest.hexdigest()}
 
 
-def _network(name: str, size: int, weights: str) -> keras.Model:
-    """The application without its top at `size` x `size` x 3, with its weights.
+def _network(name: str, size: int, weights: str | keras.Model) -> keras.Model:
+    """The application without its top at `size` x `size` x 3, with its weights (a name,
+    a file, or a built network of the same application to copy them from).
 
     Raises:
         ConfigError: when ImageNet weights cannot be downloaded, or a weights file
@@ -76,7 +77,8 @@ def _network(name: str, size: int, weights: str) -> keras.Model:
         with warnings.catch_warnings():
             # Keras warns that ImageNet weights were made at 224 pixels; the help says so.
             warnings.filterwarnings("ignore", message=".*input_shape.*", category=UserWarning)
-            network = constructor(weights="imagenet" if weights == "imagenet" else None, **options)
+            pretrained = "imagenet" if isinstance(weights, str) and weights == "imagenet" else None
+            network = constructor(weights=pretrained, **options)
     except Exception as e:  # Keras reports a failed download as a bare Exception
         if weights != "imagenet":
             raise
@@ -87,7 +89,9 @@ def _network(name: str, size: int, weights: str) -> keras.Model:
             "cached in ~/.keras/models), or pass --backbone_weights=PATH, a .weights.h5 file "
             f"of keras.applications.{app.constructor}(include_top=False)."
         ) from None
-    if weights not in ("none", "imagenet"):
+    if isinstance(weights, keras.Model):
+        _copy_network(weights, network, name)
+    elif weights not in ("none", "imagenet"):
         try:
             # Keras loads what fits and warns of the rest: a partial load is refused too.
             with warnings.catch_warnings():
@@ -101,6 +105,22 @@ def _network(name: str, size: int, weights: str) -> keras.Model:
     return network
 
 
+def _copy_network(source: keras.Model, network: keras.Model, name: str) -> None:
+    """Sets `network`'s weights to those of `source`, another build of the same application.
+
+    Raises:
+        ConfigError: when their weights differ in number or shape.
+    """
+    got = [tuple(w.shape) for w in source.weights]
+    want = [tuple(w.shape) for w in network.weights]
+    if got != want:
+        raise ConfigError(
+            f"--backbone_weights: the export's network does not fit the {name} tower "
+            f"({len(got)} weights against {len(want)}, or of other shapes)."
+        )
+    network.set_weights(source.get_weights())
+
+
 def network_of(tower: keras.Model) -> keras.Model | None:
     """The Keras Applications network inside a tower of `backbone_tower`, or None for
     another tower."""
@@ -112,7 +132,7 @@ def backbone_tower(
     name: str,
     input_shape: tuple[int, int, int],
     size: int,
-    weights: str = "none",
+    weights: str | keras.Model = "none",
     embedding: str = "gap",
     embedding_dim: int = 64,
     l2_normalize: bool = False,
@@ -126,7 +146,8 @@ def backbone_tower(
         name: one of `APPLICATIONS`.
         input_shape: `(H, W, C)` of the images the tower takes (1 or 3 channels).
         size: the side it computes at; images of another size are resized inside.
-        weights: `none`, `imagenet`, or the path of a `.weights.h5` file of the network.
+        weights: `none`, `imagenet`, the path of a `.weights.h5` file of the network, or
+            a built network of the same application (an export's) to copy them from.
         embedding, embedding_dim, l2_normalize, neck, pool_grid: the project's head, as
             `keras_siamese.model.resnet.resnet_tower` takes them.
         train_norm: train the network's batch normalisation even when it starts from
@@ -148,7 +169,7 @@ def backbone_tower(
     if embedding not in EMBEDDINGS or neck not in NECKS:
         raise ConfigError(f"--embedding={embedding} or --neck={neck} is unknown.")
     network = _network(name, size, weights)
-    if weights != "none" and not train_norm:
+    if not (isinstance(weights, str) and weights == "none") and not train_norm:
         for layer in network.layers:
             if isinstance(layer, layers.BatchNormalization):
                 layer.trainable = False  # Keras runs a frozen batch norm in inference mode

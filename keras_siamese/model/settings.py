@@ -60,8 +60,9 @@ class TowerSettings:
     backbone_weights: str = setting(
         "none",
         "A Keras Applications backbone's starting weights: none (random), imagenet (Keras's "
-        "download, cached in ~/.keras/models), or the path of a .weights.h5 file of the "
-        "network without its top.",
+        "download, cached in ~/.keras/models), the path of a .weights.h5 file of the "
+        "network without its top, or an export of this project with the same backbone "
+        "(its network's weights; the head starts afresh).",
     )
     freeze_backbone_epochs: int = setting(
         0,
@@ -129,12 +130,12 @@ class TowerSettings:
                 f"--image_size={size} is below --backbone={self.backbone}'s minimum of "
                 f"{BACKBONE_MINIMUM_SIZE} pixels."
             )
-        if self.backbone_weights not in BACKBONE_WEIGHTS and not os.path.isfile(
-            self.backbone_weights
-        ):
+        weights = self.backbone_weights
+        exists = os.path.isfile(weights) or os.path.isfile(os.path.join(weights, "metadata.json"))
+        if weights not in BACKBONE_WEIGHTS and not exists:
             raise ConfigError(
-                f"--backbone_weights={self.backbone_weights} is neither none, imagenet nor a "
-                "file: give the path of a .weights.h5 file."
+                f"--backbone_weights={weights} is neither none, imagenet, a file nor an "
+                "export: give the path of a .weights.h5 file or of a run's export folder."
             )
         final = -(-size // 32)
         if not 1 <= self.pool_grid <= final:

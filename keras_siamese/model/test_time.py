@@ -18,6 +18,9 @@ from keras import layers, ops
 from keras_siamese.choices import CENTERS, TTAS
 from keras_siamese.errors import UserError
 
+# The name an `embedding_model` adds to its tower's.
+WITH_OPTIONS = "_with_options"
+
 
 @keras.saving.register_keras_serializable(package="keras_siamese")
 class HorizontalFlip(layers.Layer):
@@ -67,13 +70,15 @@ def embedding_model(tower: keras.Model, tta: str = "none", mean=None) -> keras.M
         centre = Centre(mean.shape[0], dtype="float32", name="centre")
         x = centre(x)
         centre.mean.assign(mean)
-    return keras.Model(images, x, name=f"{tower.name}_with_options")
+    return keras.Model(images, x, name=f"{tower.name}{WITH_OPTIONS}")
 
 
 def base_tower(model: keras.Model) -> keras.Model:
-    """The trained tower inside a model of `embedding_model` (the model itself if plain)."""
-    inner = [layer for layer in model.layers if isinstance(layer, keras.Model)]
-    return inner[0] if inner else model
+    """The trained tower inside a model of `embedding_model` (the model itself if plain:
+    a Keras Applications tower holds its network as a model too, and is plain)."""
+    if not model.name.endswith(WITH_OPTIONS):
+        return model
+    return next(layer for layer in model.layers if isinstance(layer, keras.Model))
 
 
 def seen_mean(

@@ -8,6 +8,7 @@ under any Keras backend.
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -17,6 +18,7 @@ from keras import ops
 from keras_siamese import objectives
 from keras_siamese.config import TrainConfig
 from keras_siamese.data.datasets import DatasetInfo
+from keras_siamese.errors import ConfigError
 from keras_siamese.model import backbones, resnet
 
 if TYPE_CHECKING:
@@ -53,7 +55,7 @@ def build_tower(config: TrainConfig, info: DatasetInfo) -> keras.Model:
             config.backbone,
             input_shape=info.image_shape,
             size=config.tower_size,
-            weights=config.backbone_weights,
+            weights=_backbone_weights(config),
             train_norm=config.train_backbone_norm,
             **head,
         )
@@ -65,6 +67,28 @@ def build_tower(config: TrainConfig, info: DatasetInfo) -> keras.Model:
         fused_batch_norm=config.fused_batch_norm,
         **head,
     )
+
+
+def _backbone_weights(config: TrainConfig) -> str | keras.Model:
+    """`--backbone_weights`, or for an export folder the Keras Applications network of its
+    tower.
+
+    Raises:
+        ConfigError: when the export's tower is not of `--backbone`.
+    """
+    weights = config.backbone_weights
+    if not os.path.isdir(weights):
+        return weights
+    from keras_siamese.serving import export
+
+    tower = export.load_tower(weights)
+    network = backbones.network_of(tower)
+    if network is None or tower.name != config.backbone:
+        raise ConfigError(
+            f"--backbone_weights={weights} is an export of a {tower.name} tower, not of "
+            f"--backbone={config.backbone}."
+        )
+    return network
 
 
 def learning_rate(config: TrainConfig, steps_per_epoch: int | None):

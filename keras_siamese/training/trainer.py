@@ -523,6 +523,15 @@ def _export_tower(config: TrainConfig, run: _Run) -> keras.Model:
     return tower
 
 
+def _weights_record(config: TrainConfig) -> dict:
+    """The backbone's starting weights as the metadata records them: an export folder by
+    its tower file."""
+    weights = config.backbone_weights
+    if os.path.isdir(weights):
+        weights = os.path.join(weights, export.KERAS_FILE)
+    return backbones.weights_record(weights)
+
+
 def _metadata(
     config: TrainConfig, run: _Run, tower: keras.Model, metrics: Metrics
 ) -> ExportMetadata:
@@ -551,9 +560,7 @@ def _metadata(
         precision=run.precision,
         export_precision=EXPORT_PRECISIONS[config.export_precision],
         backbone=config.backbone if config.uses_application else None,
-        backbone_weights=(
-            backbones.weights_record(config.backbone_weights) if config.uses_application else None
-        ),
+        backbone_weights=_weights_record(config) if config.uses_application else None,
         normalization={"mean": list(dataset.info.mean), "std": list(dataset.info.std)},
         config=dataclasses.asdict(config),
         versions=export.package_versions(),
