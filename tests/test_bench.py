@@ -266,3 +266,17 @@ def test_step_profile_sums_the_traced_ops_by_kind():
     assert kinds["batch norm forward"] > 0 and kinds["batch norm gradient"] > 0  # fused
     assert sum(kinds.values()) == pytest.approx(line["ops_ms_per_step"], abs=0.1 * len(kinds))
     assert line["busy_share"] > 0 and line["fused_batch_norm"] is True
+
+
+def test_serving_bench_times_the_exports_signature_at_each_batch_size():
+    result = run_bench(
+        "bench/serving.py", "--depth=8", "--precisions=float32", "--batches=1,4", "--repeats=2"
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = _json_lines(result.stdout)
+    assert [(x["export_precision"], x["batch"]) for x in lines] == [("float32", 1), ("float32", 4)]
+    for line in lines:
+        # The rate is the batch over the median call.
+        assert line["images_per_second"] == pytest.approx(
+            1000 * line["batch"] / line["median_call_ms"], rel=0.02
+        )
