@@ -4,6 +4,7 @@
         [--precision=float32|mixed_float16|mixed_bfloat16] [--jit_compile] [--concat_tower]
         [--classifier_weight=W] [--rotation_weight=W] [--ema_decay=D]
         [--steps=5] [--synthetic] [--inter_op_threads=N] [--nofused_batch_norm]
+        [--backbone=mobilenetv3small --image_size=128]
 
 Builds each objective's training model with the code training uses and times
 `train_on_batch` on random uint8 CIFAR-sized arrays (no tf.data). Prints one
@@ -50,6 +51,12 @@ from keras_siamese.training.teacher import Teacher  # noqa: E402
 
 _OBJECTIVES = flags.DEFINE_list("objectives", ["triplet"], "Objectives to time.")
 _DEPTH = flags.DEFINE_integer("depth", 56, "ResNet depth.")
+_BACKBONE = flags.DEFINE_string(
+    "backbone", "resnet56", "The tower: resnet56 (with --depth) or a Keras Applications network."
+)
+_IMAGE_SIZE = flags.DEFINE_integer(
+    "image_size", 32, "The side a Keras Applications tower computes at (CIFAR images resized)."
+)
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 128, "Triplets or pairs per step.")
 _P = flags.DEFINE_integer("classes_per_batch", 32, "P of the batch_* objectives.")
 _K = flags.DEFINE_integer("images_per_class", 4, "K of the batch_* objectives.")
@@ -158,6 +165,8 @@ def main(argv: list[str]) -> None:
         config = TrainConfig(
             workdir="unused",
             depth=_DEPTH.value,
+            backbone=_BACKBONE.value,
+            image_size=_IMAGE_SIZE.value,
             objective=objective,
             batch_size=_BATCH_SIZE.value,
             classes_per_batch=_P.value,
@@ -200,11 +209,14 @@ def main(argv: list[str]) -> None:
         family = objectives.objective_of(config)
         images_per_step = family.images_per_step(config)
         images_per_second = images_per_step / step
-        gflop = training_gflop(tower)
+        # FLOPs are counted for the CIFAR ResNet's layers only.
+        gflop = training_gflop(tower) if not config.uses_application else None
         samples = family.samples_per_step(config)
         line = {
             "objective": objective,
-            "model": f"resnet{_DEPTH.value}",
+            "model": f"resnet{_DEPTH.value}"
+            if not config.uses_application
+            else f"{config.backbone}@{config.image_size}",
             "precision": config.precision,
             "jit_compile": _JIT.value,
             "concat_tower": config.concat_tower,
@@ -218,10 +230,12 @@ def main(argv: list[str]) -> None:
             "median_step_seconds": round(step, 4),
             "samples_per_second": round(samples / step, 2),
             "tower_images_per_second": round(images_per_second, 1),
-            "train_gflop_per_image": round(gflop, 4),
-            "achieved_gflops": round(images_per_second * gflop, 1),
+            "train_gflop_per_image": None if gflop is None else round(gflop, 4),
+            "achieved_gflops": None if gflop is None else round(images_per_second * gflop, 1),
             "matmul_gflops": round(matmul, 1),
-            "ratio_to_matmul": round(images_per_second * gflop / matmul, 3),
+            "ratio_to_matmul": None
+            if gflop is None
+            else round(images_per_second * gflop / matmul, 3),
             "inference_batch": _INFERENCE_BATCH.value,
             "inference_images_per_second": round(_inference_rate(tower, _INFERENCE_BATCH.value), 1),
             "pipeline_triplets_per_second": None

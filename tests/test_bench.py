@@ -280,3 +280,21 @@ def test_serving_bench_times_the_exports_signature_at_each_batch_size():
         assert line["images_per_second"] == pytest.approx(
             1000 * line["batch"] / line["median_call_ms"], rel=0.02
         )
+
+
+def test_throughput_bench_times_a_keras_applications_tower_at_its_size():
+    result = run_bench(
+        "bench/throughput.py",
+        "--objectives=normsoftmax",
+        "--backbone=mobilenetv3small",
+        "--image_size=64",
+        "--batch_size=8",
+        "--steps=1",
+        "--synthetic",
+        "--inference_batch=8",
+        "--matmul_size=256",
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    (line,) = _json_lines(result.stdout)
+    assert line["model"] == "mobilenetv3small@64" and line["tower_images_per_second"] > 0
+    assert line["train_gflop_per_image"] is None  # counted for the CIFAR ResNet only
