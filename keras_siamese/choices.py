@@ -24,6 +24,8 @@ BACKBONES = (
     "resnet50v2",
     "convnexttiny",
 )
+# `--backbone=hub:PRESET_OR_FOLDER`: a KerasHub image backbone (the optional `hub` extra).
+HUB_PREFIX = "hub:"
 BACKBONE_MINIMUM_SIZE = 32
 BACKBONE_WEIGHTS = ("none", "imagenet")  # or the path of a .weights.h5 file
 NECKS = ("none", "batchnorm")

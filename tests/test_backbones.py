@@ -88,7 +88,7 @@ def test_imagenet_weights_that_cannot_be_downloaded_are_one_config_error(monkeyp
 @pytest.mark.parametrize(
     "flags, message",
     [
-        (["--backbone=vgg16"], "should be one of"),
+        (["--backbone=vgg16"], "is unknown: choose one of resnet56, efficientnetv2b0,"),
         (["--backbone=mobilenetv3small", "--image_size=16"], "below --backbone="),
         (["--backbone=mobilenetv3small", "--depth=20"], "--depth is resnet56's"),
         (
@@ -262,3 +262,87 @@ def test_a_run_on_a_backbone_from_a_weights_file_trains_exports_and_records_them
     loaded = export.load_saved_model(export_dir)  # kept: its variables live with it
     served = loaded.serve(tf.constant(images)).numpy()
     np.testing.assert_allclose(served, tower.predict(images, verbose=0), atol=1e-4)
+
+
+def _hub_preset(folder) -> str:
+    """A small KerasHub ResNet saved as a preset folder with its image converter, as a user
+    saves one (never a download)."""
+    keras_hub = pytest.importorskip("keras_hub")
+    keras.utils.set_random_seed(5)
+    network = keras_hub.models.ResNetBackbone(
+        input_conv_filters=[64],
+        input_conv_kernel_sizes=[3],
+        stackwise_num_filters=[64, 32],
+        stackwise_num_blocks=[1, 1],
+        stackwise_num_strides=[1, 2],
+        block_type="basic_block",
+        use_pre_activation=False,
+        image_shape=(None, None, 3),
+    )
+    network.save_to_preset(str(folder))
+    keras_hub.layers.ResNetImageConverter(image_size=(64, 64), scale=1 / 255).save_to_preset(
+        str(folder)
+    )
+    return str(folder)
+
+
+def test_a_kerashub_preset_is_a_tower_with_its_weights_and_scaling(tmp_path):
+    import keras_hub
+
+    preset = _hub_preset(tmp_path / "preset")
+    tower = backbones.backbone_tower(f"hub:{preset}", (28, 28, 1), 64, embedding="dense")
+    assert tower.name == "hub" and tower.output_shape == (None, 64)
+    network = backbones.network_of(tower)
+    saved = keras_hub.models.Backbone.from_preset(preset)
+    for got, want in zip(network.get_weights(), saved.get_weights(), strict=True):
+        np.testing.assert_array_equal(got, want)
+    # The preset's pretrained batch norm runs in inference mode, as a Keras application's.
+    norms = [x for x in network.layers if isinstance(x, keras.layers.BatchNormalization)]
+    assert norms and not any(x.trainable for x in norms)
+    # A transformer's patch tokens go through the same head.
+    keras.utils.set_random_seed(6)
+    vit = keras_hub.models.ViTBackbone(
+        image_shape=(32, 32, 3), patch_size=8, num_layers=1, num_heads=2, hidden_dim=16, mlp_dim=32
+    )
+    vit.save_to_preset(str(tmp_path / "vit"))
+    tokens = backbones.backbone_tower(f"hub:{tmp_path / 'vit'}", (32, 32, 3), 32)
+    embeddings = tokens.predict(np.zeros((2, 32, 32, 3), np.uint8), verbose=0)
+    assert embeddings.shape == (2, 16) and np.isfinite(embeddings).all()
+
+
+def test_a_run_on_a_kerashub_preset_trains_and_exports_a_tower_that_loads(tmp_path):
+    preset = _hub_preset(tmp_path / "preset")
+    workdir = tmp_path / "run"
+    program_output(
+        "train_main",
+        *TINY,
+        f"--backbone=hub:{preset}",
+        "--image_size=32",
+        "--embedding=dense",
+        f"--workdir={workdir}",
+    )
+    export_dir = str(workdir / "export")
+    with open(os.path.join(export_dir, "metadata.json")) as f:
+        assert json.load(f)["backbone"] == f"hub:{preset}"
+    tower = export.load_tower(export_dir)
+    images = np.random.default_rng(1).integers(0, 256, (4, 28, 28, 1), dtype=np.uint8)
+    loaded = export.load_saved_model(export_dir)  # kept: its variables live with it
+    served = loaded.serve(tf.constant(images)).numpy()
+    np.testing.assert_allclose(served, tower.predict(images, verbose=0), atol=1e-4)
+
+
+def test_a_kerashub_backbone_without_the_extra_is_one_line(capsys, tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "keras_hub", None)  # as if it were not installed
+    error = train_error(
+        capsys, *TINY, "--backbone=hub:resnet_18_imagenet", f"--workdir={tmp_path}/r"
+    )
+    assert error == (
+        "error: --backbone=hub:resnet_18_imagenet needs KerasHub: pip install 'keras-siamese[hub]'."
+    )
+    assert not (tmp_path / "r").exists()
+    error = train_error(
+        capsys, *TINY, "--backbone=hub:x", "--backbone_weights=imagenet", f"--workdir={tmp_path}/r"
+    )
+    assert "the KerasHub preset x brings its own weights" in error

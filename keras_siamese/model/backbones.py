@@ -1,5 +1,5 @@
-"""Pretrained image towers behind `--backbone`: the Keras Applications networks, under the
-project's pooling and embedding head.
+"""Pretrained image towers behind `--backbone`: the Keras Applications networks and
+KerasHub's image backbones (`hub:PRESET`), under the project's pooling and embedding head.
 
 Each takes uint8 images at the data's size and returns float32 embeddings, as the
 CIFAR ResNet does (`keras_siamese.model.resnet`): the tower resizes the images to
@@ -7,7 +7,9 @@ its working size, converts grey to colour and applies the network's own
 preprocessing inside the model, so an export still takes raw pixels. ImageNet
 weights come from Keras's download (cached in `~/.keras/models`), or from a
 `.weights.h5` file of the network (`save_weights` of the same application without
-its top).
+its top). A KerasHub preset (a name KerasHub downloads, or a folder on disk) brings
+its weights and its image converter's scaling; its feature map, or its sequence of
+patch tokens, goes through the same head.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import warnings
 import keras
 from keras import layers
 
-from keras_siamese.choices import BACKBONE_MINIMUM_SIZE, EMBEDDINGS, NECKS
+from keras_siamese.choices import BACKBONE_MINIMUM_SIZE, EMBEDDINGS, HUB_PREFIX, NECKS
 from keras_siamese.errors import ConfigError
 from keras_siamese.model.resnet import embedding_head
 
@@ -121,11 +123,47 @@ def _copy_network(source: keras.Model, network: keras.Model, name: str) -> None:
     network.set_weights(source.get_weights())
 
 
+# The name of a tower on a KerasHub backbone (its preset can be a path, not a name).
+HUB_TOWER = "hub"
+
+
 def network_of(tower: keras.Model) -> keras.Model | None:
-    """The Keras Applications network inside a tower of `backbone_tower`, or None for
-    another tower."""
+    """The Keras Applications or KerasHub network inside a tower of `backbone_tower`, or
+    None for another tower."""
     inner = [layer for layer in tower.layers if isinstance(layer, keras.Model)]
-    return inner[0] if tower.name in APPLICATIONS and len(inner) == 1 else None
+    ours = tower.name in APPLICATIONS or tower.name == HUB_TOWER
+    return inner[0] if ours and len(inner) == 1 else None
+
+
+def _hub_network(preset: str) -> tuple[keras.Model, keras.layers.Layer]:
+    """A KerasHub preset's backbone, with its weights, and the layer that scales pixels
+    in [0, 255] as its image converter does (its resizing left to the tower).
+
+    Raises:
+        ConfigError: without KerasHub, or for a preset it cannot load.
+    """
+    flag = f"--backbone={HUB_PREFIX}{preset}"
+    try:
+        import keras_hub
+    except ImportError:
+        raise ConfigError(f"{flag} needs KerasHub: pip install 'keras-siamese[hub]'.") from None
+    try:
+        network = keras_hub.models.Backbone.from_preset(preset)
+    except Exception as e:  # noqa: BLE001 - KerasHub reports a failed load variously
+        reason = str(e).splitlines()[0][:160] if str(e) else type(e).__name__
+        raise ConfigError(
+            f"{flag}: KerasHub could not load the preset ({reason}): give a preset it can "
+            "download, or the path of a preset folder on disk."
+        ) from None
+    try:
+        converter = keras_hub.layers.ImageConverter.from_preset(preset)
+        scale, offset = converter.scale, converter.offset
+    except Exception:  # noqa: BLE001 - a preset without a converter: pixels in [0, 1]
+        scale, offset = 1.0 / 255.0, None
+    scaling = keras_hub.layers.ImageConverter(
+        scale=scale, offset=offset, dtype="float32", name="hub_pixels"
+    )
+    return network, scaling
 
 
 def backbone_tower(
@@ -158,9 +196,11 @@ def backbone_tower(
         ConfigError: for a size below the minimum, an unknown choice, or weights that
             cannot be had.
     """
-    if name not in APPLICATIONS:
+    hub = name.startswith(HUB_PREFIX)
+    if name not in APPLICATIONS and not hub:
         raise ConfigError(
-            f"--backbone={name} is unknown: choose one of resnet56, {', '.join(APPLICATIONS)}."
+            f"--backbone={name} is unknown: choose one of resnet56, {', '.join(APPLICATIONS)}, "
+            "or hub:PRESET."
         )
     if size < BACKBONE_MINIMUM_SIZE:
         raise ConfigError(
@@ -168,8 +208,12 @@ def backbone_tower(
         )
     if embedding not in EMBEDDINGS or neck not in NECKS:
         raise ConfigError(f"--embedding={embedding} or --neck={neck} is unknown.")
-    network = _network(name, size, weights)
-    if not (isinstance(weights, str) and weights == "none") and not train_norm:
+    if hub:
+        network, scaling = _hub_network(name[len(HUB_PREFIX) :])
+    else:
+        network, scaling = _network(name, size, weights), None
+    pretrained = hub or not (isinstance(weights, str) and weights == "none")
+    if pretrained and not train_norm:
         for layer in network.layers:
             if isinstance(layer, layers.BatchNormalization):
                 layer.trainable = False  # Keras runs a frozen batch norm in inference mode
@@ -180,7 +224,14 @@ def backbone_tower(
         x = layers.Resizing(size, size, dtype="float32", name="resize")(x)
     if input_shape[-1] == 1:
         x = layers.Concatenate(dtype="float32", name="grey_to_colour")([x, x, x])
-    if APPLICATIONS[name].pixels == _TF:
+    if scaling is not None:
+        x = scaling(x)
+    elif APPLICATIONS[name].pixels == _TF:
         x = layers.Rescaling(1.0 / 127.5, offset=-1.0, dtype="float32", name="to_unit_range")(x)
-    x = embedding_head(network(x), embedding, embedding_dim, l2_normalize, neck, pool_grid)
-    return keras.Model(images, x, name=name)
+    features = network(x)
+    if len(features.shape) == 3:  # a transformer's tokens [N, D]: a map of N x 1 to pool
+        features = layers.Reshape((features.shape[1], 1, features.shape[2]), name="tokens")(
+            features
+        )
+    x = embedding_head(features, embedding, embedding_dim, l2_normalize, neck, pool_grid)
+    return keras.Model(images, x, name=HUB_TOWER if hub else name)

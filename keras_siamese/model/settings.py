@@ -11,6 +11,7 @@ from keras_siamese.choices import (
     BACKBONE_WEIGHTS,
     BACKBONES,
     EMBEDDINGS,
+    HUB_PREFIX,
     NECKS,
     check_depth,
     check_pool_grid,
@@ -52,10 +53,11 @@ class TowerSettings:
     backbone: str = setting(
         REFERENCE_BACKBONE,
         "The tower under the pooling and embedding head: resnet56, the reference's CIFAR "
-        "ResNet (with --depth), or a Keras Applications network (ImageNet sizes: 224 "
-        "pixels, efficientnetv2s 384), computing at --image_size pixels (at least 32; "
-        "smaller images, CIFAR-100's included, are resized inside the tower).",
-        BACKBONES,
+        f"ResNet (with --depth); a Keras Applications network ({', '.join(BACKBONES[1:])}; "
+        "ImageNet sizes: 224 pixels, efficientnetv2s 384); or hub:PRESET, a KerasHub image "
+        "backbone from a preset name or folder, with its weights (pip install "
+        "'keras-siamese[hub]'). The latter two compute at --image_size pixels (at least "
+        "32; smaller images, CIFAR-100's included, are resized inside the tower).",
     )
     backbone_weights: str = setting(
         "none",
@@ -83,7 +85,8 @@ class TowerSettings:
 
     @property
     def uses_application(self) -> bool:
-        """Whether the tower is a Keras Applications network, not the CIFAR ResNet."""
+        """Whether the tower is a Keras Applications or KerasHub network, not the CIFAR
+        ResNet."""
         return self.backbone != REFERENCE_BACKBONE
 
     def check_tower(self, image_shape: tuple[int, int, int], size: int) -> None:
@@ -91,6 +94,17 @@ class TowerSettings:
         computing at `size` pixels."""
         if self.embedding_dim < 1:
             raise ConfigError(f"--embedding_dim={self.embedding_dim} must be at least 1.")
+        hub = self.backbone.startswith(HUB_PREFIX)
+        if self.backbone not in BACKBONES and not (hub and len(self.backbone) > len(HUB_PREFIX)):
+            raise ConfigError(
+                f"--backbone={self.backbone} is unknown: choose one of {', '.join(BACKBONES)}, "
+                "or hub:PRESET for a KerasHub preset."
+            )
+        if hub and self.backbone_weights != "none":
+            raise ConfigError(
+                f"--backbone_weights is for a Keras Applications --backbone: the KerasHub preset "
+                f"{self.backbone[len(HUB_PREFIX) :]} brings its own weights."
+            )
         if not self.backbone_lr_multiplier > 0:
             raise ConfigError(
                 f"--backbone_lr_multiplier={self.backbone_lr_multiplier} must be greater than 0."

@@ -26,6 +26,7 @@ import numpy as np
 
 import keras_siamese
 from keras_siamese import files
+from keras_siamese.choices import HUB_PREFIX
 from keras_siamese.errors import UserError
 from keras_siamese.serving import metadata as export_metadata
 
@@ -134,9 +135,22 @@ def add_saved_model(export_dir: str) -> bool:
 
 
 def load_tower(export_dir: str) -> keras.Model:
-    """Loads the exported tower as a Keras model (registers its custom layer)."""
+    """Loads the exported tower as a Keras model (registers its custom layers).
+
+    Raises:
+        UserError: for a tower on a KerasHub backbone where KerasHub is not installed.
+    """
     from keras_siamese.model import resnet  # noqa: F401 - registers ShortcutA for deserialisation
 
+    backbone = export_metadata.read(export_dir).backbone or ""
+    if backbone.startswith(HUB_PREFIX):
+        try:
+            import keras_hub  # noqa: F401 - registers the backbone's classes
+        except ImportError:
+            raise UserError(
+                f"{export_dir} holds a tower on the KerasHub backbone {backbone}: loading it "
+                "as a Keras model needs pip install 'keras-siamese[hub]'."
+            ) from None
     return keras.models.load_model(os.path.join(export_dir, KERAS_FILE))
 
 
