@@ -148,3 +148,20 @@ def test_a_bfloat16_run_exports_float32_unless_asked(tmp_path, export_precision,
     loaded = export.load_saved_model(os.path.join(workdir, "export"))  # kept: its variables
     served = loaded.serve(tf.constant(images))
     np.testing.assert_allclose(served.numpy(), tower.predict(images, verbose=0), atol=1e-4)
+
+
+@pytest.mark.parametrize("float32_head", [False, True])
+def test_a_float32_head_pools_the_bfloat16_map_without_rounding(float32_head):
+    config = TrainConfig(workdir="unused", depth=8, float32_head=float32_head)
+    keras.utils.set_random_seed(0)
+    with build.precision_policy("mixed_bfloat16"):
+        tower = build.build_tower(config, DATASETS["cifar100"])
+    pool = tower.get_layer("pool")
+    assert pool.compute_dtype == ("float32" if float32_head else "bfloat16")
+    images = np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3), dtype=np.uint8)
+    feature_map = keras.Model(tower.input, pool.input)(images)
+    assert feature_map.dtype == "bfloat16"  # the tower itself still computes in 16 bits
+    exact = np.mean(np.asarray(tf.cast(feature_map, tf.float64)), axis=(1, 2))
+    error = np.abs(tower(images).numpy() - exact).max() / np.abs(exact).max()
+    # float32's rounding, or bfloat16's (8 bits of mantissa: about 4e-3 of the value).
+    assert error < 1e-5 if float32_head else error > 1e-4, error

@@ -177,6 +177,7 @@ def backbone_tower(
     neck: str = "none",
     pool_grid: int = 1,
     train_norm: bool = False,
+    float32_head: bool = False,
 ) -> keras.Model:
     """Builds a Keras Applications tower: uint8 images in, float32 embeddings out.
 
@@ -186,8 +187,8 @@ def backbone_tower(
         size: the side it computes at; images of another size are resized inside.
         weights: `none`, `imagenet`, the path of a `.weights.h5` file of the network, or
             a built network of the same application (an export's) to copy them from.
-        embedding, embedding_dim, l2_normalize, neck, pool_grid: the project's head, as
-            `keras_siamese.model.resnet.resnet_tower` takes them.
+        embedding, embedding_dim, l2_normalize, neck, pool_grid, float32_head: the
+            project's head, as `keras_siamese.model.resnet.resnet_tower` takes them.
         train_norm: train the network's batch normalisation even when it starts from
             weights (ImageNet or a file); otherwise those layers stay in inference mode
             with the statistics and scales they were trained with.
@@ -233,5 +234,7 @@ def backbone_tower(
         features = layers.Reshape((features.shape[1], 1, features.shape[2]), name="tokens")(
             features
         )
-    x = embedding_head(features, embedding, embedding_dim, l2_normalize, neck, pool_grid)
+    x = embedding_head(
+        features, embedding, embedding_dim, l2_normalize, neck, pool_grid, float32_head
+    )
     return keras.Model(images, x, name=HUB_TOWER if hub else name)

@@ -97,6 +97,7 @@ def resnet_tower(
     pool_grid: int = 1,
     name: str | None = None,
     fused_batch_norm: bool = True,
+    float32_head: bool = False,
 ) -> keras.Model:
     """Builds the embedding tower: uint8 images in, float32 embeddings out.
 
@@ -116,6 +117,7 @@ def resnet_tower(
         name: model name; defaults to `resnet{depth}`.
         fused_batch_norm: batch normalisation in TensorFlow's fused kernel (the same
             math; see `fused_norm`); False: Keras's element-wise ops.
+        float32_head: pool and project in float32 under a mixed-precision policy.
 
     Returns:
         A functional `keras.Model` mapping `[N, H, W, C]` uint8 to `[N, D]` float32.
@@ -144,7 +146,7 @@ def resnet_tower(
         for block in range(blocks_per_stage):
             stride = 2 if stage > 0 and block == 0 else 1
             x = _basic_block(x, channels, stride, f"stage{stage + 1}_block{block + 1}", norm)
-    x = embedding_head(x, embedding, embedding_dim, l2_normalize, neck, pool_grid)
+    x = embedding_head(x, embedding, embedding_dim, l2_normalize, neck, pool_grid, float32_head)
     return keras.Model(images, x, name=name or f"resnet{depth}")
 
 
@@ -155,19 +157,25 @@ def embedding_head(
     l2_normalize: bool,
     neck: str,
     pool_grid: int,
+    float32: bool = False,
 ):
     """The project's head on a tower's last feature map: the pool (over a grid of cells),
     the dense projection, the batch-norm neck and the L2 normalisation that the settings
-    ask for, then the float32 embedding; what every tower ends with."""
+    ask for, then the float32 embedding; what every tower ends with. With `float32`, the
+    pool and the projection compute in float32 whatever the policy (under a 16-bit one
+    the mean of the map and the embedding would otherwise be rounded to 16 bits)."""
+    dtype = {"dtype": "float32"} if float32 else {}
     if pool_grid == 1:
-        x = layers.GlobalAveragePooling2D(name="pool")(features)
+        x = layers.GlobalAveragePooling2D(name="pool", **dtype)(features)
     else:
         # Where a feature is matters for shapes that share their strokes (a 7 and a 9);
         # the global pool keeps only whether it is there.
-        x = layers.AdaptiveAveragePooling2D(pool_grid, name="pool")(features)
-        x = layers.Flatten(name="pool_cells")(x)
+        x = layers.AdaptiveAveragePooling2D(pool_grid, name="pool", **dtype)(features)
+        x = layers.Flatten(name="pool_cells", **dtype)(x)
     if embedding == "dense":
-        x = layers.Dense(embedding_dim, kernel_initializer=_KAIMING_NORMAL, name="projection")(x)
+        x = layers.Dense(
+            embedding_dim, kernel_initializer=_KAIMING_NORMAL, name="projection", **dtype
+        )(x)
     if neck == "batchnorm":
         # The pooled activations follow a ReLU: all non-negative, and at the start
         # nearly parallel, so every triplet violates a cosine margin. Centring each

@@ -50,6 +50,11 @@ class TowerSettings:
         NECKS,
     )
     l2_normalize: bool = setting(False, "Scale embeddings to unit length.")
+    float32_head: bool = setting(
+        False,
+        "Pool the last feature map and project it in float32 under a mixed-precision "
+        "--precision (otherwise the mean and the embedding are rounded to 16 bits).",
+    )
     backbone: str = setting(
         REFERENCE_BACKBONE,
         "The tower under the pooling and embedding head: resnet56, the reference's CIFAR "

@@ -49,6 +49,7 @@ def build_tower(config: TrainConfig, info: DatasetInfo) -> keras.Model:
         l2_normalize=config.l2_normalize,
         neck=config.neck,
         pool_grid=config.pool_grid,
+        float32_head=config.float32_head,
     )
     if config.uses_application:
         return backbones.backbone_tower(
