@@ -185,13 +185,18 @@ def test_the_backbone_steps_at_its_multiple_of_the_rate(tmp_path):
 
 
 def test_a_pretrained_towers_batch_norm_stays_in_inference_mode_unless_asked(tmp_path):
-    def batch_norms(**settings):
-        _, _, _, network = _fine_tuning(tmp_path, **settings)
+    path = _weights_file(tmp_path)
+
+    def batch_norms(weights: str, train_norm: bool = False):
+        tower = backbones.backbone_tower(
+            "mobilenetv3small", (32, 32, 3), 32, weights=weights, train_norm=train_norm
+        )
+        network = backbones.network_of(tower)
         return [x for x in network.layers if isinstance(x, keras.layers.BatchNormalization)]
 
-    assert batch_norms() and not any(layer.trainable for layer in batch_norms())
-    assert all(layer.trainable for layer in batch_norms(train_backbone_norm=True))
-    assert all(layer.trainable for layer in batch_norms(backbone_weights="none"))
+    assert batch_norms(path) and not any(layer.trainable for layer in batch_norms(path))
+    assert all(layer.trainable for layer in batch_norms(path, train_norm=True))
+    assert all(layer.trainable for layer in batch_norms("none"))
 
 
 def test_a_backbone_tower_is_its_own_base_tower_with_or_without_test_time_options():

@@ -20,7 +20,15 @@ from tests.conftest import ROOT
 
 BENCH = os.path.join(ROOT, "bench")
 # The scripts that define flags; some share a flag's name, so one is loaded at a time.
-SCRIPTS = ("throughput", "profile_step", "evaluation", "search", "folder", "time_to_accuracy")
+SCRIPTS = (
+    "throughput",
+    "profile_step",
+    "evaluation",
+    "search",
+    "folder",
+    "time_to_accuracy",
+    "serving",
+)
 
 
 def _fresh_import(name: str):
@@ -282,6 +290,7 @@ def test_serving_bench_times_the_exports_signature_at_each_batch_size():
         )
 
 
+@pytest.mark.slow  # builds and steps a MobileNetV3: make test-slow
 def test_throughput_bench_times_a_keras_applications_tower_at_its_size():
     result = run_bench(
         "bench/throughput.py",
