@@ -38,13 +38,19 @@ def training_gflop(model: keras.Model) -> float:
     return (3 * sum(flops) - flops[0]) / 1e9
 
 
+def median_seconds(call, repeats: int) -> float:
+    """The median wall time of `repeats` calls of `call()` (warm it up before)."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
 def matmul_gflops(size: int = 2048, repeats: int = 5) -> float:
     """Median float32 matmul rate of this machine, through the same backend."""
     a = keras.ops.convert_to_tensor(np.random.default_rng(0).random((size, size), np.float32))
     keras.ops.convert_to_numpy(keras.ops.matmul(a, a))
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        keras.ops.convert_to_numpy(keras.ops.matmul(a, a))
-        times.append(time.perf_counter() - start)
-    return 2 * size**3 / statistics.median(times) / 1e9
+    seconds = median_seconds(lambda: keras.ops.convert_to_numpy(keras.ops.matmul(a, a)), repeats)
+    return 2 * size**3 / seconds / 1e9

@@ -28,7 +28,6 @@ from __future__ import annotations
 import gc
 import json
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -38,6 +37,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
+from measure import median_seconds  # noqa: E402  (bench/measure.py)
 
 from keras_siamese.serving import vector_search  # noqa: E402
 from keras_siamese.serving.vector_search import SearchOptions, VectorSearch  # noqa: E402
@@ -68,15 +68,6 @@ def _rss_mib() -> float:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
     return float("nan")
-
-
-def _median_seconds(call, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def _settings(backend: str) -> list[tuple[str, SearchOptions]]:
@@ -207,7 +198,7 @@ def _measure(gallery_name: str, gallery: np.ndarray, queries: np.ndarray, distan
             def batched(search=search, found=found):
                 found["positions"] = search.search(queries, k)
 
-            seconds = _median_seconds(batched, _REPEATS.value)
+            seconds = median_seconds(batched, _REPEATS.value)
             latencies = []
             for query in queries[: _LATENCY_QUERIES.value]:
                 begin = time.perf_counter()
@@ -231,7 +222,7 @@ def _measure(gallery_name: str, gallery: np.ndarray, queries: np.ndarray, distan
                 exact_positions = found["positions"]
                 prepared = vector_search.prepared(gallery, distance)
                 prepared_queries = vector_search.prepared(queries, distance)
-                matmul = _median_seconds(
+                matmul = median_seconds(
                     lambda q=prepared_queries, g=prepared: q @ g.T, _REPEATS.value
                 )
                 del prepared

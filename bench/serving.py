@@ -16,10 +16,8 @@ from __future__ import annotations
 
 import json
 import os
-import statistics
 import sys
 import tempfile
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -27,6 +25,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
+from measure import median_seconds  # noqa: E402  (bench/measure.py)
 
 from keras_siamese.choices import PRECISIONS  # noqa: E402
 from keras_siamese.config import TrainConfig  # noqa: E402
@@ -63,17 +62,6 @@ def _export(precision: str, folder: str) -> None:
     export.export_tower(tower, folder, metadata)
 
 
-def _median_seconds(call, repeats: int) -> float:
-    for _ in range(2):
-        call()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def main(argv: list[str]) -> None:
     del argv
     for precision in _PRECISIONS.value:
@@ -88,7 +76,9 @@ def main(argv: list[str]) -> None:
             signature = export.load_saved_model(folder).signatures["serving_default"]
             for batch in (int(b) for b in _BATCHES.value):
                 images = rng.integers(0, 256, (batch, 32, 32, 3), dtype=np.uint8)
-                seconds = _median_seconds(
+                for _ in range(2):  # warm-up: the first calls trace and allocate
+                    signature(images=images)
+                seconds = median_seconds(
                     lambda served=signature, x=images: served(images=x), _REPEATS.value
                 )
                 line = {

@@ -28,7 +28,6 @@ from __future__ import annotations
 import json
 import os
 import resource
-import statistics
 import sys
 import time
 
@@ -38,7 +37,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
-from measure import matmul_gflops, training_gflop  # noqa: E402  (bench/measure.py)
+from measure import matmul_gflops, median_seconds, training_gflop  # noqa: E402  (bench/measure.py)
 
 from keras_siamese import objectives  # noqa: E402
 from keras_siamese.choices import PRECISIONS  # noqa: E402
@@ -109,19 +108,10 @@ def _batch(config: TrainConfig, rng: np.random.Generator):
     return objectives.objective_of(config).example_batch(config, rng, NUM_CLASSES, SHAPE)
 
 
-def _median_seconds(step, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def _inference_rate(tower: keras.Model, batch: int) -> float:
     images = np.random.default_rng(1).integers(0, 256, (batch, *SHAPE), dtype=np.uint8)
     tower.predict_on_batch(images)  # warm-up
-    return batch / _median_seconds(lambda: tower.predict_on_batch(images), 3)
+    return batch / median_seconds(lambda: tower.predict_on_batch(images), 3)
 
 
 def _pipeline_rate(batch_size: int, batches: int) -> float:
@@ -205,7 +195,7 @@ def main(argv: list[str]) -> None:
         x, y = _batch(config, np.random.default_rng(0))
         for _ in range(2):
             model.train_on_batch(x, y)
-        step = _median_seconds(lambda: model.train_on_batch(x, y), _STEPS.value)  # noqa: B023
+        step = median_seconds(lambda: model.train_on_batch(x, y), _STEPS.value)  # noqa: B023
         family = objectives.objective_of(config)
         images_per_step = family.images_per_step(config)
         images_per_second = images_per_step / step

@@ -240,20 +240,24 @@ def test_an_export_of_this_project_is_a_backbones_weights_source(tmp_path):
         build.build_tower(other, DATASETS["cifar100"])
 
 
-@pytest.mark.slow  # a whole run through a MobileNetV3: make test-slow
-def test_a_run_on_a_backbone_from_a_weights_file_trains_exports_and_records_them(tmp_path):
-    path = _weights_file(tmp_path)
+def _tiny_run(tmp_path, *backbone: str) -> str:
+    """A run of seconds on the demo's digits with `backbone`'s flags; its export folder."""
     workdir = tmp_path / "run"
     program_output(
         "train_main",
         *TINY,
-        "--backbone=mobilenetv3small",
-        f"--backbone_weights={path}",
+        *backbone,
         "--image_size=32",
         "--embedding=dense",
         f"--workdir={workdir}",
     )
-    export_dir = str(workdir / "export")
+    return str(workdir / "export")
+
+
+@pytest.mark.slow  # a whole run through a MobileNetV3: make test-slow
+def test_a_run_on_a_backbone_from_a_weights_file_trains_exports_and_records_them(tmp_path):
+    path = _weights_file(tmp_path)
+    export_dir = _tiny_run(tmp_path, "--backbone=mobilenetv3small", f"--backbone_weights={path}")
     with open(os.path.join(export_dir, "metadata.json")) as f:
         meta = json.load(f)
     with open(path, "rb") as f:
@@ -317,16 +321,7 @@ def test_a_kerashub_preset_is_a_tower_with_its_weights_and_scaling(tmp_path):
 
 def test_a_run_on_a_kerashub_preset_trains_and_exports_a_tower_that_loads(tmp_path):
     preset = _hub_preset(tmp_path / "preset")
-    workdir = tmp_path / "run"
-    program_output(
-        "train_main",
-        *TINY,
-        f"--backbone=hub:{preset}",
-        "--image_size=32",
-        "--embedding=dense",
-        f"--workdir={workdir}",
-    )
-    export_dir = str(workdir / "export")
+    export_dir = _tiny_run(tmp_path, f"--backbone=hub:{preset}")
     with open(os.path.join(export_dir, "metadata.json")) as f:
         assert json.load(f)["backbone"] == f"hub:{preset}"
     tower = export.load_tower(export_dir)
