@@ -346,3 +346,23 @@ def test_a_kerashub_backbone_without_the_extra_is_one_line(capsys, tmp_path, mon
         capsys, *TINY, "--backbone=hub:x", "--backbone_weights=imagenet", f"--workdir={tmp_path}/r"
     )
     assert "the KerasHub preset x brings its own weights" in error
+
+
+@pytest.mark.slow  # a fresh process under Keras's JAX backend
+def test_a_frozen_backbone_holds_still_under_jax_too():
+    pytest.importorskip("jax")
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    result = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "tests", "backbone_freeze_under_jax.py")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    (line,) = [x.split() for x in result.stdout.splitlines() if x.startswith("frozen ")]
+    during, after, total = (int(n) for n in line[1:])
+    assert during == 0 and after == total > 0, line

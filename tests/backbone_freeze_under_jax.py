@@ -1,0 +1,68 @@
+"""Trains a MobileNetV3 tower under KERAS_BACKEND=jax with its first epoch frozen.
+
+Run by tests/test_backbones.py in a fresh process (the backend is chosen before Keras
+loads); prints `frozen CHANGED_DURING_FREEZE CHANGED_AFTER TOTAL`: how many of the
+network's trainable weights changed during the frozen epoch's 2 steps, and after the
+next step.
+"""
+
+import os
+import sys
+import tempfile
+
+os.environ["KERAS_BACKEND"] = "jax"
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+from keras_siamese.config import TrainConfig  # noqa: E402
+from keras_siamese.data.datasets import DATASETS  # noqa: E402
+from keras_siamese.model import backbones  # noqa: E402
+from keras_siamese.training import build  # noqa: E402
+
+
+def main() -> None:
+    assert keras.backend.backend() == "jax"
+    with tempfile.TemporaryDirectory() as folder:
+        keras.utils.set_random_seed(7)
+        network = keras.applications.MobileNetV3Small(
+            include_top=False, weights=None, input_shape=(32, 32, 3)
+        )
+        path = os.path.join(folder, "mobilenetv3small.weights.h5")
+        network.save_weights(path)
+        config = TrainConfig(
+            workdir="unused",
+            backbone="mobilenetv3small",
+            backbone_weights=path,
+            objective="normsoftmax",
+            optimizer="sgd",
+            learning_rate=0.05,
+            weight_decay=5e-4,
+            lr_schedule="constant",
+            epochs=3,
+            batch_size=8,
+            freeze_backbone_epochs=1,
+        )
+        keras.utils.set_random_seed(0)
+        tower = build.build_tower(config, DATASETS["cifar100"])
+        model = build.build_training_model(config, tower, num_classes=4, steps_per_epoch=2)
+    inner = backbones.network_of(tower)
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (8, 32, 32, 3), dtype=np.uint8)
+    y = np.arange(8, dtype=np.int32) % 4
+    start = [np.array(v) for v in inner.trainable_variables]
+    for _ in range(2):
+        model.train_on_batch(x, y)
+    during = sum(
+        not np.array_equal(np.array(v), s) for v, s in zip(inner.trainable_variables, start)
+    )
+    model.train_on_batch(x, y)
+    after = sum(
+        not np.array_equal(np.array(v), s) for v, s in zip(inner.trainable_variables, start)
+    )
+    print("frozen", during, after, len(start), flush=True)
+
+
+if __name__ == "__main__":
+    main()
