@@ -22,6 +22,12 @@ from keras_siamese.model import backbones  # noqa: E402
 from keras_siamese.training import build  # noqa: E402
 
 
+def _changed(network: keras.Model, start: list) -> int:
+    """How many of `network`'s trainable weights differ from `start`."""
+    now = [np.array(v) for v in network.trainable_variables]
+    return sum(not np.array_equal(a, b) for a, b in zip(now, start, strict=True))
+
+
 def main() -> None:
     assert keras.backend.backend() == "jax"
     with tempfile.TemporaryDirectory() as folder:
@@ -54,13 +60,9 @@ def main() -> None:
     start = [np.array(v) for v in inner.trainable_variables]
     for _ in range(2):
         model.train_on_batch(x, y)
-    during = sum(
-        not np.array_equal(np.array(v), s) for v, s in zip(inner.trainable_variables, start)
-    )
+    during = _changed(inner, start)
     model.train_on_batch(x, y)
-    after = sum(
-        not np.array_equal(np.array(v), s) for v, s in zip(inner.trainable_variables, start)
-    )
+    after = _changed(inner, start)
     print("frozen", during, after, len(start), flush=True)
 
 
