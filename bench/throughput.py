@@ -3,7 +3,8 @@
     python bench/throughput.py [--objectives=triplet] [--depth=56] [--batch_size=128]
         [--precision=float32|mixed_float16|mixed_bfloat16] [--jit_compile] [--concat_tower]
         [--classifier_weight=W] [--rotation_weight=W] [--ema_decay=D]
-        [--steps=5] [--synthetic] [--inter_op_threads=N] [--nofused_batch_norm]
+        [--steps=5] [--synthetic] [--inter_op_threads=N] [--intra_op_threads=N]
+        [--nofused_batch_norm]
         [--backbone=mobilenetv3small --image_size=128]
 
 Builds each objective's training model with the code training uses and times
@@ -95,6 +96,9 @@ _MATMUL_SIZE = flags.DEFINE_integer("matmul_size", 2048, "Side of the reference 
 _INTER_OP = flags.DEFINE_integer(
     "inter_op_threads", 0, "TensorFlow's inter-op thread pool size; 0: TensorFlow's default."
 )
+_INTRA_OP = flags.DEFINE_integer(
+    "intra_op_threads", 0, "TensorFlow's intra-op thread pool size; 0: TensorFlow's default."
+)
 
 SHAPE = DATASETS["cifar100"].image_shape
 
@@ -141,10 +145,13 @@ def _pipeline_rate(batch_size: int, batches: int) -> float:
 
 def main(argv: list[str]) -> None:
     del argv
-    if _INTER_OP.value:
+    if _INTER_OP.value or _INTRA_OP.value:
         import tensorflow as tf
 
-        tf.config.threading.set_inter_op_parallelism_threads(_INTER_OP.value)
+        if _INTER_OP.value:
+            tf.config.threading.set_inter_op_parallelism_threads(_INTER_OP.value)
+        if _INTRA_OP.value:
+            tf.config.threading.set_intra_op_parallelism_threads(_INTRA_OP.value)
     matmul = matmul_gflops(_MATMUL_SIZE.value)
     pipeline_rate = None
     if not _SYNTHETIC.value:
@@ -233,6 +240,7 @@ def main(argv: list[str]) -> None:
             else round(pipeline_rate, 1),
             "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
             "inter_op_threads": _INTER_OP.value,
+            "intra_op_threads": _INTRA_OP.value,
             "backend": keras.backend.backend(),
             "keras": keras.__version__,
         }
