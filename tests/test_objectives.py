@@ -12,6 +12,7 @@ from keras_siamese import objectives
 from keras_siamese.config import TrainConfig
 from keras_siamese.data import pipeline, splits
 from keras_siamese.data.sources import load_dataset
+from keras_siamese.errors import ConfigError
 from keras_siamese.model import classifier, losses
 from keras_siamese.serving import export
 from keras_siamese.training import build
@@ -102,6 +103,17 @@ def test_a_pair_based_objective_with_a_memory_lowers_its_loss_and_fills_it(cifar
     assert (memory.labels.numpy() >= 0).all() and int(memory.position.numpy()) == 32
     # The export is the tower alone, whatever the training model held.
     assert tower.input.dtype == "uint8" and tower.output_shape == (None, 64)
+
+
+def test_a_memory_is_refused_on_several_replicas_in_one_line():
+    config = _config("supcon", memory_size=64, strategy="mirrored")
+    family = objectives.objective_of(config)
+    family.check_replicas(config, 1)  # one replica: one memory
+    with pytest.raises(
+        ConfigError, match="does not train on the 2 replicas of --strategy=mirrored"
+    ):
+        family.check_replicas(config, 2)
+    family.check_replicas(_config("supcon"), 2)  # without a memory: any number
 
 
 def _assert_the_export_holds_the_tower_alone(tower, model, images, objective, tmp_path):

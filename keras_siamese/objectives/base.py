@@ -64,6 +64,9 @@ class RunSettings(Protocol):
     distill_temperature: float
     generations: int
     ema_decay: float
+    memory_size: int
+    memory_warmup_steps: int
+    strategy: str
 
 
 @dataclasses.dataclass(frozen=True)
@@ -177,6 +180,9 @@ class Objective:
     def first_monitored_epoch(self, config: RunSettings) -> int:
         """The first epoch whose monitored value may pick the best weights."""
         return 0
+
+    def check_replicas(self, config: RunSettings, replicas: int) -> None:
+        """Raises ConfigError when the run's settings cannot train on `replicas` replicas."""
 
     def replica_share(self, config: RunSettings, replicas: int, pipeline_id: int) -> RunSettings:
         """The settings one input pipeline of a multi-worker run draws its share with."""

@@ -73,6 +73,13 @@ class PairBased(PKMining):
         if config.memory_warmup_steps and not config.memory_size:
             raise ConfigError("--memory_warmup_steps is for a run with --memory_size.")
 
+    def check_replicas(self, config: RunSettings, replicas: int) -> None:
+        if config.memory_size and replicas > 1:
+            raise ConfigError(
+                f"--memory_size keeps one memory of the batches one replica sees: it does not "
+                f"train on the {replicas} replicas of --strategy={config.strategy}."
+            )
+
     def monitor(self, config: RunSettings) -> str:
         return "loss"
 

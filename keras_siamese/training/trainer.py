@@ -347,6 +347,7 @@ def _build(config: TrainConfig, run: _Run) -> None:
     start's weights); nothing is written."""
     # Created before any other TensorFlow work: a multi-worker strategy must come first.
     run.strategy = devices.make_strategy(config.strategy) if _on_tensorflow() else None
+    objectives.objective_of(config).check_replicas(config, run.replicas)
     if _is_multi_worker(config):
         from keras_siamese.training import multi_worker
 
