@@ -20,6 +20,7 @@ from keras_siamese.config import TrainConfig  # noqa: E402
 from keras_siamese.data.datasets import DATASETS  # noqa: E402
 from keras_siamese.model import backbones  # noqa: E402
 from keras_siamese.training import build  # noqa: E402
+from tests.fine_tuning import FINE_TUNING  # noqa: E402
 
 
 def _changed(network: keras.Model, start: list) -> int:
@@ -37,19 +38,7 @@ def main() -> None:
         )
         path = os.path.join(folder, "mobilenetv3small.weights.h5")
         network.save_weights(path)
-        config = TrainConfig(
-            workdir="unused",
-            backbone="mobilenetv3small",
-            backbone_weights=path,
-            objective="normsoftmax",
-            optimizer="sgd",
-            learning_rate=0.05,
-            weight_decay=5e-4,
-            lr_schedule="constant",
-            epochs=3,
-            batch_size=8,
-            freeze_backbone_epochs=1,
-        )
+        config = TrainConfig(**FINE_TUNING, backbone_weights=path, freeze_backbone_epochs=1)
         keras.utils.set_random_seed(0)
         tower = build.build_tower(config, DATASETS["cifar100"])
         model = build.build_training_model(config, tower, num_classes=4, steps_per_epoch=2)

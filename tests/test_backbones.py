@@ -123,19 +123,9 @@ def _fine_tuning(tmp_path, **settings):
     from keras_siamese.config import TrainConfig
     from keras_siamese.data.datasets import DATASETS
     from keras_siamese.training import build
+    from tests.fine_tuning import FINE_TUNING
 
-    options = dict(
-        workdir="unused",
-        backbone="mobilenetv3small",
-        backbone_weights=_weights_file(tmp_path),
-        objective="normsoftmax",
-        optimizer="sgd",
-        learning_rate=0.05,
-        weight_decay=5e-4,
-        lr_schedule="constant",
-        epochs=3,
-        batch_size=8,
-    )
+    options = dict(FINE_TUNING, backbone_weights=_weights_file(tmp_path))
     config = TrainConfig(**{**options, **settings})
     keras.utils.set_random_seed(0)
     tower = build.build_tower(config, DATASETS["cifar100"])
@@ -351,17 +341,9 @@ def test_a_kerashub_backbone_without_the_extra_is_one_line(capsys, tmp_path, mon
 @pytest.mark.slow  # a fresh process under Keras's JAX backend
 def test_a_frozen_backbone_holds_still_under_jax_too():
     pytest.importorskip("jax")
-    import subprocess
-    import sys
+    from tests.conftest import run_main
 
-    from tests.conftest import ROOT
-
-    result = subprocess.run(
-        [sys.executable, os.path.join(ROOT, "tests", "backbone_freeze_under_jax.py")],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    result = run_main(os.path.join("tests", "backbone_freeze_under_jax.py"))
     assert result.returncode == 0, result.stderr[-3000:]
     (line,) = [x.split() for x in result.stdout.splitlines() if x.startswith("frozen ")]
     during, after, total = (int(n) for n in line[1:])

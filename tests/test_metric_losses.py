@@ -213,17 +213,10 @@ def test_bad_arguments_are_one_value_error_naming_them(call, message):
 def test_each_loss_trains_a_model_a_user_writes_under_jax():
     pytest.importorskip("jax")
     import os
-    import subprocess
-    import sys
 
-    from tests.conftest import ROOT
+    from tests.conftest import run_main
 
-    result = subprocess.run(
-        [sys.executable, os.path.join(ROOT, "tests", "metric_losses_under_jax.py")],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    result = run_main(os.path.join("tests", "metric_losses_under_jax.py"))
     assert result.returncode == 0, result.stderr[-3000:]
     lines = [line.split() for line in result.stdout.splitlines()]
     assert sorted(name for name, _, _ in lines) == sorted(
