@@ -202,13 +202,13 @@ def partition(
     """
     if not 0.0 <= val_fraction < 1.0:
         raise ConfigError(f"--val_fraction={val_fraction} must be in [0, 1).")
-    counts = {c: int(np.sum(dataset.train_labels == c)) for c in split.seen}
-    for c in sorted(split.seen, key=lambda c: counts[c]):
-        _check_validation_carve_out(dataset, c, counts[c], val_fraction, min_val_images)
+    by_class = {c: np.flatnonzero(dataset.train_labels == c) for c in split.seen}
+    for c in sorted(split.seen, key=lambda c: len(by_class[c])):
+        _check_validation_carve_out(dataset, c, len(by_class[c]), val_fraction, min_val_images)
     rng = np.random.default_rng(seed)
     train_idx, val_idx = [], []
     for c in split.seen:
-        idx = np.flatnonzero(dataset.train_labels == c)
+        idx = by_class[c]
         num_val = _validation_count(len(idx), val_fraction, min_val_images)
         chosen = np.zeros(len(idx), dtype=bool)
         chosen[rng.choice(len(idx), size=num_val, replace=False)] = True
