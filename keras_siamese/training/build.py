@@ -8,8 +8,9 @@ under any Keras backend.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 import keras
@@ -148,68 +149,72 @@ def optimizer(
         base = _WARM_AVERAGING[base]
         options.update(use_ema=True, ema_momentum=config.ema_decay)
     multipliers = objectives.objective_of(config).learning_rate_multipliers(config)
-    if multipliers:
-        base = _multiplied_rates(base, multipliers)
     network = backbones.network_of(tower) if tower is not None else None
     tuned = config.freeze_backbone_epochs or config.backbone_lr_multiplier != 1
+    tower_rate = None
     if network is not None and tuned:
         if config.freeze_backbone_epochs and not steps_per_epoch:
             raise ValueError("--freeze_backbone_epochs needs the steps per epoch")
-        base = _tower_rates(
-            base,
-            network.trainable_variables,
-            config.backbone_lr_multiplier,
-            config.freeze_backbone_epochs * (steps_per_epoch or 0),
+        tower_rate = VariableRate(
+            config.backbone_lr_multiplier, config.freeze_backbone_epochs * (steps_per_epoch or 0)
         )
+    tower_ids = {id(v) for v in network.trainable_variables} if tower_rate else set()
+
+    def rate_of(variable: keras.Variable) -> VariableRate | None:
+        if id(variable) in tower_ids:
+            return tower_rate
+        for part, factor in multipliers.items():
+            if part in variable.path:
+                return VariableRate(factor)
+        return None
+
+    if multipliers or tower_ids:
+        base = _variable_rates(base, rate_of)
     return base(rate, **options)
 
 
-def _tower_rates(base: type, variables: list, factor: float, frozen_steps: int) -> type:
-    """`base` whose step for `variables` takes the learning rate times `factor` and, during
-    the first `frozen_steps` steps, changes them not at all: no update, no weight decay,
-    no momentum gathered (their decay is applied here, after the frozen steps)."""
-    ids = {id(v) for v in variables}
+@dataclasses.dataclass(frozen=True)
+class VariableRate:
+    """How one variable steps: at `factor` times the learning rate, and not at all during
+    the first `frozen_steps` steps of the optimizer."""
 
-    class TowerRates(base):
+    factor: float = 1.0
+    frozen_steps: int = 0
+
+
+def _variable_rates(base: type, rate_of: Callable[[keras.Variable], VariableRate | None]) -> type:
+    """`base` whose step for a variable follows `rate_of(variable)` (None: the plain step).
+
+    A multiplied rate leaves weight decay at the base rate. A frozen variable changes not
+    at all during its frozen steps: no update, no weight decay, no momentum gathered (its
+    decay is applied here, after the frozen steps).
+    """
+
+    class VariableRates(base):
         def build(self, var_list):
-            if frozen_steps and self.weight_decay is not None:
-                self.exclude_from_weight_decay(var_list=[v for v in var_list if id(v) in ids])
+            if self.weight_decay is not None:
+                frozen = [v for v in var_list if (rate_of(v) or VariableRate()).frozen_steps]
+                if frozen:
+                    self.exclude_from_weight_decay(var_list=frozen)
             super().build(var_list)
 
         def update_step(self, gradient, variable, learning_rate):
-            # The backend's variable: its Keras variable is the one the set knows.
-            if id(self._trainable_variables[self._get_variable_index(variable)]) in ids:
-                if frozen_steps:
-                    active = ops.cast(self.iterations >= frozen_steps, variable.dtype)
+            # The backend's variable: its Keras variable is the one `rate_of` knows.
+            rate = rate_of(self._trainable_variables[self._get_variable_index(variable)])
+            if rate is not None:
+                if rate.frozen_steps:
+                    active = ops.cast(self.iterations >= rate.frozen_steps, variable.dtype)
                     if self.weight_decay is not None:
                         decay = ops.cast(self.weight_decay, variable.dtype)
-                        rate = ops.cast(learning_rate, variable.dtype)
-                        variable.assign(variable - variable * decay * rate * active)
+                        step = ops.cast(learning_rate, variable.dtype)
+                        variable.assign(variable - variable * decay * step * active)
                     gradient = gradient * ops.cast(active, gradient.dtype)
                     learning_rate = learning_rate * ops.cast(active, learning_rate.dtype)
-                learning_rate = learning_rate * factor
+                learning_rate = learning_rate * rate.factor
             super().update_step(gradient, variable, learning_rate)
 
-    TowerRates.__name__ = base.__name__
-    return TowerRates
-
-
-def _multiplied_rates(base: type, multipliers: dict[str, float]) -> type:
-    """`base` whose step for a variable whose path holds a key of `multipliers` takes the
-    learning rate times its value (weight decay stays at the base rate)."""
-
-    class MultipliedRates(base):
-        def update_step(self, gradient, variable, learning_rate):
-            # The backend's variable: its Keras variable holds the path.
-            path = self._trainable_variables[self._get_variable_index(variable)].path
-            for part, factor in multipliers.items():
-                if part in path:
-                    learning_rate = ops.multiply(learning_rate, factor)
-                    break
-            super().update_step(gradient, variable, learning_rate)
-
-    MultipliedRates.__name__ = base.__name__
-    return MultipliedRates
+    VariableRates.__name__ = base.__name__
+    return VariableRates
 
 
 def _warm_averaging(base: type) -> type:
