@@ -182,9 +182,9 @@ def results_markdown(evaluations: list[RunEvaluation], with_curves: bool = False
         lines.append(
             f"| {e.name} | {e.split} | {budget_text(e.report.run)} "
             f"| {_pct(seen.triplet_accuracy)} | {_ref(published.get('triplet'), 1)} "
-            f"| {_pct(seen.pair.fixed.accuracy)} | {_ref(published.get('binary'), 1)} "
+            f"| {_pct(seen.pair.fixed.accuracy)} | {_ref(published.get('pair_fixed'), 1)} "
             f"| {_pct(fewshot.accuracy if fewshot else None)} "
-            f"| {_ref(published.get('fewshot'), 1)} "
+            f"| {_ref(published.get('fewshot_unbalanced'), 1)} "
             f"| {_ref(fewshot.always_different) if fewshot else _DASH} |"
         )
     lines += [
@@ -251,7 +251,8 @@ def plot_fewshot_by_split(evaluations: list[RunEvaluation], path: str) -> None:
         unseen = e.metrics.unseen
         fewshot = unseen.fewshot_pairs.reference if unseen else None
         groups.append(f"{e.split}\n{e.name}")
-        published.append(pub.get("fewshot") / 100 if pub.get("fewshot") else None)
+        unbalanced = pub.get("fewshot_unbalanced")
+        published.append(unbalanced / 100 if unbalanced else None)
         ref_ours.append(_value(fewshot.accuracy) if fewshot else None)
         always.append(fewshot.always_different if fewshot else None)
         oneshot.append(_value(e.metrics.random_support_accuracy))

@@ -103,14 +103,14 @@ COLUMNS = (
         "pair accuracy, calibrated threshold (seen)",
         _calibrated,
         "pair_fixed",
-        published="binary",
+        published="pair_fixed",
         reference_title="ref. at similarity 0.2",
     ),
     Column(
         "unseen_pairs_calibrated",
         "unseen pairs, balanced, calibrated threshold",
         _unseen(lambda u: u.fewshot_pairs.balanced_calibrated),
-        published="fewshot",
+        published="fewshot_unbalanced",
     ),
     Column(
         "always_different",
@@ -199,12 +199,12 @@ def _reference_row(split: str) -> dict:
     reevaluated = reference.REEVALUATED.get(split, {})
     return {
         "reference_models": {
-            c.key: reevaluated.get(c.reevaluated)
+            c.reevaluated: reevaluated.get(c.reevaluated)
             for c in COLUMNS
             if c.reevaluated and reevaluated.get(c.reevaluated) is not None
         },
         "published": {
-            c.key: published[c.published] / 100
+            c.published: published[c.published] / 100
             for c in COLUMNS
             if c.published and published.get(c.published) is not None
         },
@@ -351,13 +351,13 @@ def markdown_table(table: dict, recipe: str = MAIN_RECIPE, splits=SPLITS) -> str
         cells = [key]
         for c in pairs:
             if c.key == "always_different" and c.key not in ours:
-                cells.append(_percent(models.get(c.key), c))  # the split's, not a model's
+                cells.append(_percent(models.get(c.reevaluated), c))  # the split's, not a model's
                 continue
             cells.append(_cell(ours.get(c.key), c))
             if c.reevaluated and c.reference_title:
-                cells.append(_percent(models.get(c.key), c))
+                cells.append(_percent(models.get(c.reevaluated), c))
             if c.published:
-                cells.append(_percent(published.get(c.key), c))
+                cells.append(_percent(published.get(c.published), c))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -397,9 +397,9 @@ def _beside_reference(
         cells = _run_cells(key, row)
         for c in columns:
             entry = row["metrics"].get(c.key) if row else None
-            cells += [_cell(entry, c), _percent(models.get(c.key), c)]
+            cells += [_cell(entry, c), _percent(models.get(c.reevaluated), c)]
             if with_gain:
-                cells += [_gain(entry, models.get(c.key), c)]
+                cells += [_gain(entry, models.get(c.reevaluated), c)]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -445,7 +445,7 @@ def recipes_markdown(
                 lines.append("| " + " | ".join(cells) + " |")
         models = table["reference"][split]["reference_models"]
         cells = [split, "reference's models", f"{reference.REFERENCE_IMAGES:,}", _DASH]
-        cells += [_percent(models.get(c.key), c) for c in columns]
+        cells += [_percent(models.get(c.reevaluated), c) for c in columns]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
