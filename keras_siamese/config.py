@@ -178,7 +178,8 @@ class RunSettings:
         "",
         "Start the tower from an earlier run's export (its W/export), layer by layer by name, "
         "e.g. a classifier's to mine triplets from; layers it lacks (a --neck) start fresh. "
-        "Its training must not have seen this split's unseen classes. Empty: random weights.",
+        "An export of this data set must not have trained on this split's unseen classes; one "
+        "of another (a CIFAR-100 tower for a folder) starts any split. Empty: random weights.",
         group=RUN_AND_DATA,
     )
     time_budget_minutes: float = setting(
