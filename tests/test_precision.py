@@ -1,5 +1,7 @@
 """Mixed precision: 16-bit convolutions, float32 losses and outputs, the same export."""
 
+import os
+
 import keras
 import numpy as np
 import pytest
@@ -165,3 +167,66 @@ def test_a_float32_head_pools_the_bfloat16_map_without_rounding(float32_head):
     error = np.abs(tower(images).numpy() - exact).max() / np.abs(exact).max()
     # float32's rounding, or bfloat16's (8 bits of mantissa: about 4e-3 of the value).
     assert error < 1e-5 if float32_head else error > 1e-4, error
+
+
+def _bfloat16_export(folder: str) -> keras.Model:
+    """A depth-8 CIFAR tower built in bfloat16 and exported as runs wrote them before the
+    precisions were recorded; returns the tower."""
+    keras.utils.set_random_seed(0)
+    with build.precision_policy("mixed_bfloat16"):
+        tower = build.build_tower(TrainConfig(workdir="unused", depth=8), DATASETS["cifar100"])
+    export.export_tower(tower, folder, sample_metadata(input_shape=[32, 32, 3]))
+    return tower
+
+
+def test_a_float32_copy_of_a_bfloat16_export_computes_as_a_float32_build(tmp_path):
+    import json
+    import os
+
+    from tests.conftest import program_output
+
+    source, copy = str(tmp_path / "export"), str(tmp_path / "export_f32")
+    bf16_tower = _bfloat16_export(source)
+    printed = program_output(
+        "keras_siamese.programs.export", f"--export_dir={source}", f"--float32_copy={copy}"
+    )
+    assert "(mixed_bfloat16) computing in float32" in printed
+    with open(os.path.join(copy, "metadata.json")) as f:
+        meta = json.load(f)
+    # The training precision is inferred from the source's tower when it was not recorded.
+    assert meta["precision"] == "mixed_bfloat16" and meta["export_precision"] == "float32"
+    tower = export.load_tower(copy)
+    assert {layer.compute_dtype for layer in tower.layers} == {"float32"}
+    with build.precision_policy("float32"):
+        reference = build.build_tower(TrainConfig(workdir="unused", depth=8), DATASETS["cifar100"])
+    reference.set_weights(bf16_tower.get_weights())
+    images = np.random.default_rng(0).integers(0, 256, (8, 32, 32, 3), dtype=np.uint8)
+    expected = reference.predict(images, verbose=0)
+    np.testing.assert_allclose(tower.predict(images, verbose=0), expected, rtol=1e-5, atol=1e-5)
+    loaded = export.load_saved_model(copy)  # kept: its variables
+    served = loaded.serve(tf.constant(images)).numpy()
+    np.testing.assert_allclose(served, expected, rtol=1e-5, atol=1e-5)
+    # The source's 16-bit arithmetic rounds what the copy computes exactly.
+    rounded = bf16_tower.predict(images, verbose=0)
+    assert not np.allclose(rounded, expected, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(rounded, expected, rtol=0.1, atol=0.1)
+
+
+def test_a_float32_copy_is_refused_in_one_line_where_it_cannot_be_made(capsys, tmp_path):
+    from tests.conftest import program_error
+
+    source, copy = str(tmp_path / "export"), str(tmp_path / "export_f32")
+    _bfloat16_export(source)
+    program = "keras_siamese.programs.export"
+    line = program_error(capsys, program, f"--export_dir={source}", f"--float32_copy={source}")
+    assert "exists: give a new folder" in line
+    line = program_error(capsys, program, f"--export_dir={tmp_path}", f"--float32_copy={copy}")
+    assert "not its export" in line or "no complete export" in line
+    assert not os.path.exists(copy)
+    keras.utils.set_random_seed(0)
+    tower = build.build_tower(TrainConfig(workdir="unused", depth=8), DATASETS["cifar100"])
+    export.export_tower(tower, str(tmp_path / "f32"), sample_metadata())
+    line = program_error(
+        capsys, program, f"--export_dir={tmp_path / 'f32'}", f"--float32_copy={copy}"
+    )
+    assert "computes in float32 already" in line and not os.path.exists(copy)

@@ -15,6 +15,7 @@ backend) exports the .keras file and metadata.json alone.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib.util
 import os
@@ -132,6 +133,72 @@ def add_saved_model(export_dir: str) -> bool:
 
     files.write_directory(export_dir, fill)
     return True
+
+
+# The policies whose layers compute in 16 bits; a float32 copy turns each into float32.
+_SIXTEEN_BIT_POLICIES = ("mixed_bfloat16", "mixed_float16", "bfloat16", "float16")
+
+
+def _policies_to_float32(serialized, found: set[str]):
+    """The serialized model with every 16-bit dtype policy replaced by float32; the
+    replaced policies' names are added to `found`."""
+    if isinstance(serialized, list):
+        return [_policies_to_float32(item, found) for item in serialized]
+    if not isinstance(serialized, dict):
+        return serialized
+    config = serialized.get("config")
+    if (
+        str(serialized.get("class_name", "")).endswith("DTypePolicy")
+        and isinstance(config, dict)
+        and config.get("name") in _SIXTEEN_BIT_POLICIES
+    ):
+        found.add(config["name"])
+        return {**serialized, "config": {**config, "name": "float32"}}
+    return {key: _policies_to_float32(value, found) for key, value in serialized.items()}
+
+
+def float32_tower(tower: keras.Model) -> tuple[keras.Model, str | None]:
+    """The tower rebuilt to compute in float32, with the same weights.
+
+    Returns the rebuilt tower and the 16-bit policy it replaced (None, and the
+    tower itself, when every layer computed in float32 already). Variables of a
+    mixed policy are float32, so the weights carry over unchanged.
+    """
+    found: set[str] = set()
+    serialized = _policies_to_float32(keras.saving.serialize_keras_object(tower), found)
+    if not found:
+        return tower, None
+    rebuilt = keras.saving.deserialize_keras_object(serialized)
+    rebuilt.set_weights(tower.get_weights())
+    return rebuilt, sorted(found)[0]
+
+
+def write_float32_copy(export_dir: str, copy_dir: str) -> str:
+    """Writes to `copy_dir` a copy of the export whose tower computes in float32.
+
+    The copy serves at full speed on any CPU; its metadata records float32 as
+    its export precision and keeps the source's metrics (measured on the
+    16-bit tower; `keras-siamese eval --export=COPY_DIR` measures the copy).
+    Returns the 16-bit policy the source computed in.
+
+    Raises:
+        UserError: when `export_dir` is not an export, computes in float32
+            already, or `copy_dir` exists.
+    """
+    metadata = export_metadata.read(export_dir)
+    if os.path.exists(copy_dir):
+        raise UserError(f"{copy_dir} exists: give a new folder for the float32 copy.")
+    tower, source_policy = float32_tower(load_tower(export_dir))
+    if source_policy is None:
+        raise UserError(f"{export_dir} computes in float32 already: it needs no copy.")
+    metadata = dataclasses.replace(
+        metadata,
+        # Exports written before the precisions were recorded computed as they trained.
+        precision=metadata.precision or source_policy,
+        export_precision="float32",
+    )
+    export_tower(tower, copy_dir, metadata)
+    return source_policy
 
 
 def load_tower(export_dir: str) -> keras.Model:
