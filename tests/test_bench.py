@@ -307,3 +307,15 @@ def test_throughput_bench_times_a_keras_applications_tower_at_its_size():
     (line,) = _json_lines(result.stdout)
     assert line["model"] == "mobilenetv3small@64" and line["tower_images_per_second"] > 0
     assert line["train_gflop_per_image"] is None  # counted for the CIFAR ResNet only
+
+
+def test_the_reference_step_bench_without_pytorch_is_one_line(capsys):
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is not None:
+        pytest.skip("PyTorch is installed here: the bench would time the step")
+    result = run_bench("bench/reference_step.py", "--steps=1")
+    assert result.returncode == 1 and result.stdout == ""
+    assert capsys.readouterr().err.strip() == (
+        "error: the reference's step runs in PyTorch: pip install torch."
+    )
