@@ -169,11 +169,11 @@ def test_a_float32_head_pools_the_bfloat16_map_without_rounding(float32_head):
     assert error < 1e-5 if float32_head else error > 1e-4, error
 
 
-def _bfloat16_export(folder: str) -> keras.Model:
-    """A depth-8 CIFAR tower built in bfloat16 and exported as runs wrote them before the
+def _cifar_export(folder: str, policy: str = "mixed_bfloat16") -> keras.Model:
+    """A depth-8 CIFAR tower built in `policy` and exported as runs wrote them before the
     precisions were recorded; returns the tower."""
     keras.utils.set_random_seed(0)
-    with build.precision_policy("mixed_bfloat16"):
+    with build.precision_policy(policy):
         tower = build.build_tower(TrainConfig(workdir="unused", depth=8), DATASETS["cifar100"])
     export.export_tower(tower, folder, sample_metadata(input_shape=[32, 32, 3]))
     return tower
@@ -181,12 +181,11 @@ def _bfloat16_export(folder: str) -> keras.Model:
 
 def test_a_float32_copy_of_a_bfloat16_export_computes_as_a_float32_build(tmp_path):
     import json
-    import os
 
     from tests.conftest import program_output
 
     source, copy = str(tmp_path / "export"), str(tmp_path / "export_f32")
-    bf16_tower = _bfloat16_export(source)
+    bf16_tower = _cifar_export(source)
     printed = program_output(
         "keras_siamese.programs.export", f"--export_dir={source}", f"--float32_copy={copy}"
     )
@@ -216,16 +215,14 @@ def test_a_float32_copy_is_refused_in_one_line_where_it_cannot_be_made(capsys, t
     from tests.conftest import program_error
 
     source, copy = str(tmp_path / "export"), str(tmp_path / "export_f32")
-    _bfloat16_export(source)
+    _cifar_export(source)
     program = "keras_siamese.programs.export"
     line = program_error(capsys, program, f"--export_dir={source}", f"--float32_copy={source}")
     assert "exists: give a new folder" in line
     line = program_error(capsys, program, f"--export_dir={tmp_path}", f"--float32_copy={copy}")
     assert "not its export" in line or "no complete export" in line
     assert not os.path.exists(copy)
-    keras.utils.set_random_seed(0)
-    tower = build.build_tower(TrainConfig(workdir="unused", depth=8), DATASETS["cifar100"])
-    export.export_tower(tower, str(tmp_path / "f32"), sample_metadata())
+    _cifar_export(str(tmp_path / "f32"), "float32")
     line = program_error(
         capsys, program, f"--export_dir={tmp_path / 'f32'}", f"--float32_copy={copy}"
     )

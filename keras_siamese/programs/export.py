@@ -48,22 +48,18 @@ def run(flag_values: flags.FlagValues) -> int:
     try:
         if copy_dir:
             policy = export.write_float32_copy(export_dir, copy_dir)
+            done = (
+                f"Wrote {copy_dir}: the tower of {export_dir} ({policy}) computing in float32. "
+                f"Its metrics are the source's; keras-siamese eval --export={copy_dir} measures it."
+            )
+        elif export.add_saved_model(export_dir):
+            done = f"SavedModel written in {export_dir}."
         else:
-            written = export.add_saved_model(export_dir)
+            done = f"{export_dir} has its SavedModel."
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    if copy_dir:
-        print(
-            f"Wrote {copy_dir}: the tower of {export_dir} ({policy}) computing in float32. "
-            f"Its metrics are the source's; keras-siamese eval --export={copy_dir} measures it."
-        )
-    else:
-        print(
-            f"SavedModel written in {export_dir}."
-            if written
-            else f"{export_dir} has its SavedModel."
-        )
+    print(done)
     return 0
 
 
